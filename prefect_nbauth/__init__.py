@@ -1,0 +1,43 @@
+"""prefect_nbauth: authenticate to Prefect from Jupyter notebooks, correctly and safely.
+
+The core (this package's top level) never imports IPython or ipywidgets; the
+notebook layer (``%load_ext prefect_nbauth``, :mod:`prefect_nbauth.widgets`)
+loads them only when used.
+"""
+
+from __future__ import annotations
+
+from ._exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    NotPrefectServerError,
+    PrefectAuthError,
+    ServerUnreachableError,
+)
+from ._secrets import Secret, mask
+from ._session import login, logout, status
+from ._status import AuthMode, AuthStatus
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthMode",
+    "AuthStatus",
+    "AuthenticationError",
+    "ConfigurationError",
+    "NotPrefectServerError",
+    "PrefectAuthError",
+    "Secret",
+    "ServerUnreachableError",
+    "login",
+    "logout",
+    "mask",
+    "status",
+]
+
+
+def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%load_ext prefect_nbauth``: registers the magics (imports IPython only now)."""
+    from .magics import load_ipython_extension as _load
+
+    _load(ipython)

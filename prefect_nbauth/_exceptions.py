@@ -1,0 +1,47 @@
+"""The one exception hierarchy of prefect_nbauth.
+
+::
+
+    PrefectAuthError                 catch this to handle anything we raise
+    ├── ConfigurationError           bad input, found before any request is sent
+    ├── AuthenticationError          the server answered: this credential is not accepted
+    └── ServerUnreachableError       no usable answer: down, TLS failure, timeout
+        └── NotPrefectServerError    it answered, but it is not a Prefect API
+
+Every message says what happened and what to do next, and never contains a
+secret: values are shown masked (``pnu_****abcd``) or not at all.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PrefectAuthError",
+    "ConfigurationError",
+    "AuthenticationError",
+    "ServerUnreachableError",
+    "NotPrefectServerError",
+]
+
+
+class PrefectAuthError(Exception):
+    """Base class of every error prefect_nbauth raises."""
+
+
+class ConfigurationError(PrefectAuthError, ValueError):
+    """The input cannot work; detected before anything was sent to a server."""
+
+
+class AuthenticationError(PrefectAuthError):
+    """The server rejected the credential (HTTP 401/403 or a websocket close for auth)."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ServerUnreachableError(PrefectAuthError, ConnectionError):
+    """The API URL gave no usable answer: connection refused, DNS, TLS or timeout."""
+
+
+class NotPrefectServerError(ServerUnreachableError):
+    """Something answered at the URL, but it is not a Prefect API."""

@@ -1,0 +1,527 @@
+"""login(), logout() and status(): the credential in force for this whole process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import _prefect_seam as seam
+from ._exceptions import ConfigurationError, PrefectAuthError
+from ._inputs import (
+    Credential,
+    check_api_key,
+    check_api_url,
+    check_auth_string,
+    check_headers,
+    is_cloud_url,
+    plain_http_warning,
+)
+from ._secrets import Secret, mask
+from ._server import DEFAULT_TIMEOUT, probe_cloud, probe_server
+from ._sources import CREDENTIAL_SETTINGS, read_sources
+from ._status import AuthMode, AuthStatus, expiry_of, jwt_claims
+
+__all__ = ["login", "logout", "status"]
+
+logger = logging.getLogger("prefect_nbauth")
+
+# Login, logout and status may be called from cells, widget callbacks (threads)
+# and flows at once; one lock keeps "validate, then swap" atomic for each.
+_lock = threading.RLock()
+
+
+@dataclass
+class _Login:
+    original: Any  # the global SettingsContext before the first login()
+    installed: Any  # the one login() put in its place
+    credential: Credential
+    identity: str | None
+    workspace: str | None
+    server_version: str | None
+    server_auth: str | None
+    persisted_to: str | None  # profile name, when persist=True
+
+
+_current: _Login | None = None
+
+
+def _verify_setting(settings: Any) -> Any:
+    """TLS verification as Prefect's own client would do it."""
+    if settings.api.tls_insecure_skip_verify:
+        return False
+    cert_file = getattr(settings.api, "ssl_cert_file", None)
+    return str(cert_file) if cert_file else True
+
+
+def _base_context() -> Any:
+    """The settings that login() starts from: those in force before any login()."""
+    with _lock:
+        return _current.original if _current is not None else seam.global_settings_context()
+
+
+def login(
+    api_url: str | None = None,
+    *,
+    auth_string: str | Secret | None = None,
+    api_key: str | Secret | None = None,
+    headers: Mapping[str, str | Secret] | None = None,
+    workspace: str | None = None,
+    persist: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> AuthStatus:
+    """Log this process in to a Prefect API: validate first, then switch everything over.
+
+    Give one credential:
+
+    - ``auth_string="user:password"`` for a self-hosted server started with
+      ``PREFECT_SERVER_API_AUTH_STRING`` (sent as HTTP Basic, and raw on websockets);
+    - ``api_key="pnu_…"`` for Prefect Cloud, with ``workspace="account/workspace"``
+      when the key can use several (``api_url`` defaults to Cloud);
+    - ``headers={...}`` for a gateway in front of Prefect (Cloudflare Access, an
+      OAuth2 proxy, IAP); may be combined with an auth string or key when the
+      gateway wants its own headers besides Prefect's credential.
+
+    The credential is checked against the server before anything changes; on any
+    error the credential already in force stays exactly as it was. After success,
+    every ``get_client()``, ``@flow`` run, ``emit_event`` and events subscriber
+    created in this process uses the new credential, without a restart.
+    Nothing is written to disk unless ``persist=True``, which saves it to the
+    active Prefect profile (a file readable only by you).
+
+    Raises:
+        ConfigurationError: the input cannot work (found before any request).
+        AuthenticationError: the server rejected the credential.
+        ServerUnreachableError: no Prefect API answered at the URL
+            (``NotPrefectServerError`` when something else answered).
+    """
+    base = _base_context()
+    settings = base.settings
+    cloud_api_url = str(settings.cloud.api_url).rstrip("/")
+
+    secret_auth = check_auth_string(auth_string) if auth_string is not None else None
+    secret_key = check_api_key(api_key) if api_key is not None else None
+    secret_headers = check_headers(dict(headers) if headers is not None else None)
+    if secret_auth is not None and secret_key is not None:
+        raise ConfigurationError(
+            "Pass either auth_string (self-hosted server) or api_key (Prefect Cloud), not both: "
+            "Prefect would send only the auth string and ignore the key."
+        )
+    if any(n.lower() == "authorization" for n in secret_headers) and (secret_auth or secret_key):
+        raise ConfigurationError(
+            "headers contains an Authorization header, which would replace the "
+            f"{'auth string' if secret_auth else 'API key'} (Prefect sends the custom header "
+            "instead). Pass one of them."
+        )
+    if workspace is not None and secret_key is None:
+        raise ConfigurationError("workspace= is for Prefect Cloud and needs api_key=….")
+    if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
+        raise ConfigurationError("workspace must be a non-empty 'account/workspace' handle or id.")
+
+    if api_url is None:
+        api_url = cloud_api_url if secret_key is not None and not settings.api.url else settings.api.url
+        if secret_key is not None and api_url and not is_cloud_url(api_url, cloud_api_url):
+            # A key with a self-hosted URL from the environment is almost always
+            # "log me in to Cloud"; say so rather than sending the key there.
+            raise ConfigurationError(
+                f"An API key is for Prefect Cloud, but the API URL in force is {api_url}, "
+                "which is not Cloud. Pass api_url=None after unsetting PREFECT_API_URL, or "
+                "pass the Cloud workspace URL as api_url=…; for a self-hosted server use "
+                "auth_string='user:password'."
+            )
+    url = check_api_url(api_url)
+    cloud = is_cloud_url(url, cloud_api_url)
+    if secret_key is not None and not cloud:
+        raise ConfigurationError(
+            f"API keys are for Prefect Cloud, and {url} is not under Cloud's API "
+            f"({cloud_api_url}). A self-hosted server ignores Bearer keys: log in with "
+            "auth_string='user:password'; for a gateway pass headers={...}."
+        )
+    if secret_auth is not None and cloud:
+        raise ConfigurationError(
+            "Prefect Cloud does not use auth strings; log in with api_key='pnu_…' (or a "
+            "service account's 'pnb_…')."
+        )
+
+    credential = Credential(api_url=url, auth_string=secret_auth, api_key=secret_key,
+                            headers=secret_headers, workspace=workspace)
+    verify = _verify_setting(settings)
+    identity = workspace_handle = None
+    if secret_key is not None:
+        info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
+        credential = Credential(api_url=info.api_url, api_key=secret_key,
+                                headers=secret_headers, workspace=info.workspace_handle)
+        identity, workspace_handle, version, server_auth = (
+            info.identity, info.workspace_handle, info.version, "API key")
+    else:
+        server = probe_server(credential, verify=verify, timeout=timeout)
+        version = server.version
+        server_auth = None if server.auth_required is None else ("BASIC" if server.auth_required else "none")
+        identity = credential.username or _token_subject(credential)
+
+    with _lock:
+        global _current
+        original = _current.original if _current is not None else seam.global_settings_context()
+        installed = seam.settings_with_credential(
+            original,
+            api_url=credential.api_url,
+            auth_string=secret_auth.reveal() if secret_auth else None,
+            api_key=secret_key.reveal() if secret_key else None,
+            custom_headers={n: v.reveal() for n, v in secret_headers.items()},
+        )
+        persisted_to = _persist(credential) if persist else (
+            _current.persisted_to if _current is not None else None)
+        seam.install_global_settings_context(installed)
+        _current = _Login(original=original, installed=installed, credential=credential,
+                          identity=identity, workspace=workspace_handle, server_version=version,
+                          server_auth=server_auth, persisted_to=persisted_to)
+    seam.restart_background_services()
+    logger.info("logged in to %s as %s", credential.api_url, identity or "anonymous")
+    return status(check_server=False)
+
+
+def logout(*, forget: bool = False) -> AuthStatus:
+    """Go back to exactly the settings in force before the first :func:`login`.
+
+    With ``forget=True``, also remove the credential that ``login(persist=True)``
+    saved to the profile.
+    """
+    global _current
+    with _lock:
+        if _current is None:
+            if forget:
+                _forget_profile(seam.global_settings_context().profile.name)
+            return status(check_server=False)
+        login_state = _current
+        seam.install_global_settings_context(login_state.original)
+        _current = None
+        if forget:
+            _forget_profile(login_state.original.profile.name)
+    seam.restart_background_services()
+    logger.info("logged out of %s", login_state.credential.api_url)
+    return status(check_server=False)
+
+
+def _persist(credential: Credential) -> str:
+    """Save the credential to the active profile; the file is made owner-only first."""
+    from prefect.settings import get_current_settings
+    from prefect.settings.profiles import load_profiles, save_profiles
+
+    profile_name = _base_context().profile.name
+    path = Path(get_current_settings().profiles_path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Create or tighten the file BEFORE the secret is written into it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)
+        import json
+
+        profiles = load_profiles(include_defaults=False)
+        if profile_name not in profiles.names:
+            profiles = load_profiles()  # the active profile may only exist in Prefect's defaults
+        profiles.update_profile(profile_name, {
+            "PREFECT_API_URL": credential.api_url,
+            "PREFECT_API_AUTH_STRING": credential.auth_string.reveal() if credential.auth_string else None,
+            "PREFECT_API_KEY": credential.api_key.reveal() if credential.api_key else None,
+            "PREFECT_CLIENT_CUSTOM_HEADERS": json.dumps(
+                {n: v.reveal() for n, v in credential.headers.items()}) if credential.headers else None,
+        })
+        save_profiles(profiles)
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise PrefectAuthError(
+            f"Could not save the credential to profile {profile_name!r} in {path}: "
+            f"{exc.strerror or exc}. Nothing was changed; log in without persist=True, or fix "
+            "the file's permissions."
+        ) from None
+    return profile_name
+
+
+def _forget_profile(profile_name: str) -> None:
+    from prefect.settings.profiles import load_profiles, save_profiles
+
+    profiles = load_profiles(include_defaults=False)
+    if profile_name in profiles.names:
+        profiles.update_profile(profile_name, {
+            "PREFECT_API_AUTH_STRING": None, "PREFECT_API_KEY": None,
+            "PREFECT_CLIENT_CUSTOM_HEADERS": None,
+        })
+        save_profiles(profiles)
+
+
+def _token_subject(credential: Credential) -> str | None:
+    for value in credential.headers.values():
+        claims = jwt_claims(value.reveal())
+        if claims:
+            subject = claims.get("email") or claims.get("sub")
+            if subject:
+                return str(subject)
+    return None
+
+
+# --------------------------------------------------------------------- status
+
+
+def _reveal(value: Any) -> Any:
+    if value is None:
+        return None
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter else value
+
+
+def _effective_values(settings: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for spec in CREDENTIAL_SETTINGS:
+        node: Any = settings
+        for part in spec.path:
+            node = getattr(node, part)
+        value = _reveal(node)
+        if spec.name == "PREFECT_CLIENT_CUSTOM_HEADERS":
+            value = dict(value or {}) or None
+        values[spec.name] = value
+    return values
+
+
+def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
+    """What Prefect in this process sends right now, where it came from, and what is wrong.
+
+    Works whether or not :func:`login` was called: it reads the settings Prefect
+    actually uses (built at ``import prefect``, or replaced by ``login()``) and
+    compares them with the environment, ``.env``, ``prefect.toml``,
+    ``pyproject.toml`` and the active profile as they are now. With
+    ``check_server`` (the default) it also asks the server for its version and
+    whether it accepts the credential.
+    """
+    with _lock:
+        login_state = _current
+        context = seam.active_settings_context()
+        global_context = seam.global_settings_context()
+    settings = context.settings
+    values = _effective_values(settings)
+    url = values["PREFECT_API_URL"]
+    auth_string = values["PREFECT_API_AUTH_STRING"]
+    api_key = values["PREFECT_API_KEY"]
+    custom_headers: dict[str, str] = values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}
+    cloud_api_url = str(settings.cloud.api_url).rstrip("/")
+    warnings: list[str] = []
+
+    ours = login_state is not None and context is login_state.installed
+    if login_state is not None and global_context is not login_state.installed:
+        warnings.append(
+            "Something replaced the settings that login() installed (for example "
+            "prefect.context.refresh_global_settings_context()); Prefect no longer uses the "
+            "login. Log in again."
+        )
+    if seam.local_settings_context_active():
+        warnings.append(
+            "This code runs inside a Prefect settings context (a flow run, use_profile() or "
+            "temporary_settings()); shown are that context's settings, and login() changes "
+            "only the process-wide ones used outside it."
+        )
+
+    auth_header_name = next((n for n in custom_headers if n.lower() == "authorization"), None)
+    if auth_header_name:
+        mode = AuthMode.HEADERS
+    elif auth_string:
+        mode = AuthMode.BASIC
+    elif api_key:
+        mode = AuthMode.API_KEY
+    elif custom_headers:
+        mode = AuthMode.HEADERS
+    else:
+        mode = AuthMode.NONE
+
+    # Where each value came from.
+    profile_name = (login_state.original if login_state else global_context).profile.name
+    found = read_sources(profile_name)
+    sources: dict[str, str] = {}
+    for spec in CREDENTIAL_SETTINGS:
+        value = values[spec.name]
+        candidates = found[spec.name]
+        if value is None:
+            if candidates and not ours:
+                first = candidates[0]
+                warnings.append(
+                    f"{spec.name} is set in the {first.source}, but Prefect in this process does "
+                    "not use it: it was set after `import prefect`, which reads settings only "
+                    "once. Use prefect_nbauth.login(…) (or %prefect_login --from-env) instead "
+                    "of setting os.environ."
+                )
+            continue
+        if ours:
+            sources[spec.name] = "login()"
+            differing = [c for c in candidates if c.value != value]
+            if differing and differing[0].source == "environment variable":
+                warnings.append(
+                    f"{spec.name} in the environment differs from the login() credential. "
+                    "Prefect in this process uses the login, but programs you start from it "
+                    "(`!prefect …`, subprocesses) use the environment variable."
+                )
+            continue
+        matching = [c for c in candidates if c.value == value]
+        if candidates and candidates[0].value == value:
+            sources[spec.name] = candidates[0].source
+        elif matching:
+            sources[spec.name] = matching[0].source
+            shown = "(value hidden)" if spec.secret else repr(candidates[0].value)
+            warnings.append(
+                f"{spec.name} in the {candidates[0].source} {shown} differs from what Prefect "
+                f"sends, which comes from the {matching[0].source}: it was changed after "
+                "`import prefect`, so Prefect ignores it. Use prefect_nbauth.login(…) to switch."
+            )
+        else:
+            sources[spec.name] = "settings in force since import (no current source has this value)"
+            if candidates and candidates[0].source == "environment variable":
+                warnings.append(
+                    f"{spec.name} was changed in os.environ after `import prefect`; Prefect still "
+                    "sends the value it read at import. Use prefect_nbauth.login(…) to switch."
+                )
+
+    # Conflicts Prefect resolves silently.
+    if auth_string and api_key:
+        warnings.append(
+            f"Both an auth string ({sources.get('PREFECT_API_AUTH_STRING', 'set')}) and an API key "
+            f"({sources.get('PREFECT_API_KEY', 'set')}) are set. Prefect sends only the auth "
+            "string, as HTTP Basic, and ignores the API key. Unset the one you do not mean."
+        )
+    if auth_header_name and (auth_string or api_key):
+        replaced = "auth string" if auth_string else "API key"
+        warnings.append(
+            f"A custom {auth_header_name} header (PREFECT_CLIENT_CUSTOM_HEADERS) replaces the "
+            f"{replaced}: Prefect sends the custom header, not the {replaced}."
+        )
+    if os.environ.get("PREFECT_SERVER_API_AUTH_STRING") and not auth_string:
+        warnings.append(
+            "PREFECT_SERVER_API_AUTH_STRING is set in this environment but the client setting "
+            "PREFECT_API_AUTH_STRING is not. The SERVER setting only tells a server what to "
+            "require; clients send PREFECT_API_AUTH_STRING. Log in with auth_string=… instead."
+        )
+    if auth_string:
+        try:
+            check_auth_string(auth_string)
+        except ConfigurationError as exc:
+            warnings.append(f"The auth string in force cannot work: {exc}")
+    if api_key:
+        try:
+            check_api_key(api_key)
+        except ConfigurationError as exc:
+            warnings.append(f"The API key in force cannot work: {exc}")
+        if url and not is_cloud_url(url, cloud_api_url) and mode is AuthMode.API_KEY:
+            warnings.append(
+                f"An API key is set, but {url} is not Prefect Cloud ({cloud_api_url}). A "
+                "self-hosted server ignores Bearer keys; it wants PREFECT_API_AUTH_STRING."
+            )
+    if url and mode is not AuthMode.NONE and (warning := plain_http_warning(url)):
+        warnings.append(warning)
+    if settings.api.tls_insecure_skip_verify:
+        warnings.append(
+            "TLS certificate checks are off (PREFECT_API_TLS_INSECURE_SKIP_VERIFY): anyone who can "
+            "intercept the connection can read the credential. Point PREFECT_API_SSL_CERT_FILE "
+            "at your CA instead."
+        )
+    if not url:
+        if settings.server.ephemeral.enabled or getattr(settings.server, "allow_ephemeral_mode", False):
+            warnings.append(
+                "No PREFECT_API_URL is in force: Prefect starts a temporary local server for "
+                "this process, and nothing is authenticated. Log in to use a real server."
+            )
+        else:
+            warnings.append("No PREFECT_API_URL is in force; Prefect API calls will fail. Log in first.")
+
+    # Expiry and identity from tokens we can read.
+    expires_at = None
+    identity: str | None = None
+    for value in custom_headers.values():
+        claims = jwt_claims(str(value))
+        if claims:
+            expires_at = expiry_of(claims) or expires_at
+            identity = identity or (str(claims.get("email") or claims.get("sub") or "") or None)
+    if expires_at is not None:
+        now = datetime.now(timezone.utc)
+        if expires_at <= now:
+            warnings.append(
+                f"The token in the custom headers expired at {expires_at.isoformat(timespec='seconds')}; "
+                "requests will be rejected. Log in again with a fresh token."
+            )
+        elif expires_at - now < timedelta(minutes=5):
+            warnings.append(
+                f"The token in the custom headers expires soon ({expires_at.isoformat(timespec='seconds')})."
+            )
+
+    if mode is AuthMode.BASIC and auth_string:
+        identity = auth_string.split(":", 1)[0]
+        credential_text = f"auth string {identity}:****"
+    elif mode is AuthMode.API_KEY and api_key:
+        credential_text = f"API key {mask(api_key)}"
+    elif mode is AuthMode.HEADERS:
+        credential_text = "headers " + ", ".join(f"{n}={mask(str(v))}" for n, v in custom_headers.items())
+    else:
+        credential_text = "none"
+    if mode is AuthMode.BASIC and custom_headers:
+        credential_text += "; headers " + ", ".join(f"{n}={mask(str(v))}" for n, v in custom_headers.items())
+
+    workspace = server_version = server_auth = None
+    if ours and login_state is not None:
+        identity = login_state.identity or identity
+        workspace = login_state.workspace
+        server_version = login_state.server_version
+        server_auth = login_state.server_auth
+    if login_state is not None and login_state.persisted_to and ours:
+        sources["saved to"] = f"profile {login_state.persisted_to}"
+
+    if check_server and url:
+        probe_result = _probe_for_status(url, auth_string, api_key, custom_headers, settings,
+                                         cloud_api_url, timeout)
+        if isinstance(probe_result, str):
+            warnings.append(probe_result)
+        else:
+            server_version = probe_result.get("version") or server_version
+            server_auth = probe_result.get("auth") or server_auth
+            identity = probe_result.get("identity") or identity
+            workspace = probe_result.get("workspace") or workspace
+            if probe_result.get("auth") == "BASIC" and mode is AuthMode.NONE:
+                warnings.append(
+                    "The server requires an auth string (its /ui-settings says BASIC) but none is "
+                    "set here, so every request gets HTTP 401. Log in with auth_string=…."
+                )
+            if probe_result.get("auth") == "none" and mode is AuthMode.BASIC:
+                warnings.append(
+                    "The server does not check auth strings (its /ui-settings says auth is off): "
+                    "anyone who can reach it can use it."
+                )
+
+    return AuthStatus(
+        mode=mode, api_url=url, identity=identity, sources=sources, expires_at=expires_at,
+        warnings=tuple(dict.fromkeys(warnings)), server_version=server_version,
+        credential=credential_text, workspace=workspace, server_auth=server_auth,
+        logged_in=ours,
+    )
+
+
+def _probe_for_status(url: str, auth_string: str | None, api_key: str | None,
+                      custom_headers: dict[str, str], settings: Any, cloud_api_url: str,
+                      timeout: float) -> dict[str, Any] | str:
+    """Ask the server about the credential in force; a string is a warning."""
+    try:
+        headers = {n: Secret(str(v)) for n, v in custom_headers.items()}
+        credential = Credential(
+            api_url=url,
+            auth_string=Secret(auth_string) if auth_string else None,
+            api_key=Secret(api_key) if api_key and not auth_string else None,
+            headers=headers,
+        )
+        verify = _verify_setting(settings)
+        if credential.api_key is not None and is_cloud_url(url, cloud_api_url) and not headers:
+            info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
+            return {"version": info.version, "auth": "API key", "identity": info.identity,
+                    "workspace": info.workspace_handle}
+        server = probe_server(credential, verify=verify, timeout=timeout)
+        auth = None if server.auth_required is None else ("BASIC" if server.auth_required else "none")
+        return {"version": server.version, "auth": auth}
+    except PrefectAuthError as exc:
+        return f"Server check failed: {exc}"

@@ -47,6 +47,7 @@ class ServerInfo:
     api_url: str
     auth_required: bool | None  # from /ui-settings; None when the server does not say
     version: str | None
+    rejection: str | None = None  # why the credential was refused (raise_on_reject=False)
 
 
 @dataclass(frozen=True)
@@ -189,9 +190,14 @@ def _suggest_api_suffix(api_url: str, probe: _Probe) -> str:
     return ""
 
 
-def probe_server(credential: Credential, *, verify: Any = True,
-                 timeout: float = DEFAULT_TIMEOUT, check_credential: bool = True) -> ServerInfo:
-    """Check a self-hosted server (or a gateway in front of one) and the credential."""
+def probe_server(credential: Credential, *, verify: Any = True, timeout: float = DEFAULT_TIMEOUT,
+                 check_credential: bool = True, raise_on_reject: bool = True) -> ServerInfo:
+    """Check a self-hosted server (or a gateway in front of one) and the credential.
+
+    With ``raise_on_reject=False`` a refused credential is reported in
+    ``ServerInfo.rejection`` instead of raised, so a status check still learns
+    what the server enforces.
+    """
     api_url = credential.api_url
     with _Probe(credential, verify=verify, timeout=timeout) as probe:
         auth_required: bool | None = None
@@ -224,8 +230,10 @@ def probe_server(credential: Credential, *, verify: Any = True,
         if response.is_redirect:
             raise probe.redirect_error(url, response)
         if response.status_code in (401, 403):
-            raise AuthenticationError(_rejected_message(credential, response.status_code, auth_required),
-                                      status_code=response.status_code)
+            message = _rejected_message(credential, response.status_code, auth_required)
+            if not raise_on_reject:
+                return ServerInfo(api_url, auth_required, None, rejection=message)
+            raise AuthenticationError(message, status_code=response.status_code)
         if response.status_code >= 500:
             raise ServerUnreachableError(
                 f"{_endpoint(url)} answered HTTP {response.status_code}. If the server's "

@@ -489,6 +489,8 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
                     "The server requires an auth string (its /ui-settings says BASIC) but none is "
                     "set here, so every request gets HTTP 401. Log in with auth_string=…."
                 )
+            elif probe_result.get("rejection"):
+                warnings.append(f"The server rejects the credential in force: {probe_result['rejection']}")
             if probe_result.get("auth") == "none" and mode is AuthMode.BASIC:
                 warnings.append(
                     "The server does not check auth strings (its /ui-settings says auth is off): "
@@ -520,8 +522,8 @@ def _probe_for_status(url: str, auth_string: str | None, api_key: str | None,
             info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
             return {"version": info.version, "auth": "API key", "identity": info.identity,
                     "workspace": info.workspace_handle}
-        server = probe_server(credential, verify=verify, timeout=timeout)
+        server = probe_server(credential, verify=verify, timeout=timeout, raise_on_reject=False)
         auth = None if server.auth_required is None else ("BASIC" if server.auth_required else "none")
-        return {"version": server.version, "auth": auth}
+        return {"version": server.version, "auth": auth, "rejection": server.rejection}
     except PrefectAuthError as exc:
         return f"Server check failed: {exc}"

@@ -1,0 +1,86 @@
+"""Small probes used inside run_scenario subprocesses: what does Prefect itself do now?"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+
+def http_status(exc: BaseException) -> int | str:
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None):
+        return int(response.status_code)
+    return type(exc).__name__
+
+
+def read_flows_sync() -> int | str:
+    from prefect import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_flows(limit=1)
+        return 200
+    except Exception as exc:  # noqa: BLE001 - the status is the result
+        return http_status(exc)
+
+
+def read_flows_async() -> int | str:
+    from prefect import get_client
+
+    async def go() -> int | str:
+        try:
+            async with get_client() as client:
+                await client.read_flows(limit=1)
+            return 200
+        except Exception as exc:  # noqa: BLE001
+            return http_status(exc)
+
+    return asyncio.run(go())
+
+
+def run_flow() -> int | str:
+    from prefect import flow
+
+    @flow(name="nbauth-probe", persist_result=False)
+    def probe() -> int:
+        return 42
+
+    try:
+        return 200 if probe() == 42 else "wrong result"
+    except Exception as exc:  # noqa: BLE001
+        return http_status(exc)
+
+
+def events_roundtrip(timeout: float = 30) -> str:
+    """Subscribe with Prefect's own subscriber, emit with Prefect's emit_event, receive it."""
+    from prefect.events import emit_event
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    name = f"nbauth.probe.{uuid.uuid4().hex[:8]}"
+
+    async def go() -> str:
+        event_filter = EventFilter(event=EventNameFilter(prefix=[name]))
+        try:
+            async with get_events_subscriber(filter=event_filter, reconnection_attempts=0) as sub:
+                emit_event(event=name, resource={"prefect.resource.id": "nbauth.probe"})
+                event = await asyncio.wait_for(sub.__anext__(), timeout)
+                return "received" if event.event == name else f"wrong event {event.event}"
+        except asyncio.TimeoutError:
+            return "timeout"
+        except Exception as exc:  # noqa: BLE001
+            return f"{type(exc).__name__}"
+
+    return asyncio.run(go())
+
+
+def status_dict(**kwargs: Any) -> dict[str, Any]:
+    import prefect_nbauth
+
+    return prefect_nbauth.status(**kwargs).to_dict()
+
+
+def emit(result: Any) -> None:
+    print(json.dumps(result, default=str))

@@ -1,0 +1,76 @@
+"""Loud failures if a Prefect upgrade moves what prefect_nbauth relies on.
+
+Everything prefect_nbauth does beyond Prefect's documented API lives in
+``prefect_nbauth/_prefect_seam.py``. These tests pin each assumption so that an
+upgrade breaks here, with a clear name, rather than silently in a notebook.
+Each runs in a fresh interpreter: they swap process-global state.
+"""
+
+from __future__ import annotations
+
+
+def test_the_global_settings_context_is_what_every_client_reads(run_scenario):
+    result = run_scenario(
+        """
+        import base64, inspect
+        import prefect.context
+        from prefect.client.orchestration import PrefectClient, SyncPrefectClient, get_client
+        from prefect.settings import get_current_settings
+        from prefect_nbauth import _prefect_seam as seam
+        from scenario_helpers import emit
+
+        checks = {}
+        checks["global exists"] = hasattr(prefect.context, "GLOBAL_SETTINGS_CONTEXT")
+        checks["get() falls back to global"] = "GLOBAL_SETTINGS_CONTEXT" in inspect.getsource(
+            prefect.context.SettingsContext.get)
+        new = seam.settings_with_credential(
+            seam.global_settings_context(), api_url="http://127.0.0.1:9/api",
+            auth_string="u:p", api_key=None, custom_headers={"X-Gateway": "g"})
+        seam.install_global_settings_context(new)
+        checks["settings follow"] = get_current_settings().api.url == "http://127.0.0.1:9/api"
+        client = get_client(sync_client=True)
+        checks["sync client header"] = client._client.headers.get("Authorization") == (
+            "Basic " + base64.b64encode(b"u:p").decode())
+        aclient = get_client()
+        checks["async client header"] = aclient._client.headers.get("Authorization") == (
+            "Basic " + base64.b64encode(b"u:p").decode())
+        checks["custom header"] = aclient._client.headers.get("X-Gateway") == "g"
+        checks["local context detection"] = not seam.local_settings_context_active()
+        from prefect.settings import temporary_settings
+        with temporary_settings():
+            checks["local context detection inside"] = seam.local_settings_context_active()
+        emit(checks)
+        """
+    )
+    assert result == {k: True for k in result} and len(result) == 8, result
+
+
+def test_events_clients_take_their_credential_from_settings_at_creation(run_scenario):
+    result = run_scenario(
+        """
+        from prefect.events.clients import PrefectEventSubscriber, PrefectEventsClient
+        from prefect_nbauth import _prefect_seam as seam
+        from scenario_helpers import emit
+        seam.install_global_settings_context(seam.settings_with_credential(
+            seam.global_settings_context(), api_url="http://127.0.0.1:9/api",
+            auth_string="u:p", api_key=None, custom_headers={}))
+        emit({"publisher": PrefectEventsClient()._auth_token,
+              "subscriber": PrefectEventSubscriber()._auth_token})
+        """
+    )
+    assert result == {"publisher": "u:p", "subscriber": "u:p"}
+
+
+def test_background_services_can_be_drained_and_rebuilt(run_scenario):
+    result = run_scenario(
+        """
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+        from prefect_nbauth import _prefect_seam as seam
+        from scenario_helpers import emit
+        emit({"drain_all": all(callable(getattr(s, "drain_all", None)) for s in (EventsWorker, APILogWorker)),
+              "instances": all(isinstance(getattr(s, "_instances", None), dict) for s in (EventsWorker, APILogWorker)),
+              "restart": seam.restart_background_services() is None})
+        """
+    )
+    assert result == {"drain_all": True, "instances": True, "restart": True}

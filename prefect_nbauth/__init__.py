@@ -10,12 +10,23 @@ from __future__ import annotations
 from ._exceptions import (
     AuthenticationError,
     ConfigurationError,
+    CredentialProviderError,
     NotPrefectServerError,
     PrefectAuthError,
     ServerUnreachableError,
 )
+from ._providers import (
+    CallableToken,
+    CommandToken,
+    CredentialProvider,
+    EnvToken,
+    FileToken,
+    OAuth2ClientCredentials,
+    StaticToken,
+    Token,
+)
 from ._secrets import Secret, mask
-from ._session import login, logout, status
+from ._session import login, logout, refresh, status
 from ._status import AuthMode, AuthStatus
 
 __version__ = "0.1.0"
@@ -24,14 +35,24 @@ __all__ = [
     "AuthMode",
     "AuthStatus",
     "AuthenticationError",
+    "CallableToken",
+    "CommandToken",
     "ConfigurationError",
+    "CredentialProvider",
+    "CredentialProviderError",
+    "EnvToken",
+    "FileToken",
     "NotPrefectServerError",
+    "OAuth2ClientCredentials",
     "PrefectAuthError",
     "Secret",
     "ServerUnreachableError",
+    "StaticToken",
+    "Token",
     "login",
     "logout",
     "mask",
+    "refresh",
     "status",
 ]
 

@@ -5,6 +5,7 @@
     PrefectAuthError                 catch this to handle anything we raise
     ├── ConfigurationError           bad input, found before any request is sent
     ├── AuthenticationError          the server answered: this credential is not accepted
+    ├── CredentialProviderError      a token source failed (file, command, OAuth2 endpoint…)
     └── ServerUnreachableError       no usable answer: down, TLS failure, timeout
         └── NotPrefectServerError    it answered, but it is not a Prefect API
 
@@ -18,6 +19,7 @@ __all__ = [
     "PrefectAuthError",
     "ConfigurationError",
     "AuthenticationError",
+    "CredentialProviderError",
     "ServerUnreachableError",
     "NotPrefectServerError",
 ]
@@ -37,6 +39,10 @@ class AuthenticationError(PrefectAuthError):
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class CredentialProviderError(PrefectAuthError):
+    """A credential provider could not produce a usable token; its message names the provider."""
 
 
 class ServerUnreachableError(PrefectAuthError, ConnectionError):

@@ -141,3 +141,90 @@ def restart_background_services(timeout: float = 10.0) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prefect-nbauth") as pool:
         pool.submit(drain).result(timeout=timeout + 5)
+
+
+# ------------------------------------------------------------------ rotation
+#
+# Prefect has no hook for a per-request credential in the clients it creates
+# itself (a flow run's client, the events worker's). ``get_client(httpx_settings=
+# {"auth": ...})`` is the supported seam, but only for clients the user creates.
+# So the two httpx client classes Prefect builds all its clients from get our
+# httpx ``Auth`` as their default ``auth`` (a documented httpx extension point);
+# an explicit ``auth=`` passed by anyone still wins.
+
+_WRAPPED = "__prefect_nbauth_wrapped__"
+
+
+def install_client_auth(auth: Any) -> None:
+    """Make ``auth`` the default httpx Auth of every Prefect HTTP client created from now on."""
+    from prefect.client.base import PrefectHttpxAsyncClient, PrefectHttpxSyncClient
+
+    for cls in (PrefectHttpxAsyncClient, PrefectHttpxSyncClient):
+        original = cls.__init__
+        if getattr(original, _WRAPPED, False):
+            continue
+
+        def __init__(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> None:
+            kwargs.setdefault("auth", auth)
+            __original(self, *args, **kwargs)
+
+        setattr(__init__, _WRAPPED, True)
+        __init__.__wrapped__ = original  # type: ignore[attr-defined]
+        cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+def install_socket_refresh(refresh: Any) -> None:
+    """Call ``refresh(client)`` before every (re)connect of Prefect's events clients.
+
+    Prefect's events publisher and subscriber capture their credential (the
+    auth message token, the upgrade request's headers) when they are created and
+    reuse it on every reconnect. ``refresh`` updates those from the current
+    settings, so a reconnect after a rotation presents the new token.
+    """
+    from prefect.events.clients import PrefectEventsClient, PrefectEventSubscriber
+
+    for cls in (PrefectEventsClient, PrefectEventSubscriber):
+        original = cls._reconnect
+        if getattr(original, _WRAPPED, False):
+            continue
+
+        async def _reconnect(self: Any, __original: Any = original) -> None:
+            refresh(self)
+            await __original(self)
+
+        setattr(_reconnect, _WRAPPED, True)
+        _reconnect.__wrapped__ = original  # type: ignore[attr-defined]
+        cls._reconnect = _reconnect  # type: ignore[method-assign]
+
+
+def refresh_socket_client(client: Any, api_url: str) -> None:
+    """Point an events client's captured credential at the settings in force now."""
+    import base64
+
+    from prefect.events.clients import PrefectCloudEventsClient
+    from prefect.settings import get_current_settings
+
+    if getattr(client, "_api_url", None) != api_url:
+        return  # a client for some other server: not ours to touch
+    settings = get_current_settings()
+    auth_string = settings.api.auth_string.get_secret_value() if settings.api.auth_string else None
+    api_key = settings.api.key.get_secret_value() if settings.api.key else None
+    if hasattr(client, "_auth_token"):
+        client._auth_token = auth_string
+    if getattr(client, "_api_key", None) is not None and api_key:
+        client._api_key = api_key
+
+    connect = getattr(client, "_connect", None)
+    if connect is None:
+        return
+    headers = {k: v for k, v in dict(connect.additional_headers or {}).items()
+               if k.lower() != "authorization"}
+    if isinstance(client, PrefectCloudEventsClient) and api_key:
+        headers["Authorization"] = f"bearer {api_key}"
+    elif auth_string and hasattr(client, "_unconfirmed_events"):  # the publisher sends Basic too
+        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
+    for name, value in (settings.client.custom_headers or {}).items():
+        for existing in [k for k in headers if k.lower() == name.lower()]:
+            del headers[existing]
+        headers[name] = value
+    connect.additional_headers = headers

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Union
 
 from . import _prefect_seam as seam
-from ._exceptions import ConfigurationError, PrefectAuthError
+from ._auth import NbAuth
+from ._exceptions import ConfigurationError, CredentialProviderError, PrefectAuthError
 from ._inputs import (
     Credential,
     check_api_key,
@@ -21,12 +22,14 @@ from ._inputs import (
     is_cloud_url,
     plain_http_warning,
 )
+from ._providers import CredentialProvider, StaticToken, Token, as_provider
+from ._refresh import RefreshingToken
 from ._secrets import Secret, mask
 from ._server import DEFAULT_TIMEOUT, probe_cloud, probe_server
 from ._sources import CREDENTIAL_SETTINGS, read_sources
 from ._status import AuthMode, AuthStatus, expiry_of, jwt_claims
 
-__all__ = ["login", "logout", "status"]
+__all__ = ["login", "logout", "refresh", "status"]
 
 logger = logging.getLogger("prefect_nbauth")
 
@@ -38,13 +41,18 @@ _lock = threading.RLock()
 @dataclass
 class _Login:
     original: Any  # the global SettingsContext before the first login()
-    installed: Any  # the one login() put in its place
-    credential: Credential
+    installed: Any  # the one login() put in its place (replaced at each rotation)
+    credential: Credential  # as validated at login (initial token values)
     identity: str | None
     workspace: str | None
     server_version: str | None
     server_auth: str | None
     persisted_to: str | None  # profile name, when persist=True
+    tokens: dict[str, RefreshingToken] = field(default_factory=dict)  # slot -> token
+
+    @property
+    def rotating(self) -> bool:
+        return any(t.provider.refreshable for t in self.tokens.values())
 
 
 _current: _Login | None = None
@@ -64,15 +72,76 @@ def _base_context() -> Any:
         return _current.original if _current is not None else seam.global_settings_context()
 
 
+# Slots a credential can occupy; headers are "header:<Name>".
+_AUTH = "auth string"
+_KEY = "API key"
+
+
+def _header_slot(name: str) -> str:
+    return f"header {name}"
+
+
+SecretInput = Union[str, Secret, CredentialProvider, Callable[[], Any]]
+
+
+def _token_for(slot: str, value: SecretInput, check: Callable[[Any], Any],
+               margin: float | None) -> RefreshingToken:
+    """Wrap a secret in a RefreshingToken, fetch it once and check the value it gives."""
+    if isinstance(value, (str, Secret)):
+        check(value)  # a plain value: validate before wrapping, with the plain message
+    provider = as_provider(value)
+    token = RefreshingToken(provider, slot=slot, margin=margin, on_refresh=_on_refresh)
+    initial = token.fetch_initial()
+    try:
+        check(initial.value)
+    except ConfigurationError as exc:
+        if isinstance(provider, StaticToken):
+            raise
+        raise ConfigurationError(f"The {slot} from {provider.describe()} is unusable: {exc}") from None
+    return token
+
+
+def _header_value(name: str, token: Token) -> str:
+    value = token.value.reveal()
+    # A provider of a bearer token for the Authorization header gives the bare
+    # token; an explicit scheme ("Bearer x", "Basic y") is kept as given.
+    if name.lower() == "authorization" and " " not in value:
+        return f"Bearer {value}"
+    return value
+
+
+def _credential_from(url: str, tokens: dict[str, RefreshingToken], workspace: str | None) -> Credential:
+    headers = {slot[len("header "):]: Secret(_header_value(slot[len("header "):], t.token))
+               for slot, t in tokens.items() if slot.startswith("header ")}
+    return Credential(
+        api_url=url,
+        auth_string=tokens[_AUTH].token.value if _AUTH in tokens else None,
+        api_key=tokens[_KEY].token.value if _KEY in tokens else None,
+        headers=headers,
+        workspace=workspace,
+    )
+
+
+def _settings_for(original: Any, credential: Credential) -> Any:
+    return seam.settings_with_credential(
+        original,
+        api_url=credential.api_url,
+        auth_string=credential.auth_string.reveal() if credential.auth_string else None,
+        api_key=credential.api_key.reveal() if credential.api_key else None,
+        custom_headers={n: v.reveal() for n, v in credential.headers.items()},
+    )
+
+
 def login(
     api_url: str | None = None,
     *,
-    auth_string: str | Secret | None = None,
-    api_key: str | Secret | None = None,
-    headers: Mapping[str, str | Secret] | None = None,
+    auth_string: SecretInput | None = None,
+    api_key: SecretInput | None = None,
+    headers: Mapping[str, SecretInput] | None = None,
     workspace: str | None = None,
     persist: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
+    refresh_margin: float | None = None,
 ) -> AuthStatus:
     """Log this process in to a Prefect API: validate first, then switch everything over.
 
@@ -86,15 +155,24 @@ def login(
       OAuth2 proxy, IAP); may be combined with an auth string or key when the
       gateway wants its own headers besides Prefect's credential.
 
+    Each secret may be a string or a credential provider (``EnvToken``,
+    ``FileToken``, ``CommandToken``, ``CallableToken`` or a plain function,
+    ``OAuth2ClientCredentials``). Provided tokens are refreshed ``refresh_margin``
+    seconds before they expire (default: a quarter of their lifetime, at most a
+    minute) and once on HTTP 401; every Prefect client in the process, including
+    ones already open, follows.
+
     The credential is checked against the server before anything changes; on any
     error the credential already in force stays exactly as it was. After success,
     every ``get_client()``, ``@flow`` run, ``emit_event`` and events subscriber
     created in this process uses the new credential, without a restart.
     Nothing is written to disk unless ``persist=True``, which saves it to the
-    active Prefect profile (a file readable only by you).
+    active Prefect profile (a file readable only by you; a provider is saved as
+    its current value, which will not be refreshed there).
 
     Raises:
         ConfigurationError: the input cannot work (found before any request).
+        CredentialProviderError: a provider could not produce a token.
         AuthenticationError: the server rejected the credential.
         ServerUnreachableError: no Prefect API answered at the URL
             (``NotPrefectServerError`` when something else answered).
@@ -103,58 +181,75 @@ def login(
     settings = base.settings
     cloud_api_url = str(settings.cloud.api_url).rstrip("/")
 
-    secret_auth = check_auth_string(auth_string) if auth_string is not None else None
-    secret_key = check_api_key(api_key) if api_key is not None else None
-    secret_headers = check_headers(dict(headers) if headers is not None else None)
-    if secret_auth is not None and secret_key is not None:
+    if auth_string is not None and api_key is not None:
         raise ConfigurationError(
             "Pass either auth_string (self-hosted server) or api_key (Prefect Cloud), not both: "
             "Prefect would send only the auth string and ignore the key."
         )
-    if any(n.lower() == "authorization" for n in secret_headers) and (secret_auth or secret_key):
+    if headers is not None and not isinstance(headers, Mapping):
+        check_headers(headers)  # raises the explanatory error
+    header_items = dict(headers or {})
+    static_headers = {n: v for n, v in header_items.items() if isinstance(v, (str, Secret))}
+    check_headers(static_headers)  # names and plain values, before anything runs
+    for name in header_items:
+        check_headers({name: "x"})  # provider-backed header names too
+    if any(n.lower() == "authorization" for n in header_items) and (auth_string or api_key):
         raise ConfigurationError(
             "headers contains an Authorization header, which would replace the "
-            f"{'auth string' if secret_auth else 'API key'} (Prefect sends the custom header "
+            f"{'auth string' if auth_string else 'API key'} (Prefect sends the custom header "
             "instead). Pass one of them."
         )
-    if workspace is not None and secret_key is None:
+    if workspace is not None and api_key is None:
         raise ConfigurationError("workspace= is for Prefect Cloud and needs api_key=….")
     if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
         raise ConfigurationError("workspace must be a non-empty 'account/workspace' handle or id.")
+    if refresh_margin is not None and refresh_margin < 0:
+        raise ConfigurationError("refresh_margin must be zero or more seconds.")
 
     if api_url is None:
-        api_url = cloud_api_url if secret_key is not None and not settings.api.url else settings.api.url
-        if secret_key is not None and api_url and not is_cloud_url(api_url, cloud_api_url):
+        api_url = cloud_api_url if api_key is not None and not settings.api.url else settings.api.url
+        if api_key is not None and api_url and not is_cloud_url(api_url, cloud_api_url):
             # A key with a self-hosted URL from the environment is almost always
             # "log me in to Cloud"; say so rather than sending the key there.
             raise ConfigurationError(
                 f"An API key is for Prefect Cloud, but the API URL in force is {api_url}, "
-                "which is not Cloud. Pass api_url=None after unsetting PREFECT_API_URL, or "
-                "pass the Cloud workspace URL as api_url=…; for a self-hosted server use "
-                "auth_string='user:password'."
+                "which is not Cloud. Pass the Cloud workspace URL as api_url=…; for a "
+                "self-hosted server use auth_string='user:password'."
             )
     url = check_api_url(api_url)
     cloud = is_cloud_url(url, cloud_api_url)
-    if secret_key is not None and not cloud:
+    if api_key is not None and not cloud:
         raise ConfigurationError(
             f"API keys are for Prefect Cloud, and {url} is not under Cloud's API "
             f"({cloud_api_url}). A self-hosted server ignores Bearer keys: log in with "
             "auth_string='user:password'; for a gateway pass headers={...}."
         )
-    if secret_auth is not None and cloud:
+    if auth_string is not None and cloud:
         raise ConfigurationError(
             "Prefect Cloud does not use auth strings; log in with api_key='pnu_…' (or a "
             "service account's 'pnb_…')."
         )
 
-    credential = Credential(api_url=url, auth_string=secret_auth, api_key=secret_key,
-                            headers=secret_headers, workspace=workspace)
+    # Fetch every token once (providers run here) and check what they gave.
+    tokens: dict[str, RefreshingToken] = {}
+    try:
+        if auth_string is not None:
+            tokens[_AUTH] = _token_for(_AUTH, auth_string, check_auth_string, refresh_margin)
+        if api_key is not None:
+            tokens[_KEY] = _token_for(_KEY, api_key, check_api_key, refresh_margin)
+        for name, value in header_items.items():
+            tokens[_header_slot(name)] = _token_for(
+                _header_slot(name), value, lambda v, n=name: check_headers({n: v}), refresh_margin)
+    except CredentialProviderError as exc:
+        raise CredentialProviderError(f"{exc} Nothing was changed.") from None
+
+    credential = _credential_from(url, tokens, workspace)
     verify = _verify_setting(settings)
     identity = workspace_handle = None
-    if secret_key is not None:
+    if _KEY in tokens:
         info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
-        credential = Credential(api_url=info.api_url, api_key=secret_key,
-                                headers=secret_headers, workspace=info.workspace_handle)
+        credential = Credential(api_url=info.api_url, api_key=credential.api_key,
+                                headers=credential.headers, workspace=info.workspace_handle)
         identity, workspace_handle, version, server_auth = (
             info.identity, info.workspace_handle, info.version, "API key")
     else:
@@ -165,22 +260,136 @@ def login(
 
     with _lock:
         global _current
-        original = _current.original if _current is not None else seam.global_settings_context()
-        installed = seam.settings_with_credential(
-            original,
-            api_url=credential.api_url,
-            auth_string=secret_auth.reveal() if secret_auth else None,
-            api_key=secret_key.reveal() if secret_key else None,
-            custom_headers={n: v.reveal() for n, v in secret_headers.items()},
-        )
+        previous = _current
+        original = previous.original if previous is not None else seam.global_settings_context()
+        installed = _settings_for(original, credential)
         persisted_to = _persist(credential) if persist else (
-            _current.persisted_to if _current is not None else None)
+            previous.persisted_to if previous is not None else None)
+        new_login = _Login(original=original, installed=installed, credential=credential,
+                           identity=identity, workspace=workspace_handle, server_version=version,
+                           server_auth=server_auth, persisted_to=persisted_to, tokens=tokens)
+        if new_login.rotating:
+            seam.install_client_auth(_NB_AUTH)
+            seam.install_socket_refresh(_refresh_socket)
         seam.install_global_settings_context(installed)
-        _current = _Login(original=original, installed=installed, credential=credential,
-                          identity=identity, workspace=workspace_handle, server_version=version,
-                          server_auth=server_auth, persisted_to=persisted_to)
+        _current = new_login
+    if previous is not None:
+        _stop_tokens(previous)
+    for token in tokens.values():
+        token.start()
     seam.restart_background_services()
     logger.info("logged in to %s as %s", credential.api_url, identity or "anonymous")
+    return status(check_server=False)
+
+
+def _stop_tokens(login_state: _Login) -> None:
+    for token in login_state.tokens.values():
+        token.stop()
+
+
+def _on_refresh(token: RefreshingToken, new: Token) -> None:
+    """A token was refreshed: make the settings (hence new clients and sockets) carry it."""
+    with _lock:
+        login_state = _current
+        if login_state is None or token not in login_state.tokens.values():
+            return  # a token of a login that has since been replaced
+        credential = _credential_from(login_state.credential.api_url, login_state.tokens,
+                                      login_state.credential.workspace)
+        installed = _settings_for(login_state.original, credential)
+        was_in_force = seam.global_settings_context() is login_state.installed
+        login_state.installed = installed
+        if was_in_force:
+            seam.install_global_settings_context(installed)
+    # The events worker keeps its connection; it presents the new token on its
+    # next reconnect (install_socket_refresh), so nothing needs restarting here.
+
+
+def _refresh_socket(client: Any) -> None:
+    login_state = _current
+    if login_state is not None and login_state.rotating:
+        seam.refresh_socket_client(client, login_state.credential.api_url)
+
+
+class _Rotation:
+    """What NbAuth needs from the active login: apply current tokens, refresh on 401."""
+
+    def __init__(self, login_state: _Login) -> None:
+        self.login = login_state
+        self.api_url = login_state.credential.api_url.rstrip("/")
+
+    def covers(self, request: Any) -> bool:
+        return str(request.url).startswith(self.api_url)
+
+    def needs_refresh(self) -> bool:
+        return any(t.token.expired() for t in self.login.tokens.values() if t.provider.refreshable)
+
+    def ensure_fresh(self) -> None:
+        for t in self.login.tokens.values():
+            t.current()
+
+    def apply(self, request: Any) -> dict[str, Token]:
+        used = {slot: t.token for slot, t in self.login.tokens.items()}
+        credential = _credential_from(self.api_url, self.login.tokens, None)
+        auth = credential.authorization()
+        if auth is not None:
+            request.headers["Authorization"] = auth
+        for name, value in credential.headers.items():
+            request.headers[name] = value.reveal()
+        return used
+
+    def refresh_after_rejection(self, used: dict[str, Token]) -> bool:
+        """Refresh every refreshable token that was used; True when any changed."""
+        changed = False
+        for slot, token in self.login.tokens.items():
+            if not token.provider.refreshable:
+                continue
+            before = used.get(slot)
+            try:
+                new = token.refresh(stale=before, reason="HTTP 401")
+            except CredentialProviderError:
+                continue
+            changed = changed or new is not before
+        return changed
+
+    def rejected_twice_message(self) -> str:
+        sources = ", ".join(f"the {t.slot} from {t.provider.describe()}"
+                            for t in self.login.tokens.values() if t.provider.refreshable)
+        return (f"{self.api_url} rejected a freshly refreshed credential (HTTP 401 twice): "
+                f"{sources}. The provider returns tokens the server does not accept; check "
+                "its configuration, then call prefect_nbauth.refresh() or log in again.")
+
+
+def _active_rotation() -> _Rotation | None:
+    with _lock:
+        login_state = _current
+        if login_state is None or not login_state.rotating:
+            return None
+        if seam.global_settings_context() is not login_state.installed:
+            return None  # somebody replaced our settings; do not fight them
+    return _Rotation(login_state)
+
+
+_NB_AUTH = NbAuth(_active_rotation)
+
+
+def refresh() -> AuthStatus:
+    """Refresh the credential now, whatever its expiry, and check it against the server.
+
+    Raises:
+        ConfigurationError: not logged in with :func:`login`.
+        CredentialProviderError: a provider failed and no valid token is left.
+        AuthenticationError: the server rejects the refreshed credential.
+    """
+    login_state = _current
+    if login_state is None:
+        raise ConfigurationError("Nothing to refresh: log in first with prefect_nbauth.login(…).")
+    for token in login_state.tokens.values():
+        if token.provider.refreshable:
+            token.refresh(reason="forced")
+    credential = _credential_from(login_state.credential.api_url, login_state.tokens,
+                                  login_state.credential.workspace)
+    if _KEY not in login_state.tokens:
+        probe_server(credential, verify=_verify_setting(login_state.original.settings))
     return status(check_server=False)
 
 
@@ -199,6 +408,8 @@ def logout(*, forget: bool = False) -> AuthStatus:
         login_state = _current
         seam.install_global_settings_context(login_state.original)
         _current = None
+    _stop_tokens(login_state)
+    with _lock:
         if forget:
             _forget_profile(login_state.original.profile.name)
     seam.restart_background_services()
@@ -441,7 +652,20 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
         if claims:
             expires_at = expiry_of(claims) or expires_at
             identity = identity or (str(claims.get("email") or claims.get("sub") or "") or None)
-    if expires_at is not None:
+    rotating = bool(ours and login_state is not None and login_state.rotating)
+    if ours and login_state is not None:
+        for token in login_state.tokens.values():
+            info = token.snapshot()
+            token_expiry = info["expires_at"]
+            if isinstance(token_expiry, datetime):
+                expires_at = token_expiry if expires_at is None else min(expires_at, token_expiry)
+            if info["last_error"]:
+                warnings.append(
+                    f"Refreshing the {info['slot']} from {info['provider']} failed "
+                    f"({info['failures']} time(s)): {info['last_error']} The previous token stays "
+                    "in use while it is valid; retries continue in the background."
+                )
+    if expires_at is not None and not rotating:
         now = datetime.now(timezone.utc)
         if expires_at <= now:
             warnings.append(

@@ -751,3 +751,83 @@ def _probe_for_status(url: str, auth_string: str | None, api_key: str | None,
         return {"version": server.version, "auth": auth, "rejection": server.rejection}
     except PrefectAuthError as exc:
         return f"Server check failed: {exc}"
+
+
+# ----------------------------------------------------------- websocket credentials
+
+
+@dataclass(frozen=True)
+class SocketCredential:
+    """What a websocket to the Prefect API must present right now.
+
+    ``headers`` go on the HTTP upgrade request (Basic/Bearer Authorization and any
+    gateway headers); ``auth_token`` is the raw token of Prefect's first
+    ``{"type": "auth", "token": …}`` message (the auth string, or the Cloud key).
+    ``generation`` identifies this credential for :func:`refresh_socket_credential`.
+    """
+
+    api_url: str | None
+    headers: dict[str, str]
+    auth_token: str | None
+    generation: tuple[int, ...]
+
+    def __repr__(self) -> str:
+        return (f"SocketCredential(api_url={self.api_url!r}, headers={sorted(self.headers)}, "
+                f"auth_token={'<set>' if self.auth_token else None})")
+
+
+def socket_credential() -> SocketCredential:
+    """The credential a websocket connecting now must use (login, rotation or plain settings)."""
+    import base64
+
+    from prefect.settings import get_current_settings
+
+    with _lock:
+        login_state = _current
+    if login_state is not None and login_state.rotating:
+        for token in login_state.tokens.values():
+            token.current()  # refresh first if it already expired
+    settings = get_current_settings()
+    values = _effective_values(settings)
+    url = values["PREFECT_API_URL"]
+    auth_string = values["PREFECT_API_AUTH_STRING"]
+    api_key = values["PREFECT_API_KEY"]
+    headers: dict[str, str] = {}
+    if auth_string:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
+    elif api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    for name, value in (values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}).items():
+        for existing in [k for k in headers if k.lower() == name.lower()]:
+            del headers[existing]
+        headers[name] = str(value)
+    generation = tuple(t.generation for t in login_state.tokens.values()) if login_state else ()
+    return SocketCredential(api_url=url, headers=headers, auth_token=auth_string or api_key,
+                            generation=generation)
+
+
+def refresh_socket_credential(used: SocketCredential) -> bool:
+    """A websocket was refused for auth with ``used``: refresh once (single flight).
+
+    Returns True when a different credential is now available (retry with
+    :func:`socket_credential`), False when nothing refreshable changed (give up
+    with ``AuthenticationError``).
+    """
+    with _lock:
+        login_state = _current
+    if login_state is None or not login_state.rotating:
+        return socket_credential().generation != used.generation or \
+            socket_credential().headers != used.headers
+    changed = False
+    for index, token in enumerate(login_state.tokens.values()):
+        if not token.provider.refreshable:
+            continue
+        if index < len(used.generation) and token.generation != used.generation[index]:
+            changed = True  # already refreshed by someone else
+            continue
+        before = token.token
+        try:
+            changed = token.refresh(stale=before, reason="websocket closed for auth") is not before or changed
+        except CredentialProviderError:
+            continue
+    return changed

@@ -1,0 +1,138 @@
+"""Shared fixtures: real Prefect servers and isolated scenario subprocesses."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from constants import AUTH_STRING  # noqa: F401  (re-exported for tests)
+from servers import PrefectServer, isolated_env
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TESTS_DIR = Path(__file__).resolve().parent
+
+RunScenario = Callable[..., Any]
+
+
+def _server_fixture(tmp_path_factory: pytest.TempPathFactory, name: str, auth: str | None):
+    server = PrefectServer(tmp_path_factory.mktemp(name), auth_string=auth)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A real Prefect server enforcing ``PREFECT_SERVER_API_AUTH_STRING=AUTH_STRING``."""
+    yield from _server_fixture(tmp_path_factory, "auth-server-home", AUTH_STRING)
+
+
+@pytest.fixture(scope="session")
+def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A real Prefect server without authentication."""
+    yield from _server_fixture(tmp_path_factory, "open-server-home", None)
+
+
+def _tail(text: str, n: int = 4000) -> str:
+    return text if len(text) <= n else "...\n" + text[-n:]
+
+
+def scenario_env(home: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """os.environ minus every PREFECT_*, plus an isolated PREFECT_HOME and no ephemeral server."""
+    result = isolated_env(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
+        PYTHONUNBUFFERED="1",
+    )
+    # Scenario code may import the test helpers (cloud_gateway, servers, constants).
+    result["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH", "")) if p
+    )
+    result.update(env or {})
+    return result
+
+
+@pytest.fixture
+def run_scenario(tmp_path: Path) -> RunScenario:
+    """Run Python ``code`` in a fresh interpreter with an isolated Prefect environment.
+
+    ``run_scenario(code, *, env=None, cwd=None, timeout=180)``: the code is dedented and
+    written to a file; it must print its result as JSON on the LAST stdout line, which is
+    parsed and returned. A non-zero exit, a timeout or an unparsable last line raises
+    AssertionError with the tails of stdout and stderr. Each call gets its own fresh
+    PREFECT_HOME and (by default) its own empty working directory, so no ``.env``,
+    ``prefect.toml`` or ``pyproject.toml`` of the repository is picked up.
+    """
+    counter = itertools.count(1)
+
+    def run(
+        code: str,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 180,
+    ) -> Any:
+        n = next(counter)
+        root = tmp_path / f"scenario-{n}"
+        home = root / "prefect-home"
+        work = root / "cwd"
+        home.mkdir(parents=True)
+        work.mkdir()
+        script = root / "scenario.py"
+        script.write_text(textwrap.dedent(code))
+
+        proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            cwd=str(cwd or work),
+            env=scenario_env(home, env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            out, err = proc.communicate()
+            raise AssertionError(
+                f"scenario timed out after {timeout}s\n--- stdout ---\n{_tail(out)}"
+                f"\n--- stderr ---\n{_tail(err)}"
+            ) from None
+        except BaseException:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            raise
+        if proc.returncode != 0:
+            raise AssertionError(
+                f"scenario exited with {proc.returncode}\n--- stdout ---\n{_tail(out)}"
+                f"\n--- stderr ---\n{_tail(err)}"
+            )
+        lines = [line for line in out.splitlines() if line.strip()]
+        try:
+            return json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise AssertionError(
+                "scenario did not print JSON on its last stdout line\n--- stdout ---\n"
+                f"{_tail(out)}\n--- stderr ---\n{_tail(err)}"
+            ) from None
+
+    return run

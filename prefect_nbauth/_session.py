@@ -414,7 +414,8 @@ def logout(*, forget: bool = False) -> AuthStatus:
             _forget_profile(login_state.original.profile.name)
     seam.restart_background_services()
     logger.info("logged out of %s", login_state.credential.api_url)
-    return status(check_server=False)
+    # Ask the server: after a logout the interesting news is often "it now says 401".
+    return status(check_server=True)
 
 
 def _persist(credential: Credential) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,9 +68,21 @@ def _lookup(table: dict[str, Any], spec: SettingSpec) -> Any:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError):
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    try:
+        import tomllib  # Python 3.11+
+
+        return tomllib.loads(text)
+    except ImportError:  # Python 3.10: Prefect itself depends on `toml`
+        import toml
+
+        try:
+            return dict(toml.loads(text))
+        except toml.TomlDecodeError:
+            return {}
+    except ValueError:  # tomllib.TOMLDecodeError
         return {}
 
 

@@ -40,7 +40,8 @@ class NbAuth(httpx.Auth):
             return
         if not rotation.refresh_after_rejection(used):
             return  # nothing refreshable: Prefect raises its usual 401 error
-        response.close()
+        # No response.close() here: httpx reads the rejected response into the
+        # history itself once the flow yields the retry.
         used = rotation.apply(request)
         response = yield request
         if response.status_code == 401:
@@ -63,7 +64,6 @@ class NbAuth(httpx.Auth):
         refreshed = await anyio.to_thread.run_sync(rotation.refresh_after_rejection, used)
         if not refreshed:
             return
-        await response.aclose()
         used = rotation.apply(request)
         response = yield request
         if response.status_code == 401:

@@ -74,3 +74,31 @@ def test_background_services_can_be_drained_and_rebuilt(run_scenario):
         """
     )
     assert result == {"drain_all": True, "instances": True, "restart": True}
+
+
+def test_rotation_seams_exist(run_scenario):
+    result = run_scenario(
+        """
+        import inspect
+        from prefect.client.base import PrefectHttpxAsyncClient, PrefectHttpxSyncClient
+        from prefect.events.clients import PrefectEventsClient, PrefectEventSubscriber
+        from prefect_nbauth import _prefect_seam as seam
+        from prefect_nbauth._auth import NbAuth
+        from scenario_helpers import emit
+        checks = {}
+        for cls in (PrefectEventsClient, PrefectEventSubscriber):
+            checks[cls.__name__ + "._reconnect"] = inspect.iscoroutinefunction(cls._reconnect)
+            client = cls(api_url="http://127.0.0.1:9/api")
+            checks[cls.__name__ + " attrs"] = all(
+                hasattr(client, a) for a in ("_connect", "_auth_token", "_api_url"))
+            checks[cls.__name__ + " headers"] = hasattr(client._connect, "additional_headers")
+        auth = NbAuth(lambda: None)
+        seam.install_client_auth(auth)
+        seam.install_client_auth(auth)  # idempotent
+        checks["async auth"] = PrefectHttpxAsyncClient(base_url="http://x").auth is auth
+        checks["sync auth"] = PrefectHttpxSyncClient(base_url="http://x").auth is auth
+        checks["explicit auth wins"] = PrefectHttpxSyncClient(auth=("a", "b")).auth is not auth
+        emit(checks)
+        """
+    )
+    assert result == {k: True for k in result} and len(result) == 9, result

@@ -195,3 +195,30 @@ emit({"outcome": outcome, "secret": gateway.client_secret in outcome})
 """)
     assert "rejected a freshly refreshed credential" in result["outcome"]
     assert result["secret"] is False
+
+
+def test_events_clients_present_the_current_token_on_their_next_connect(auth_server, run_scenario):
+    result = run_scenario(prelude(auth_server) + """
+import uuid
+from prefect.events import Event
+from prefect.events.clients import PrefectEventsClient, get_events_subscriber
+from prefect.events.filters import EventFilter, EventNameFilter
+
+name = f"nbauth.rotation.{uuid.uuid4().hex[:8]}"
+# Both created now, with the token of this moment captured inside them...
+publisher = PrefectEventsClient()
+subscriber = get_events_subscriber(filter=EventFilter(event=EventNameFilter(prefix=[name])),
+                                   reconnection_attempts=0)
+start = gateway.issued
+wait_for(lambda: gateway.issued >= start + 2)   # ...which has expired by now.
+
+async def go():
+    async with subscriber as sub:
+        async with publisher as pub:
+            await pub.emit(Event(event=name, resource={"prefect.resource.id": "nbauth.rotation"}))
+        received = await asyncio.wait_for(sub.__anext__(), 30)
+        return received.event
+
+emit({"received": asyncio.run(go()) == name, "rejected": gateway.counters()["rejected"]})
+""")
+    assert result["received"] is True, result

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -52,10 +53,19 @@ class RefreshingToken:
         self.failures = 0
         self.last_error: str | None = None
         self.last_refresh_at: datetime | None = None
+        self._fetch_seconds = 0.0  # slowest recent provider fetch, decayed
 
     # ----------------------------------------------------------------- access
+    def _timed_fetch(self) -> Token:
+        started = time.monotonic()
+        try:
+            return self.provider.fetch()
+        finally:
+            took = time.monotonic() - started
+            self._fetch_seconds = max(took, self._fetch_seconds * 0.8)
+
     def fetch_initial(self) -> Token:
-        token = self.provider.fetch()
+        token = self._timed_fetch()
         with self._cond:
             self._token = token
             self.generation = 1
@@ -75,12 +85,20 @@ class RefreshingToken:
         return token
 
     def margin_for(self, token: Token) -> float:
+        """How long before expiry the background refresh runs.
+
+        Early enough that a fetch finishes before the old token ends (three
+        times the slowest recent fetch, and at least 5 % of the lifetime for
+        clock skew and requests in flight), late enough that each token is
+        used for nearly all of its life: one refresh per expiry, not more.
+        At most a minute; at most half the lifetime. A request that still
+        meets the expiry gets a 401, which the single-flight refresh absorbs.
+        """
         if self.margin is not None:
             return self.margin
-        lifetime = token.remaining(token.obtained_at)
-        # A quarter of the lifetime, at most a minute: a 2 s token refreshes at
-        # 1.5 s, a one-hour token one minute before it ends.
-        return min(60.0, max(0.0, (lifetime or 0) * 0.25))
+        lifetime = max(0.0, token.remaining(token.obtained_at) or 0.0)
+        margin = max(0.05 * lifetime, 3 * self._fetch_seconds, 0.05)
+        return min(60.0, margin, 0.5 * lifetime)
 
     # ---------------------------------------------------------------- refresh
     def refresh(self, *, stale: Token | None = None, reason: str = "forced") -> Token:
@@ -99,7 +117,7 @@ class RefreshingToken:
                     f"previous token has expired: {self.last_error}")
             self._refreshing = True
         try:
-            token = self.provider.fetch()
+            token = self._timed_fetch()
         except CredentialProviderError as exc:
             return self._failed(exc)
         except Exception as exc:  # noqa: BLE001 - a provider bug must not kill the caller's request

@@ -150,9 +150,9 @@ emit({"failures": failures, "calls": calls[0], "refreshes": gateway.issued - iss
 """)
     assert result["failures"] == []
     assert result["calls"] > 20
-    # One refresh per token lifetime: 2 s tokens refreshed at 75 % of their life.
+    # One refresh per token lifetime (2 s), not one per caller: 9 callers share each.
     expiries = result["elapsed"] / 2.0
-    assert result["refreshes"] <= expiries / 0.75 + 1.5, result
+    assert result["refreshes"] <= expiries * 1.1 + 1, result
 
 
 def test_provider_failure_keeps_the_token_and_is_reported(auth_server, run_scenario):

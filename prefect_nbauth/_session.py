@@ -661,6 +661,15 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
             token_expiry = info["expires_at"]
             if isinstance(token_expiry, datetime):
                 expires_at = token_expiry if expires_at is None else min(expires_at, token_expiry)
+            # Gateway tokens nearly always expire; one whose expiry we cannot know is
+            # refreshed late (after a 401). Auth strings and keys rarely expire: no noise.
+            if (token.provider.refreshable and token_expiry is None and not info["last_error"]
+                    and token.slot.startswith("header ")):
+                warnings.append(
+                    f"The {info['slot']} from {info['provider']} has no known expiry (no "
+                    "expires_in, no JWT exp claim, no ttl=): it is refreshed only when the "
+                    "server rejects it. Pass ttl=… to the provider to refresh it ahead of time."
+                )
             if info["last_error"]:
                 warnings.append(
                     f"Refreshing the {info['slot']} from {info['provider']} failed "

@@ -18,7 +18,7 @@ import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -115,14 +115,26 @@ class _Probe:
             ) from None
 
     def redirect_error(self, url: str, response: httpx.Response) -> PrefectAuthError:
-        location = response.headers.get("location", "")
-        target = urlsplit(location)
-        where = f"{target.scheme}://{target.netloc}{target.path}" if target.netloc else location
+        # Only the target's origin is shown: a hostile server knows the credential it was
+        # sent and may echo it back, percent-encoded, in the user info, path or query.
+        where = _redirect_origin(url, response.headers.get("location", ""))
         return NotPrefectServerError(
             f"{_endpoint(url)} redirected (HTTP {response.status_code}) to {self.scrub(where)!s}. "
             "Credentials are not forwarded across redirects; use the final API URL "
             "directly (often https:// instead of http://)."
         )
+
+
+def _redirect_origin(url: str, location: str) -> str:
+    try:
+        target = urlsplit(urljoin(url, location))
+        host, port = target.hostname, target.port
+    except ValueError:
+        return "an invalid location"
+    if not host or target.scheme not in ("http", "https"):
+        return "an invalid location"
+    host = f"[{host}]" if ":" in host else host
+    return f"{target.scheme}://{host}" + (f":{port}" if port else "")
 
 
 def _origin(url: str) -> str:

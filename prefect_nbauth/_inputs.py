@@ -117,7 +117,7 @@ def check_api_url(url: object) -> str:
             "ignores them there and the URL is shown in logs."
         )
     try:
-        parts.port
+        _ = parts.port  # urlsplit parses the port lazily; an invalid one raises here
     except ValueError:
         raise ConfigurationError(f"The API URL has an invalid port: {url!r}.") from None
     path = parts.path.rstrip("/")

@@ -102,7 +102,7 @@ class _Probe:
                 return response, bytes(body)
         except PrefectAuthError:
             raise
-        except httpx.TimeoutException as exc:
+        except httpx.TimeoutException:
             raise ServerUnreachableError(
                 f"{_origin(url)} did not answer within {self.client.timeout.read:g} s. "
                 "Check that the server is running and reachable from this machine."

@@ -544,3 +544,28 @@ emit(out)
     assert "AuthenticationError" in result["expired"][0] and "etl-bot" in result["expired"][1]
     for key in (CLOUD_USER_KEY, CLOUD_BOT_KEY, CLOUD_EXPIRED_KEY):
         assert key not in result["leaks"] and key[8:] not in result["leaks"]
+
+
+def test_event_widget_restarts_after_a_login_when_it_could_not_start(comm_log: list[dict[str, Any]]) -> None:
+    from prefect_nbauth import _listeners
+    from prefect_nbauth.widgets import EventStreamWidget
+
+    fake = FakeFactory()
+    calls: list[dict[str, Any]] = []
+
+    def factory(**filters: Any) -> Any:
+        calls.append(filters)
+        if len(calls) == 1:
+            raise RuntimeError("No Prefect API URL is in force")
+        return fake(**filters)
+
+    widget = EventStreamWidget(prefix="nbauth.", stream_factory=factory)
+    assert widget.stream is None and "No Prefect API URL" in repr(widget)
+    _listeners.notify("login")  # as _session does after login()
+    wait_until(lambda: widget.stream is not None, 10, "the stream to restart after the login")
+    assert calls[1]["prefix"] == ["nbauth."]
+    wait_until(lambda: "● connected" in widget._view.value, 5, "the restarted stream's state")
+    widget.stop()
+    _listeners.notify("logout")  # a stream stopped on purpose stays stopped
+    widget.close()
+    assert len(calls) == 2

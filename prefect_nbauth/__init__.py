@@ -7,6 +7,7 @@ loads them only when used.
 
 from __future__ import annotations
 
+from ._audit import AuditReport, Finding, Outcome, audit
 from ._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -32,6 +33,7 @@ from ._status import AuthMode, AuthStatus
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditReport",
     "AuthMode",
     "AuthStatus",
     "AuthenticationError",
@@ -42,13 +44,16 @@ __all__ = [
     "CredentialProviderError",
     "EnvToken",
     "FileToken",
+    "Finding",
     "NotPrefectServerError",
     "OAuth2ClientCredentials",
+    "Outcome",
     "PrefectAuthError",
     "Secret",
     "ServerUnreachableError",
     "StaticToken",
     "Token",
+    "audit",
     "login",
     "logout",
     "mask",

@@ -105,7 +105,14 @@ def check_api_url(url: object) -> str:
         )
     if _looks_quoted(url):
         raise ConfigurationError("The API URL is wrapped in quotes; remove them.")
-    parts = urlsplit(url)
+    if not url.isprintable():
+        raise ConfigurationError("The API URL contains control characters; type it again.")
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise ConfigurationError(
+            "The API URL cannot be parsed. A Prefect API URL looks like 'http://127.0.0.1:4200/api'."
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
             f"{url!r} is not an http(s) URL. A Prefect API URL looks like "
@@ -121,7 +128,14 @@ def check_api_url(url: object) -> str:
     except ValueError:
         raise ConfigurationError(f"The API URL has an invalid port: {url!r}.") from None
     path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    cleaned = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    import httpx
+
+    try:
+        httpx.URL(cleaned)
+    except httpx.InvalidURL as exc:
+        raise ConfigurationError(f"The API URL is not a valid URL ({exc}).") from None
+    return cleaned
 
 
 def check_auth_string(value: object) -> Secret:

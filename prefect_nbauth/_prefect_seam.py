@@ -228,3 +228,62 @@ def refresh_socket_client(client: Any, api_url: str) -> None:
             del headers[existing]
         headers[name] = value
     connect.additional_headers = headers
+
+
+# Prefect's clients follow redirects: its httpx clients drop only ``Authorization`` on a
+# cross-origin hop (gateway headers go along), and its websockets (which follow up to 10
+# redirects) then send the raw token in their first message to wherever they landed.
+
+_GUARDED = "__prefect_nbauth_redirect_guard__"
+
+
+def _origin_of(url: Any) -> tuple[str, str, int | None]:
+    import httpx
+
+    u = httpx.URL(str(url))
+    scheme = {"ws": "http", "wss": "https"}.get(u.scheme, u.scheme)
+    return scheme, u.host, u.port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _strip_credentials_off_origin(request: Any) -> None:
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    api_url = settings.api.url
+    if not api_url or _origin_of(request.url) == _origin_of(api_url):
+        return
+    for name in ["Authorization", *(settings.client.custom_headers or {})]:
+        request.headers.pop(name, None)
+
+
+def install_redirect_guard() -> None:
+    """No credential leaves the API's origin through a redirect, on HTTP or websockets."""
+    import prefect._internal.websockets as prefect_websockets
+    from prefect.client.base import PrefectHttpxAsyncClient, PrefectHttpxSyncClient
+
+    async def strip_async(request: Any) -> None:
+        _strip_credentials_off_origin(request)
+
+    for cls, hook in ((PrefectHttpxAsyncClient, strip_async),
+                      (PrefectHttpxSyncClient, _strip_credentials_off_origin)):
+        original = cls.__init__
+        if getattr(original, _GUARDED, False):
+            continue
+
+        def __init__(self: Any, *args: Any, __original: Any = original, __hook: Any = hook,
+                     **kwargs: Any) -> None:
+            __original(self, *args, **kwargs)
+            self.event_hooks["request"].append(__hook)  # httpx runs these on every redirect hop
+
+        setattr(__init__, _GUARDED, True)
+        __init__.__wrapped__ = original  # type: ignore[attr-defined]
+        cls.__init__ = __init__  # type: ignore[method-assign]
+
+    connect = prefect_websockets.connect
+    if not getattr(connect, _GUARDED, False):
+        class NoRedirectConnect(connect):  # type: ignore[misc, valid-type]
+            def process_redirect(self, exc: Exception) -> Exception:
+                return exc  # a 3xx stays an InvalidStatus: the token is never sent elsewhere
+
+        setattr(NoRedirectConnect, _GUARDED, True)
+        prefect_websockets.connect = NoRedirectConnect  # websocket_connect() looks it up per call

@@ -46,7 +46,13 @@ def redact(text: str, *secrets: str | None) -> str:
     """
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         if len(secret) >= 3:
-            text = text.replace(secret, mask(secret))
+            masked = text.replace(secret, mask(secret))
+            if secret in masked:
+                # The mask completed the secret with its neighbours ("aa***" less "a***").
+                # A filler that shares no character with the secret cannot.
+                filler = next((c for c in "*#~\u2022\u00b7" if c not in secret), "?")
+                masked = text.replace(secret, filler * 4)
+            text = masked
     return text
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -90,10 +91,13 @@ class _Probe:
             headers = {n: v.reveal() for n, v in self.credential.headers.items()
                        if n.lower() != "authorization"}
         try:
+            deadline = time.monotonic() + 2 * self.client.timeout.read
             with self.client.stream("GET", url, headers=headers) as response:
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
+                    if time.monotonic() > deadline:  # the timeout is per read: bound the whole
+                        raise httpx.ReadTimeout("answer too slow", request=response.request)
                     if len(body) > MAX_BODY:
                         raise NotPrefectServerError(
                             f"{_endpoint(url)} answered with more than {MAX_BODY // 1024} KiB; "
@@ -173,7 +177,7 @@ def ui_settings_url(api_url: str) -> str:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays/objects
         return _NOT_JSON
 
 
@@ -181,7 +185,10 @@ _NOT_JSON = object()
 
 
 def _not_prefect(url: str, response: httpx.Response, probe: _Probe, hint: str = "") -> NotPrefectServerError:
-    kind = response.headers.get("content-type", "unknown content").split(";")[0]
+    kind = response.headers.get("content-type", "").split(";")[0].strip()
+    if not re.fullmatch(r"[\w.+-]+/[\w.+-]+", kind):  # a server may echo anything here
+        kind = "unknown content"
+    kind = probe.scrub(kind)
     return NotPrefectServerError(
         f"{_endpoint(url)} answered HTTP {response.status_code} with {kind}: this does not "
         f"look like a Prefect API.{hint} A self-hosted API URL looks like "

@@ -272,6 +272,7 @@ def login(
         if new_login.rotating:
             seam.install_client_auth(_NB_AUTH)
             seam.install_socket_refresh(_refresh_socket)
+        seam.install_redirect_guard()
         seam.install_global_settings_context(installed)
         _current = new_login
     if previous is not None:

@@ -133,10 +133,15 @@ def old_prefect_python() -> Path:
         pytest.skip(f"Prefect {OLD_PREFECT_VERSION} is unavailable: {exc}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def old_auth_server(old_prefect_python: Path,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """A real Prefect 3.2.15 server enforcing ``PREFECT_SERVER_API_AUTH_STRING=AUTH_STRING``."""
+    """A real Prefect 3.2.15 server enforcing ``PREFECT_SERVER_API_AUTH_STRING=AUTH_STRING``.
+
+    Module-scoped, so it is stopped when the module that uses it ends and never runs beside
+    the session's two 3.9 servers for long. Use it with
+    ``from old_prefect import old_auth_server, old_prefect_python  # noqa: F401``.
+    """
     server = PrefectServer(tmp_path_factory.mktemp("old-auth-server-home"),
                            auth_string=AUTH_STRING, python=str(old_prefect_python))
     try:

@@ -402,7 +402,7 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     """
     from prefect.settings import get_current_settings
 
-    from ._session import _verify_setting, socket_credential
+    from ._session import verify_setting, socket_credential
 
     started = time.monotonic()
     credential = socket_credential()
@@ -422,7 +422,7 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     is_cloud = url.startswith(cloud_api)
 
     auditor = _Auditor(url, dict(credential.headers), credential.auth_token,
-                       verify=_verify_setting(settings), timeout=timeout,
+                       verify=verify_setting(settings), timeout=timeout,
                        use_credential=use_credential)
     try:
         findings, version, advertised = _run(auditor, settings, is_cloud)

@@ -33,7 +33,7 @@ from ._exceptions import (
 from ._inputs import Credential
 from ._secrets import redact
 
-__all__ = ["CloudInfo", "ServerInfo", "probe_cloud", "probe_server", "DEFAULT_TIMEOUT"]
+__all__ = ["CloudInfo", "ServerInfo", "list_workspaces", "probe_cloud", "probe_server", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 10.0
 MAX_BODY = 1 << 20  # 1 MiB: ui-settings and version answers are a few hundred bytes
@@ -307,24 +307,7 @@ def probe_cloud(credential: Credential, *, cloud_api_url: str, verify: Any = Tru
         if response.status_code != 200 or not isinstance(me, dict):
             raise _not_prefect(url, response, probe)
 
-        url = f"{cloud}/me/workspaces"
-        response, body = probe.get(url, authenticated=True)
-        if response.status_code in (401, 403):
-            raise AuthenticationError(
-                f"Prefect Cloud would not list workspaces for the key {key_masked} "
-                f"(HTTP {response.status_code}).", status_code=response.status_code)
-        listed = _json(body)
-        if response.status_code != 200 or not isinstance(listed, list):
-            raise _not_prefect(url, response, probe)
-
-        from prefect.client.schemas.objects import Workspace
-
-        workspaces = []
-        for item in listed:
-            try:
-                workspaces.append(Workspace.model_validate(item))
-            except Exception:  # noqa: BLE001 - skip entries we cannot understand
-                continue
+        workspaces = _read_workspaces(probe, cloud, key_masked)
         chosen = _choose_workspace(workspaces, credential, cloud, key_masked)
         api_url = f"{cloud}/accounts/{chosen.account_id}/workspaces/{chosen.workspace_id}"
 
@@ -346,6 +329,44 @@ def probe_cloud(credential: Credential, *, cloud_api_url: str, verify: Any = Tru
     who = str(me.get("handle") or me.get("email") or me.get("name") or me.get("id") or "unknown")
     return CloudInfo(api_url=api_url, identity=f"{who} ({actor_type}) in {chosen.handle}",
                      actor_type=actor_type, workspace_handle=chosen.handle, version=version)
+
+
+def _read_workspaces(probe: _Probe, cloud: str, key_masked: str) -> list[Any]:
+    """``GET /me/workspaces`` as Prefect's own ``Workspace`` models (unknown entries skipped)."""
+    url = f"{cloud}/me/workspaces"
+    response, body = probe.get(url, authenticated=True)
+    if response.is_redirect:
+        raise probe.redirect_error(url, response)
+    if response.status_code in (401, 403):
+        raise AuthenticationError(
+            f"Prefect Cloud rejected the API key {key_masked} (HTTP {response.status_code}): it is "
+            "wrong, expired or revoked, or may not list workspaces. Create a new key in Prefect "
+            "Cloud (profile menu, API keys) and log in with it.", status_code=response.status_code)
+    listed = _json(body)
+    if response.status_code != 200 or not isinstance(listed, list):
+        raise _not_prefect(url, response, probe)
+
+    from prefect.client.schemas.objects import Workspace
+
+    workspaces = []
+    for item in listed:
+        try:
+            workspaces.append(Workspace.model_validate(item))
+        except Exception:  # noqa: BLE001 - skip entries we cannot understand
+            continue
+    return workspaces
+
+
+def list_workspaces(credential: Credential, *, cloud_api_url: str, verify: Any = True,
+                    timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+    """Handles (``account/workspace``) of the workspaces a Cloud key can use, sorted.
+
+    For a chooser shown before the real login; changes nothing.
+    """
+    assert credential.api_key is not None
+    with _Probe(credential, verify=verify, timeout=timeout) as probe:
+        workspaces = _read_workspaces(probe, cloud_api_url.rstrip("/"), credential.api_key.masked)
+    return sorted({w.handle for w in workspaces})
 
 
 def _choose_workspace(workspaces: list[Any], credential: Credential, cloud: str, key_masked: str) -> Any:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
+from . import _listeners, _redaction
 from . import _prefect_seam as seam
 from ._auth import NbAuth
 from ._exceptions import ConfigurationError, CredentialProviderError, PrefectAuthError
@@ -58,12 +59,16 @@ class _Login:
 _current: _Login | None = None
 
 
-def _verify_setting(settings: Any) -> Any:
-    """TLS verification as Prefect's own client would do it."""
+def verify_setting(settings: Any) -> Any:
+    """TLS verification as Prefect's own client does it: off, a CA file, or the defaults."""
     if settings.api.tls_insecure_skip_verify:
         return False
     cert_file = getattr(settings.api, "ssl_cert_file", None)
-    return str(cert_file) if cert_file else True
+    if cert_file:
+        import ssl
+
+        return ssl.create_default_context(cafile=str(cert_file))
+    return True
 
 
 def _base_context() -> Any:
@@ -245,7 +250,7 @@ def login(
         raise CredentialProviderError(f"{exc} Nothing was changed.") from None
 
     credential = _credential_from(url, tokens, workspace)
-    verify = _verify_setting(settings)
+    verify = verify_setting(settings)
     identity = workspace_handle = None
     if _KEY in tokens:
         info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
@@ -259,6 +264,8 @@ def login(
         server_auth = None if server.auth_required is None else ("BASIC" if server.auth_required else "none")
         identity = credential.username or _token_subject(credential)
 
+    for secret in credential.secrets():
+        _redaction.remember_secret(secret)
     with _lock:
         global _current
         previous = _current
@@ -281,6 +288,7 @@ def login(
         token.start()
     seam.restart_background_services()
     logger.info("logged in to %s as %s", credential.api_url, identity or "anonymous")
+    _listeners.notify("login")
     return status(check_server=False)
 
 
@@ -297,11 +305,14 @@ def _on_refresh(token: RefreshingToken, new: Token) -> None:
             return  # a token of a login that has since been replaced
         credential = _credential_from(login_state.credential.api_url, login_state.tokens,
                                       login_state.credential.workspace)
+        for secret in credential.secrets():
+            _redaction.remember_secret(secret)
         installed = _settings_for(login_state.original, credential)
         was_in_force = seam.global_settings_context() is login_state.installed
         login_state.installed = installed
         if was_in_force:
             seam.install_global_settings_context(installed)
+    _listeners.notify("rotation")
     # The events worker keeps its connection; it presents the new token on its
     # next reconnect (install_socket_refresh), so nothing needs restarting here.
 
@@ -390,8 +401,11 @@ def refresh() -> AuthStatus:
             token.refresh(reason="forced")
     credential = _credential_from(login_state.credential.api_url, login_state.tokens,
                                   login_state.credential.workspace)
-    if _KEY not in login_state.tokens:
-        probe_server(credential, verify=_verify_setting(login_state.original.settings))
+    try:
+        if _KEY not in login_state.tokens:
+            probe_server(credential, verify=verify_setting(login_state.original.settings))
+    finally:
+        _listeners.notify("refresh")
     return status(check_server=False)
 
 
@@ -416,6 +430,7 @@ def logout(*, forget: bool = False) -> AuthStatus:
             _forget_profile(login_state.original.profile.name)
     seam.restart_background_services()
     logger.info("logged out of %s", login_state.credential.api_url)
+    _listeners.notify("logout")
     # Ask the server: after a logout the interesting news is often "it now says 401".
     return status(check_server=True)
 
@@ -753,7 +768,7 @@ def _probe_for_status(url: str, auth_string: str | None, api_key: str | None,
             api_key=Secret(api_key) if api_key and not auth_string else None,
             headers=headers,
         )
-        verify = _verify_setting(settings)
+        verify = verify_setting(settings)
         if credential.api_key is not None and is_cloud_url(url, cloud_api_url) and not headers:
             info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
             return {"version": info.version, "auth": "API key", "identity": info.identity,

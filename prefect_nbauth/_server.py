@@ -86,10 +86,10 @@ class _Probe:
         if authenticated:
             headers = self.credential.request_headers()
         else:
-            # Gateway headers go on every request (the gateway sits in front of the
-            # public routes too); the Prefect credential only where it is checked.
-            headers = {n: v.reveal() for n, v in self.credential.headers.items()
-                       if n.lower() != "authorization"}
+            # Gateway headers (an Authorization header among them) go on every request:
+            # the gateway sits in front of the public routes too. Prefect's own
+            # credential (Basic auth string, Bearer key) only where it is checked.
+            headers = {n: v.reveal() for n, v in self.credential.headers.items()}
         try:
             deadline = time.monotonic() + 2 * self.client.timeout.read
             with self.client.stream("GET", url, headers=headers) as response:

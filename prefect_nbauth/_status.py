@@ -86,7 +86,8 @@ class AuthStatus:
         if self.expires_at:
             lines.append(f"  expires at:  {self.expires_at.isoformat(timespec='seconds')}")
         for name, source in self.sources.items():
-            lines.append(f"  {name} from {source}")
+            # "saved to" is where login(persist=True) wrote the credential, not a source.
+            lines.append(f"  saved to:    {source}" if name == "saved to" else f"  {name} from {source}")
         for warning in self.warnings:
             lines.append(f"  ! {warning}")
         return "\n".join(lines)

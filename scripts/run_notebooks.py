@@ -8,11 +8,15 @@ took and its outputs, compacted (text only, long outputs truncated); markdown
 headings are printed as section markers. Then one line per notebook: PASS or
 FAIL, cells run, errors, seconds (kernel start-up included).
 
+    python scripts/run_notebooks.py notebooks/0*.ipynb   # what ./scripts/demo --headless runs
+
 A notebook FAILS when a cell has an error output (an exception shown to the
 user), when a stderr stream shows a traceback, when the kernel dies or a cell
-times out, or when any output contains the value of a secret environment
-variable (``--secret-env``, by default ``PREFECT_NBAUTH_DEMO_AUTH_STRING``),
-raw or base64-encoded. The exit status is non-zero if any notebook failed.
+times out, or when any output, or the widget state nbclient records in the
+notebook's metadata, contains the value of a secret environment variable
+(``--secret-env``, by default ``PREFECT_NBAUTH_DEMO_AUTH_STRING``), raw or
+base64-encoded. A final summary gives one line per notebook and the total; the
+exit status is non-zero if any notebook failed.
 
 The notebooks on disk are never modified: execution happens on a copy in
 memory. ``--save-executed DIR`` writes the executed copies into DIR.
@@ -29,9 +33,10 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "CellReport",
@@ -169,10 +174,11 @@ def format_cell(cell: CellReport, *, width: int = 150, max_lines: int = 14) -> s
     return "\n".join(lines)
 
 
-def _secret_values(secret_env: Sequence[str]) -> dict[str, list[str]]:
+def _secret_values(secret_env: Sequence[str], env: Mapping[str, str] | None = None) -> dict[str, list[str]]:
     values: dict[str, list[str]] = {}
+    source = os.environ if env is None else env
     for name in secret_env:
-        raw = os.environ.get(name)
+        raw = source.get(name)
         if raw and len(raw) >= 6:
             values[name] = [raw, base64.b64encode(raw.encode()).decode()]
     return values
@@ -204,13 +210,17 @@ def execute_notebook(
     secret_env: Sequence[str] = DEFAULT_SECRET_ENV,
     on_cell: Callable[[CellReport], None] | None = None,
     save_to: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    history_file: str | os.PathLike[str] | None = None,
 ) -> NotebookReport:
     """Run every cell of the notebook at ``path`` top to bottom, in its own directory.
 
     Stops at the first cell that raises (as Jupyter's "Run All" does). ``on_cell``
     is called with each cell's report as soon as it has run (markdown: when reached).
     The file at ``path`` is not modified; ``save_to`` (a file path) receives the
-    executed notebook.
+    executed notebook. ``env`` is the kernel's environment (default: this process's);
+    the secrets named by ``secret_env`` are looked up there. ``history_file``:
+    where the kernel keeps IPython's history (nbclient's default: in memory only).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -220,7 +230,7 @@ def execute_notebook(
     nb = nbformat.read(path, as_version=4)
     report = NotebookReport(path=path)
     report.cells = [CellReport(i + 1, c.cell_type, _text(c.source)) for i, c in enumerate(nb.cells)]
-    secrets = _secret_values(secret_env)
+    secrets = _secret_values(secret_env, env)
     started: dict[int, float] = {}
 
     def cell_start(cell: Any, cell_index: int, **_: Any) -> None:
@@ -247,10 +257,11 @@ def execute_notebook(
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
         on_cell_start=cell_start,
         on_cell_executed=cell_executed,
+        **({"ipython_hist_file": str(history_file)} if history_file is not None else {}),
     )
     t0 = time.monotonic()
     try:
-        client.execute()
+        client.execute(**({"env": dict(env)} if env is not None else {}))
     except CellExecutionError:
         pass  # reported from the cell's error output below
     except CellTimeoutError as exc:
@@ -267,6 +278,9 @@ def execute_notebook(
             report.problems.append(f"cell {entry.index} printed a traceback on stderr")
         for leaked in sorted(_leaks(cell.get("outputs", []), secrets)):
             report.problems.append(f"cell {entry.index} shows the value of ${leaked}")
+    # nbclient records every widget's state (from the comm messages) in the metadata.
+    for leaked in sorted(_leaks([dict(nb.metadata)], secrets)):
+        report.problems.append(f"the notebook's widget state holds the value of ${leaked}")
 
     if save_to is not None:
         save_to = Path(save_to)
@@ -310,9 +324,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         reports.append(report)
         print(flush=True)
 
+    print("Summary:", flush=True)
     for report in reports:
-        print(report.summary_line(), flush=True)
-    return 0 if all(r.ok for r in reports) else 1
+        print("  " + report.summary_line(), flush=True)
+    failed = sum(1 for r in reports if not r.ok)
+    print(f"  {len(reports)} notebook{'s' if len(reports) != 1 else ''}: {len(reports) - failed} passed, "
+          f"{failed} failed, {sum(r.seconds for r in reports):.1f} s in all", flush=True)
+    return 0 if not failed else 1
 
 
 if __name__ == "__main__":

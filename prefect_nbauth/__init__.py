@@ -8,6 +8,7 @@ loads them only when used.
 from __future__ import annotations
 
 from ._audit import AuditReport, Finding, Outcome, audit
+from ._events import BackgroundStream, EventStream, StreamState, StreamStats, stream_events
 from ._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -37,12 +38,14 @@ __all__ = [
     "AuthMode",
     "AuthStatus",
     "AuthenticationError",
+    "BackgroundStream",
     "CallableToken",
     "CommandToken",
     "ConfigurationError",
     "CredentialProvider",
     "CredentialProviderError",
     "EnvToken",
+    "EventStream",
     "FileToken",
     "Finding",
     "NotPrefectServerError",
@@ -52,6 +55,8 @@ __all__ = [
     "Secret",
     "ServerUnreachableError",
     "StaticToken",
+    "StreamState",
+    "StreamStats",
     "Token",
     "audit",
     "login",
@@ -59,6 +64,7 @@ __all__ = [
     "mask",
     "refresh",
     "status",
+    "stream_events",
 ]
 
 

@@ -31,6 +31,7 @@ from typing import Any, Awaitable, Callable, Sequence, Union
 import httpx
 
 from ._exceptions import CredentialProviderError
+from ._redaction import scrub_text
 from ._secrets import Secret, redact
 from ._status import expiry_of, jwt_claims
 
@@ -285,8 +286,11 @@ class CallableToken(CredentialProvider):
             raise CredentialProviderError(f"{self.describe()} did not return within {self.timeout:g} s.")
         if error:
             exc = error[0]
+            # The function's own message helps ("vault sealed"), but it is someone else's
+            # text: it may quote a token, so the credentials in force are masked in it.
             raise CredentialProviderError(
-                f"{self.describe()} raised {type(exc).__name__}: {str(exc)[:200]}") from None
+                f"{self.describe()} raised {type(exc).__name__}: {scrub_text(str(exc))[:200]}"
+            ) from None
         return result[0]
 
 

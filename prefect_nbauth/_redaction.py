@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ._secrets import redact
 
-__all__ = ["forget_secrets", "install", "remember_secret"]
+__all__ = ["forget_secrets", "install", "remember_secret", "scrub_text"]
 
 _lock = threading.Lock()
 # The most recent secrets: the current ones and a few rotated-out tokens that may
@@ -42,6 +42,13 @@ def remember_secret(value: str | None) -> None:
             if form not in _secrets:
                 _secrets.append(form)
     install()
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with every remembered secret masked (for messages built from others' text)."""
+    with _lock:
+        secrets = list(_secrets)
+    return redact(text, *secrets) if secrets else text
 
 
 def forget_secrets() -> None:

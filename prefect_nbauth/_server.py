@@ -294,18 +294,7 @@ def probe_cloud(credential: Credential, *, cloud_api_url: str, verify: Any = Tru
     cloud = cloud_api_url.rstrip("/")
     key_masked = credential.api_key.masked
     with _Probe(credential, verify=verify, timeout=timeout) as probe:
-        url = f"{cloud}/me/"
-        response, body = probe.get(url, authenticated=True)
-        if response.is_redirect:
-            raise probe.redirect_error(url, response)
-        if response.status_code in (401, 403):
-            raise AuthenticationError(
-                f"Prefect Cloud rejected the API key {key_masked} (HTTP {response.status_code}): it "
-                "is wrong, expired or revoked. Create a new key in Prefect Cloud (profile menu, "
-                "API keys) and log in with it.", status_code=response.status_code)
-        me = _json(body)
-        if response.status_code != 200 or not isinstance(me, dict):
-            raise _not_prefect(url, response, probe)
+        me = _cloud_get(probe, f"{cloud}/me/", key_masked, dict)
 
         workspaces = _read_workspaces(probe, cloud, key_masked)
         chosen = _choose_workspace(workspaces, credential, cloud, key_masked)
@@ -331,20 +320,25 @@ def probe_cloud(credential: Credential, *, cloud_api_url: str, verify: Any = Tru
                      actor_type=actor_type, workspace_handle=chosen.handle, version=version)
 
 
-def _read_workspaces(probe: _Probe, cloud: str, key_masked: str) -> list[Any]:
-    """``GET /me/workspaces`` as Prefect's own ``Workspace`` models (unknown entries skipped)."""
-    url = f"{cloud}/me/workspaces"
+def _cloud_get(probe: _Probe, url: str, key_masked: str, kind: type) -> Any:
+    """GET a Cloud account route with the key; its JSON answer, which must be a ``kind``."""
     response, body = probe.get(url, authenticated=True)
     if response.is_redirect:
         raise probe.redirect_error(url, response)
     if response.status_code in (401, 403):
         raise AuthenticationError(
-            f"Prefect Cloud rejected the API key {key_masked} (HTTP {response.status_code}): it is "
-            "wrong, expired or revoked, or may not list workspaces. Create a new key in Prefect "
-            "Cloud (profile menu, API keys) and log in with it.", status_code=response.status_code)
-    listed = _json(body)
-    if response.status_code != 200 or not isinstance(listed, list):
+            f"Prefect Cloud rejected the API key {key_masked} (HTTP {response.status_code}): it "
+            "is wrong, expired or revoked. Create a new key in Prefect Cloud (profile menu, "
+            "API keys) and log in with it.", status_code=response.status_code)
+    data = _json(body)
+    if response.status_code != 200 or not isinstance(data, kind):
         raise _not_prefect(url, response, probe)
+    return data
+
+
+def _read_workspaces(probe: _Probe, cloud: str, key_masked: str) -> list[Any]:
+    """``GET /me/workspaces`` as Prefect's own ``Workspace`` models (unknown entries skipped)."""
+    listed = _cloud_get(probe, f"{cloud}/me/workspaces", key_masked, list)
 
     from prefect.client.schemas.objects import Workspace
 

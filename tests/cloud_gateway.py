@@ -60,7 +60,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect as ws_connect
 
-__all__ = ["CloudWorkspace", "CloudKey", "CloudGateway", "mask_authorization", "fingerprint"]
+__all__ = ["CloudWorkspace", "CloudKey", "CloudGateway", "LoopbackServer", "mask_authorization", "fingerprint"]
 
 _ACTOR_NAMESPACE = uuid.UUID("6f1d3c2e-8a57-4f0e-9a1b-5c0de0c1a0d0")
 
@@ -173,7 +173,74 @@ def _json_error(status: int, detail: str) -> JSONResponse:
 _UNAUTHORIZED = "Invalid authentication credentials"
 
 
-class CloudGateway:
+class LoopbackServer:
+    """An ASGI app served by uvicorn on a free 127.0.0.1 port, in a daemon thread.
+
+    The lifecycle both test gateways share: ``_serve`` starts it and returns the
+    port once it accepts connections; ``stop`` (also on ``__exit__``) ends it.
+    """
+
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+    _sock: socket.socket | None = None
+
+    def start(self, timeout: float = 30) -> None:  # pragma: no cover - subclasses define it
+        raise NotImplementedError
+
+    def _serve(self, app: Any, *, name: str, timeout: float) -> int:
+        if self._thread is not None:
+            raise RuntimeError(f"{name} already started")
+        sock = self._sock = _free_socket()  # uvicorn serves on this very socket
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="on",
+            ws="websockets-sansio",  # supports the websocket denial-response extension
+            ws_max_size=64 * 1024 * 1024,
+            timeout_graceful_shutdown=3,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name=name, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                self.stop()
+                raise RuntimeError(f"{name} failed to start")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{name} did not start in time")
+            self._thread.join(0.01)  # wait on the server thread, returns early if it dies
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        return port
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.should_exit = True
+        thread.join(10)
+        if thread.is_alive():  # pragma: no cover - stuck connections
+            server.force_exit = True
+            thread.join(10)
+        self._server = None
+        self._thread = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class CloudGateway(LoopbackServer):
     """Emulated Prefect Cloud in front of a real Prefect server (see module docstring).
 
     ``requests`` records ``(method, path, masked Authorization)`` for every request;
@@ -223,57 +290,8 @@ class CloudGateway:
     # -- lifecycle ----------------------------------------------------------
 
     def start(self, timeout: float = 30) -> None:
-        if self._thread is not None:
-            raise RuntimeError("gateway already started")
-        sock = self._sock = _free_socket()  # uvicorn serves on this very socket
-        self.port = sock.getsockname()[1]
+        self.port = self._serve(self.app, name="cloud-gateway", timeout=timeout)
         self.api_url = f"http://127.0.0.1:{self.port}/api"
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            lifespan="on",
-            ws="websockets-sansio",
-            ws_max_size=64 * 1024 * 1024,
-            timeout_graceful_shutdown=3,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="cloud-gateway", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive():
-                self.stop()
-                raise RuntimeError("cloud gateway failed to start")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError("cloud gateway did not start in time")
-            self._thread.join(0.01)  # wait on the server thread, returns early if it dies
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5):
-            pass
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(10)
-        if thread.is_alive():  # pragma: no cover - stuck connections
-            server.force_exit = True
-            thread.join(10)
-        self._server = None
-        self._thread = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
-    def __enter__(self) -> "CloudGateway":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- auth ---------------------------------------------------------------
 

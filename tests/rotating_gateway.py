@@ -114,7 +114,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect as ws_connect
 
-from cloud_gateway import _ALL_METHODS, _HOP_BY_HOP, CloudGateway, _free_socket
+from cloud_gateway import _ALL_METHODS, _HOP_BY_HOP, CloudGateway, LoopbackServer
 
 __all__ = ["RotatingGateway", "REJECTION_REASONS", "TOKEN_ENDPOINT_MODES"]
 
@@ -155,7 +155,7 @@ def _oauth_error(status: int, error: str, description: str, **headers: str) -> J
     )
 
 
-class RotatingGateway:
+class RotatingGateway(LoopbackServer):
     """OAuth2-proxy stand-in issuing short-lived JWTs, in front of a real Prefect server.
 
     See the module docstring for the exact behaviour. Typical use::
@@ -335,58 +335,10 @@ class RotatingGateway:
     # -- lifecycle ----------------------------------------------------------
 
     def start(self, timeout: float = 30) -> None:
-        if self._thread is not None:
-            raise RuntimeError("gateway already started")
-        sock = self._sock = _free_socket()
-        self.port = sock.getsockname()[1]
+        self.port = self._serve(self.app, name="rotating-gateway", timeout=timeout)
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"{self.base_url}/api"
         self.token_url = f"{self.base_url}/oauth/token"
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            lifespan="on",
-            ws="websockets-sansio",  # supports the websocket denial-response extension
-            ws_max_size=64 * 1024 * 1024,
-            timeout_graceful_shutdown=3,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]},
-            name="rotating-gateway", daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive():
-                self.stop()
-                raise RuntimeError("rotating gateway failed to start")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError("rotating gateway did not start in time")
-            self._thread.join(0.01)
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(10)
-        if thread.is_alive():  # pragma: no cover - stuck connections
-            server.force_exit = True
-            thread.join(10)
-        self._server = None
-        self._thread = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
-    def __enter__(self) -> "RotatingGateway":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = "running" if self._thread is not None else "stopped"

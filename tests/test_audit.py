@@ -17,7 +17,6 @@ from typing import Any, Iterator
 import pytest
 from prefect.settings import (
     PREFECT_API_AUTH_STRING,
-    PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
     PREFECT_API_URL,
     PREFECT_CLIENT_CUSTOM_HEADERS,
     temporary_settings,

@@ -24,7 +24,6 @@ and, for a plain Python process, its stdout and stderr.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import sqlite3
 import stat
@@ -238,7 +237,7 @@ def test_no_secret_in_files_under_home_except_the_owner_only_profile(run: dict[s
 
 def test_a_plain_process_prints_no_secret(canary_server, tmp_path: Path) -> None:
     auth = canary_server.auth_string
-    code = textwrap.dedent(f"""
+    code = textwrap.dedent("""
         import logging, os, sys, traceback
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
         import prefect_nbauth as nb

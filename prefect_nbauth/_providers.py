@@ -234,13 +234,18 @@ class CommandToken(CredentialProvider):
         except OSError as exc:
             raise CredentialProviderError(f"The token command {self.argv[0]!r} could not run: {exc.strerror}.") from None
         out = done.stdout.decode("utf-8", "replace")
+        # stderr can help ("not logged in"), but it might echo the token: scrub what stdout held.
+        err = redact(done.stderr.decode("utf-8", "replace").strip(), out.strip())[-300:]
         if done.returncode != 0:
-            # stderr can help ("not logged in"), but it might echo the token: scrub what stdout held.
-            err = redact(done.stderr.decode("utf-8", "replace").strip(), out.strip())[-300:]
             raise CredentialProviderError(
                 f"The token command {self.argv[0]!r} exited with status {done.returncode}"
                 + (f": {err}" if err else ".")
             )
+        if not out.strip() and err:
+            # Exit 0, nothing on stdout, a complaint on stderr: say what it said. (Output on
+            # stderr beside a token on stdout is normal: gcloud prints warnings there.)
+            raise CredentialProviderError(
+                f"The token command {self.argv[0]!r} printed no token, only on stderr: {err}")
         return out
 
 

@@ -85,6 +85,12 @@ def test_command_token(tmp_path) -> None:
         CommandToken([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5).fetch()
     with pytest.raises(CredentialProviderError, match="empty token"):
         CommandToken([sys.executable, "-c", "pass"]).fetch()
+    with pytest.raises(CredentialProviderError, match="printed no token, only on stderr: please run login"):
+        CommandToken([sys.executable, "-c", "import sys; print('please run login', file=sys.stderr)"]).fetch()
+    # A warning on stderr beside a token on stdout is normal (gcloud does it).
+    token = CommandToken([sys.executable, "-c",
+                          "import sys; print('WARNING: old sdk', file=sys.stderr); print('tok')"]).fetch()
+    assert token.value.reveal() == "tok"
 
 
 def test_command_failure_never_prints_the_token() -> None:

@@ -157,7 +157,8 @@ def test_events_stream_into_the_widget_in_a_real_kernel(executed: dict[str, Any]
     text = _stdout(executed["nb"], "EVENTS:")
     assert "EVENTS: ['nbauth.kernel.7', 'nbauth.kernel.6', 'nbauth.kernel.5', 'nbauth.kernel.4', " \
            "'nbauth.kernel.3']" in text
-    assert "Prefect events: connected" in text
+    # Connected, or in one of its periodic REST reconciliation passes at that instant.
+    assert "Prefect events: connected" in text or "Prefect events: reconciling" in text, text
 
 
 def test_no_secret_in_the_saved_notebook_or_the_kernel_history(executed: dict[str, Any]) -> None:

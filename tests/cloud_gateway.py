@@ -236,6 +236,28 @@ class LoopbackServer:
         self.start()
         return self
 
+    def _proxy_app(self, routes: list[Any]) -> Starlette:
+        """A Starlette app whose lifespan owns the upstream HTTP client and the relay tasks.
+
+        Subclasses set ``self._http`` (None) and ``self._ws_tasks`` (a set) in ``__init__``.
+        """
+        from contextlib import asynccontextmanager
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(120.0), trust_env=False, follow_redirects=False
+            )
+            try:
+                yield
+            finally:
+                for task in list(self._ws_tasks):
+                    task.cancel()
+                await self._http.aclose()
+                self._http = None
+
+        return Starlette(routes=routes, lifespan=lifespan)
+
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
@@ -360,38 +382,25 @@ class CloudGateway(LoopbackServer):
             WebSocketRoute(ws_prefix + "/{path:path}", self._proxy_ws),
         ]
 
-        from contextlib import asynccontextmanager
-
-        @asynccontextmanager
-        async def lifespan(app: Starlette):
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(120.0), trust_env=False, follow_redirects=False
-            )
-            try:
-                yield
-            finally:
-                for task in list(self._ws_tasks):
-                    task.cancel()
-                await self._http.aclose()
-                self._http = None
-
-        return Starlette(routes=routes, lifespan=lifespan)
+        return self._proxy_app(routes)
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse(True)
 
-    async def _me(self, request: Request) -> Response:
+    def _caller(self, request: Request) -> CloudKey | None:
+        """The key behind a /me request (logged, masked), or None."""
         auth = request.headers.get("authorization")
         self._log(request.method, request.url.path, auth)
-        key = self._lookup(self._bearer(auth))
+        return self._lookup(self._bearer(auth))
+
+    async def _me(self, request: Request) -> Response:
+        key = self._caller(request)
         if key is None:
             return _json_error(401, _UNAUTHORIZED)
         return JSONResponse(key.me())
 
     async def _my_workspaces(self, request: Request) -> Response:
-        auth = request.headers.get("authorization")
-        self._log(request.method, request.url.path, auth)
-        key = self._lookup(self._bearer(auth))
+        key = self._caller(request)
         if key is None:
             return _json_error(401, _UNAUTHORIZED)
         return JSONResponse([ws.as_prefect_workspace() for ws in key.workspaces])

@@ -98,7 +98,6 @@ import secrets
 import threading
 import time
 import uuid
-from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -355,20 +354,7 @@ class RotatingGateway(LoopbackServer):
             WebSocketRoute("/api/{path:path}", self._proxy_ws),
         ]
 
-        @asynccontextmanager
-        async def lifespan(app: Starlette):
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(120.0), trust_env=False, follow_redirects=False
-            )
-            try:
-                yield
-            finally:
-                for task in list(self._ws_tasks):
-                    task.cancel()
-                await self._http.aclose()
-                self._http = None
-
-        return Starlette(routes=routes, lifespan=lifespan)
+        return self._proxy_app(routes)
 
     # -- token endpoint -----------------------------------------------------
 

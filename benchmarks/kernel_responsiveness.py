@@ -49,10 +49,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from servers import PrefectServer, isolated_env  # noqa: E402  (tests/servers.py)
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 # The emitter runs in its own interpreter (websockets only, no prefect), so sending never
 # competes with the kernel or this process for a GIL. Batches of 10 keep the pace exact.

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-
 from constants import AUTH_STRING
-from servers import PrefectServer
 from test_hostile_inputs import assert_no_secret
+
+from prefect_nbauth.testing._server import PrefectServer
 
 pytestmark = pytest.mark.server
 

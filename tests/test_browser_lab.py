@@ -27,9 +27,9 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-
-from servers import PrefectServer, free_port, isolated_env
 from test_kernel_real import EVENTS_AVAILABLE, canary_forms
+
+from prefect_nbauth.testing._server import PrefectServer, free_port, isolated_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO_ROOT = Path(__file__).resolve().parent.parent

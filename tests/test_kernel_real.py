@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from servers import PrefectServer, isolated_env
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 pytestmark = pytest.mark.server
 
@@ -58,11 +58,7 @@ def _cells(api_url: str, with_events: bool) -> list[str]:
         "from prefect_nbauth.widgets import AuthStatusWidget, EventStreamWidget, LoginWidget\n"
         "def newest(cls):\n"
         "    return [w for w in ipywidgets.widgets.widget._instances.values() if isinstance(w, cls)][-1]\n"
-        "def wait_for(condition, timeout=60):\n"
-        "    deadline = time.monotonic() + timeout\n"
-        "    while not condition():\n"
-        "        assert time.monotonic() < deadline, 'timed out'\n"
-        "        time.sleep(0.05)\n"
+        "from prefect_nbauth.testing import wait_until as wait_for\n"
         "form = newest(LoginWidget)\n"
         "form._auth_string._handle_msg({'content': {'data': {'method': 'update', 'buffer_paths': [],\n"
         "    'state': {'value': os.environ['NB_TEST_AUTH']}}}, 'buffers': []})\n"

@@ -21,20 +21,9 @@ from typing import Any, Callable
 
 import pytest
 
+from prefect_nbauth.testing import wait_until
+
 # ----------------------------------------------------------------- helpers
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Wait for ``condition()`` to be truthy (checked every 10 ms); AssertionError on timeout."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        pause.wait(0.01)
 
 
 def install_recording_comm() -> list[dict[str, Any]]:
@@ -228,8 +217,7 @@ def test_login_form_explains_what_is_missing_and_keeps_the_form(comm_log: list[d
 
 
 def test_unreachable_server_is_reported_without_blocking_the_caller(comm_log: list[dict[str, Any]]) -> None:
-    from servers import free_port
-
+    from prefect_nbauth.testing._server import free_port
     from prefect_nbauth.widgets import LoginWidget
 
     form = LoginWidget(api_url=f"http://127.0.0.1:{free_port()}/api")
@@ -490,8 +478,9 @@ emit(out)
 
 @pytest.fixture(scope="module")
 def cloud(auth_server):
-    from cloud_gateway import CloudGateway, CloudKey, CloudWorkspace
     from constants import AUTH_STRING
+
+    from prefect_nbauth.testing._cloud import CloudGateway, CloudKey, CloudWorkspace
 
     prod, dev = CloudWorkspace.new("acme", "prod"), CloudWorkspace.new("acme", "dev")
     keys = [CloudKey(CLOUD_USER_KEY, "user", "marvin", [prod, dev]),

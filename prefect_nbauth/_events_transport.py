@@ -123,20 +123,11 @@ def socket_url(api_url: str) -> str:
 
 
 def tls_settings() -> tuple[Any, ssl.SSLContext | None]:
-    """(httpx verify, websocket SSL context) as Prefect's own clients would use them."""
-    from prefect.settings import get_current_settings
+    """(httpx verify, websocket SSL context): one context, as Prefect's own clients trust (:mod:`._tls`)."""
+    from ._tls import ssl_context
 
-    api = get_current_settings().api
-    if api.tls_insecure_skip_verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return False, context
-    cert_file = getattr(api, "ssl_cert_file", None)
-    if cert_file:
-        context = ssl.create_default_context(cafile=str(cert_file))
-        return context, context
-    return True, None
+    context = ssl_context()
+    return context, context
 
 
 def user_agent() -> str:

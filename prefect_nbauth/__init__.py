@@ -73,3 +73,10 @@ def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
     from .magics import load_ipython_extension as _load
 
     _load(ipython)
+
+
+def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%unload_ext prefect_nbauth``: removes the magics; ``%load_ext`` brings them back."""
+    from .magics import unload_ipython_extension as _unload
+
+    _unload(ipython)

@@ -489,13 +489,21 @@ class PrefectMagics(Magics):
         _display(report)
 
 
+#: Every Magics class the extension registers; unloading removes exactly their magics.
+MAGICS: tuple[type[Magics], ...] = (PrefectMagics,)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext prefect_nbauth``); loading again is harmless."""
-    ipython.register_magics(PrefectMagics)
+    for magics in MAGICS:
+        ipython.register_magics(magics)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """``%unload_ext prefect_nbauth``: remove the magics again."""
-    for name in ("prefect_login", "prefect_status", "prefect_refresh", "prefect_logout", "prefect_events",
-                 "prefect_audit"):
-        ipython.magics_manager.magics["line"].pop(name, None)
+    """``%unload_ext prefect_nbauth``: remove the magics again (``%load_ext`` brings them back)."""
+    manager = ipython.magics_manager
+    for magics in MAGICS:
+        for kind, names in magics.magics.items():
+            for name in names:
+                manager.magics[kind].pop(name, None)
+        manager.registry.pop(magics.__name__, None)

@@ -147,7 +147,7 @@ async def _subscribe_both(api_url: str, auth: str, name: str):
     try:
         from prefect_nbauth import stream_events
     except ImportError:  # not exported from the package yet
-        from prefect_nbauth._events import stream_events
+        from prefect_nbauth.events._stream import stream_events
 
     prefect_side, ours_side = Side(), Side()
     prefect_sub = get_events_subscriber(filter=EventFilter(event=EventNameFilter(prefix=[name])))

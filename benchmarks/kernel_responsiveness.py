@@ -10,7 +10,7 @@ Starts its own auth-protected Prefect server (``prefect server start`` on a free
 ``%load_ext prefect_nbauth``, ``%prefect_login --auth-string-env …`` (the secret only in
 the kernel's environment), then an ``EventStreamWidget`` is created and displayed
 (``display(widget)``: its comm messages go out on IOPub, as to a front end) streaming
-a fresh event-name prefix through ``prefect_nbauth._events``.
+a fresh event-name prefix through ``prefect_nbauth.events._stream``.
 
 * **idle**: ``--runs`` trivial cells (``pass``), one every ``--interval`` seconds (a
   user's pace, and it leaves CPU to the server on a small machine); round trip = from

@@ -26,7 +26,7 @@ from ._inputs import (
 from ._providers import CredentialProvider, StaticToken, Token, as_provider
 from ._refresh import RefreshingToken
 from ._secrets import Secret, mask
-from ._server import DEFAULT_TIMEOUT, probe_cloud, probe_server
+from ._probe import DEFAULT_TIMEOUT, probe_cloud, probe_server
 from ._sources import CREDENTIAL_SETTINGS, read_sources
 from ._status import AuthMode, AuthStatus, expiry_of, jwt_claims
 

@@ -24,7 +24,7 @@ from prefect.settings import (
 from test_hostile_inputs import AUTH, CANARY, FakeServer, assert_no_secret, prefect_like
 
 from prefect_nbauth import ConfigurationError, ServerUnreachableError
-from prefect_nbauth._audit import (
+from prefect_nbauth.auditing._audit import (
     AuditReport,
     Finding,
     Outcome,

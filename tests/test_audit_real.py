@@ -23,7 +23,7 @@ NON_ASCII_AUTH = "admin:pässwörd"
 AUDIT = """
 import time
 import prefect_nbauth as nb
-from prefect_nbauth._audit import audit
+from prefect_nbauth.auditing._audit import audit
 from scenario_helpers import emit
 {setup}
 started = time.monotonic()

@@ -248,4 +248,4 @@ def test_login_status_and_events_in_jupyterlab_with_chromium(canary_server, tmp_
     for shot in shots.values():
         assert shot.stat().st_size > 10_000
     if not EVENTS_AVAILABLE:
-        pytest.skip("login and status passed; the event part waits for prefect_nbauth._events")
+        pytest.skip("login and status passed; the event part waits for prefect_nbauth.events._stream")

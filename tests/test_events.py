@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prefect_nbauth as nb
-from prefect_nbauth._events import (
+from prefect_nbauth.events._stream import (
     _END,
     EventStream,
     StreamState,
@@ -32,9 +32,9 @@ from prefect_nbauth._events import (
     exponential_backoff,
     stream_events,
 )
-from prefect_nbauth._events_filter import build_filter, iso_us, to_us
-from prefect_nbauth._events_ledger import CONFIRMED, GHOST, UNCONFIRMED, Ledger
-from prefect_nbauth._events_reconcile import Reconciler
+from prefect_nbauth.events._filter import build_filter, iso_us, to_us
+from prefect_nbauth.events._ledger import CONFIRMED, GHOST, UNCONFIRMED, Ledger
+from prefect_nbauth.events._reconcile import Reconciler
 from prefect_nbauth.testing import wait_until
 
 SECRET = "admin:CANARY-s3cret-VALUE-0123456789"
@@ -202,7 +202,7 @@ class FakeRest:
 
 
 def _engine(since: datetime):
-    from prefect_nbauth._events import _Engine, _Options
+    from prefect_nbauth.events._stream import _Engine, _Options
 
     options = _Options(reconcile_interval=5, lookback=300, credential_wait=0, buffer=10**6,
                        max_tracked=10**6, backoff=exponential_backoff, ghost_after=60)
@@ -338,7 +338,7 @@ def test_stats_and_state_are_plain_values():
 
 def test_importing_the_stream_pulls_in_neither_ipython_nor_prefect():
     code = ("import sys; sys.modules['IPython'] = None; sys.modules['ipywidgets'] = None\n"
-            "import prefect_nbauth._events\n"
+            "import prefect_nbauth.events._stream\n"
             "assert 'prefect' not in sys.modules, 'prefect imported eagerly'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

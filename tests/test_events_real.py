@@ -30,7 +30,7 @@ from test_events_support import (
 )
 
 import prefect_nbauth as nb
-from prefect_nbauth._events import stream_events
+from prefect_nbauth.events._stream import stream_events
 from prefect_nbauth.testing._server import PrefectServer
 
 pytestmark = pytest.mark.server
@@ -263,7 +263,7 @@ from prefect_nbauth.testing._gateway import RotatingGateway
 from test_events_support import Collector, CutProxy, emit_events
 from prefect_nbauth.testing import wait_until
 import prefect_nbauth as nb
-from prefect_nbauth._events import stream_events
+from prefect_nbauth.events._stream import stream_events
 from prefect_nbauth._session import socket_credential
 
 template = os.environ.get("EVENTS_TEMPLATE_DB")

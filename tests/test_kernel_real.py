@@ -4,7 +4,7 @@ The server's auth string is ``nbuser:<canary>``, a fresh random value; the kerne
 gets it only through its environment (``NB_TEST_AUTH``). The notebook loads the
 extension, logs in through the login widget (the secret delivered the way a
 front end delivers it) and through ``%prefect_login --auth-string-env``, shows
-the status widget, runs a flow and, when ``prefect_nbauth._events`` is there,
+the status widget, runs a flow and, when ``prefect_nbauth.events._stream`` is there,
 streams events into the event widget. Then the saved ``.ipynb`` (outputs AND
 the widget-state metadata nbclient records from every comm message) and the
 kernel's IPython history database are scanned for the canary: zero hits.
@@ -26,7 +26,7 @@ from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 pytestmark = pytest.mark.server
 
-EVENTS_AVAILABLE = importlib.util.find_spec("prefect_nbauth._events") is not None
+EVENTS_AVAILABLE = importlib.util.find_spec("prefect_nbauth.events._stream") is not None
 
 
 def canary_forms(canary: str, auth_string: str) -> list[str]:
@@ -149,7 +149,7 @@ def test_login_status_and_flow_in_a_real_kernel(executed: dict[str, Any]) -> Non
 
 def test_events_stream_into_the_widget_in_a_real_kernel(executed: dict[str, Any]) -> None:
     if not EVENTS_AVAILABLE:
-        pytest.skip("prefect_nbauth._events (the event stream) is not in this tree yet")
+        pytest.skip("prefect_nbauth.events._stream (the event stream) is not in this tree yet")
     text = _stdout(executed["nb"], "EVENTS:")
     assert "EVENTS: ['nbauth.kernel.7', 'nbauth.kernel.6', 'nbauth.kernel.5', 'nbauth.kernel.4', " \
            "'nbauth.kernel.3']" in text

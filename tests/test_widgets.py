@@ -67,7 +67,7 @@ def front_end_update(widget: Any, **state: Any) -> None:
 
 
 class FakeStream:
-    """The shape of prefect_nbauth._events' stream: state, stats, run_in_background."""
+    """The shape of prefect_nbauth.events._stream' stream: state, stats, run_in_background."""
 
     def __init__(self, **filters: Any) -> None:
         self.filters = filters
@@ -252,7 +252,7 @@ def test_widgets_have_readable_text_forms(comm_log: list[dict[str, Any]]) -> Non
 
 def test_status_widget_shows_mode_and_countdown(comm_log: list[dict[str, Any]]) -> None:
     from prefect_nbauth.widgets import AuthStatusWidget
-    from prefect_nbauth.widgets.status import countdown
+    from prefect_nbauth.notebook.widgets.status import countdown
 
     widget = AuthStatusWidget(check_server=False, watch=False)
     html = widget._summary.value
@@ -275,7 +275,7 @@ def test_status_widget_follows_notifications_and_closes_cleanly(comm_log: list[d
     _listeners.notify("login")  # as _session will after a login
     wait_until(lambda: widget._generation > before, 5, "the widget to re-read the status")
     widget.close()
-    from prefect_nbauth.widgets.status import _WATCHER
+    from prefect_nbauth.notebook.widgets.status import _WATCHER
 
     wait_until(lambda: _WATCHER._thread is None, 5, "the watcher thread to stop")
 

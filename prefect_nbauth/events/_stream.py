@@ -27,10 +27,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 from uuid import UUID
 
-from ._events_filter import StreamFilter, build_filter, check_seconds, from_us, to_us
-from ._events_ledger import Ledger
-from ._events_reconcile import Reconciler
-from ._events_transport import (
+from ._filter import StreamFilter, build_filter, check_seconds, from_us, to_us
+from ._ledger import Ledger
+from ._reconcile import Reconciler
+from ._transport import (
     AuthRejected,
     CredentialKeeper,
     RestEvents,
@@ -42,7 +42,7 @@ from ._events_transport import (
     tls_settings,
     wait_for,
 )
-from ._exceptions import ConfigurationError, PrefectAuthError
+from .._exceptions import ConfigurationError, PrefectAuthError
 
 if TYPE_CHECKING:
     from prefect.events.schemas.events import ReceivedEvent
@@ -1002,7 +1002,7 @@ def stream_events(
     sfilter = build_filter(prefix=prefix, resource=resource, labels=labels, related=related,
                            since=since, filter=filter)
 
-    from ._session import socket_credential
+    from .._session import socket_credential
 
     credential = socket_credential()
     if not credential.api_url:

@@ -46,8 +46,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._exceptions import ConfigurationError, ServerUnreachableError
-from ._inputs import check_api_url, plain_http_warning
+from .._exceptions import ConfigurationError, ServerUnreachableError
+from .._inputs import check_api_url, plain_http_warning
 
 __all__ = ["AuditReport", "Finding", "Outcome", "audit"]
 
@@ -388,8 +388,8 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     """
     from prefect.settings import get_current_settings
 
-    from ._session import socket_credential
-    from ._tls import ssl_context
+    from .._session import socket_credential
+    from .._tls import ssl_context
 
     started = time.monotonic()
     credential = socket_credential()

@@ -380,7 +380,8 @@ _FILTER_KEYS = st.sampled_from(["event", "resource", "related", "occurred", "any
 @given(_ANY, _ANY, _ANY, _ANY, _ANY, st.one_of(_ANY, st.dictionaries(_FILTER_KEYS, _ANY, max_size=3)))
 def test_event_filter_inputs_give_a_filter_or_a_configuration_error(
         prefix: Any, resource: Any, labels: Any, related: Any, since: Any, filter: Any) -> None:
-    events_filter = pytest.importorskip("prefect_nbauth.events._filter")
+    from prefect_nbauth.events import _filter as events_filter
+
     try:
         events_filter.build_filter(prefix=prefix, resource=resource, labels=labels, related=related,
                                    since=since, filter=filter)

@@ -23,12 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prefect_nbauth as nb
+from prefect_nbauth.events._outbox import _END, _Outbox
 from prefect_nbauth.events._stream import (
-    _END,
     EventStream,
     StreamState,
     StreamStats,
-    _Outbox,
     exponential_backoff,
     stream_events,
 )
@@ -202,7 +201,7 @@ class FakeRest:
 
 
 def _engine(since: datetime):
-    from prefect_nbauth.events._stream import _Engine, _Options
+    from prefect_nbauth.events._engine import _Engine, _Options
 
     options = _Options(reconcile_interval=5, lookback=300, credential_wait=0, buffer=10**6,
                        max_tracked=10**6, backoff=exponential_backoff, ghost_after=60)

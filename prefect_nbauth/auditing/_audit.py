@@ -48,16 +48,11 @@ import httpx
 
 from .._exceptions import ConfigurationError, ServerUnreachableError
 from .._inputs import check_api_url, plain_http_warning
+from .._websocket import SILENT, ws_url
 
 __all__ = ["AuditReport", "Finding", "Outcome", "audit"]
 
 logger = logging.getLogger("prefect_nbauth.audit")
-
-# websockets logs every handshake header and frame at DEBUG, the Authorization header and
-# the auth message included. The audit's sockets log to this logger instead, which is not
-# in the logging tree, so no logging configuration can switch it on.
-_SILENT = logging.Logger("prefect_nbauth.audit.websockets", level=logging.CRITICAL + 1)
-_SILENT.propagate = False
 
 DEFAULT_TIMEOUT = 3.0
 MAX_BODY = 64 * 1024  # every answer we look at is a few hundred bytes
@@ -291,13 +286,13 @@ class _Auditor:
         from websockets.exceptions import ConnectionClosed, InvalidStatus
         from websockets.sync.client import connect
 
-        url = "ws" + self.api_url[len("http"):] + "/" + path
+        url = ws_url(self.api_url, path)
         try:
             with connect(url, subprotocols=["prefect"] if subprotocol else None,
                          additional_headers=headers, open_timeout=self.timeout,
                          close_timeout=1, ssl=self._ssl(),
                          user_agent_header="prefect-nbauth-audit",
-                         max_size=MAX_BODY, logger=_SILENT) as ws:
+                         max_size=MAX_BODY, logger=SILENT) as ws:
                 chosen = ws.subprotocol
                 if first is None:
                     return _Socket("accepted", subprotocol=chosen)

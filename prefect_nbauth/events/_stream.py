@@ -120,7 +120,8 @@ class EventStream:
             if self._engine.error is not None:
                 raise self._engine.error
             raise StopAsyncIteration
-        return item
+        event: ReceivedEvent = item
+        return event
 
     def __iter__(self) -> Iterator["ReceivedEvent"]:
         self._start_thread()

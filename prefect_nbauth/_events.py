@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 from uuid import UUID
 
+from ._boundary import public
 from ._events_filter import StreamFilter, build_filter, check_seconds, from_us, to_us
 from ._events_ledger import Ledger
 from ._events_reconcile import Reconciler
@@ -882,6 +883,7 @@ class BackgroundStream:
         return f"<BackgroundStream {'running' if self.running else 'stopped'} {self.stream!r}>"
 
 
+@public()
 def stream_events(
     *,
     prefix: str | Sequence[str] | None = None,

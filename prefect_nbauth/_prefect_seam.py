@@ -199,8 +199,6 @@ def install_socket_refresh(refresh: Any) -> None:
 
 def refresh_socket_client(client: Any, api_url: str) -> None:
     """Point an events client's captured credential at the settings in force now."""
-    import base64
-
     from prefect.events.clients import PrefectCloudEventsClient
     from prefect.settings import get_current_settings
 
@@ -217,17 +215,17 @@ def refresh_socket_client(client: Any, api_url: str) -> None:
     connect = getattr(client, "_connect", None)
     if connect is None:
         return
-    headers = {k: v for k, v in dict(connect.additional_headers or {}).items()
-               if k.lower() != "authorization"}
-    if isinstance(client, PrefectCloudEventsClient) and api_key:
-        headers["Authorization"] = f"bearer {api_key}"
-    elif auth_string and hasattr(client, "_unconfirmed_events"):  # the publisher sends Basic too
-        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
-    for name, value in (settings.client.custom_headers or {}).items():
-        for existing in [k for k in headers if k.lower() == name.lower()]:
-            del headers[existing]
-        headers[name] = value
-    connect.additional_headers = headers
+    from ._headers import request_headers
+
+    cloud_key = api_key if isinstance(client, PrefectCloudEventsClient) else None
+    fresh = request_headers(
+        # Prefect's Cloud events client spells it "bearer"; its publisher sends Basic too.
+        auth_string=auth_string if hasattr(client, "_unconfirmed_events") and not cloud_key else None,
+        api_key=cloud_key,
+        bearer="bearer", headers=settings.client.custom_headers or {})
+    replaced = {"authorization", *(k.lower() for k in fresh)}
+    headers = {k: v for k, v in dict(connect.additional_headers or {}).items() if k.lower() not in replaced}
+    connect.additional_headers = {**headers, **fresh}
 
 
 # Prefect's clients follow redirects: its httpx clients drop only ``Authorization`` on a

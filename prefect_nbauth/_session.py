@@ -10,9 +10,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
-from . import _listeners, _redaction
+from . import _headers, _listeners, _redaction
 from . import _prefect_seam as seam
 from ._auth import NbAuth
+from ._boundary import public
 from ._exceptions import ConfigurationError, CredentialProviderError, PrefectAuthError
 from ._inputs import (
     Credential,
@@ -20,15 +21,17 @@ from ._inputs import (
     check_api_url,
     check_auth_string,
     check_headers,
+    check_timeout,
     is_cloud_url,
     plain_http_warning,
 )
 from ._providers import CredentialProvider, StaticToken, Token, as_provider
 from ._refresh import RefreshingToken
-from ._secrets import Secret, mask
+from ._secrets import Secret, mask, mask_auth_string
 from ._server import DEFAULT_TIMEOUT, probe_cloud, probe_server
 from ._sources import CREDENTIAL_SETTINGS, read_sources
 from ._status import AuthMode, AuthStatus, expiry_of, jwt_claims
+from ._urls import is_under
 
 __all__ = ["login", "logout", "refresh", "status"]
 
@@ -92,7 +95,7 @@ SecretInput = Union[str, Secret, CredentialProvider, Callable[[], Any]]
 def _token_for(slot: str, value: SecretInput, check: Callable[[Any], Any],
                margin: float | None) -> RefreshingToken:
     """Wrap a secret in a RefreshingToken, fetch it once and check the value it gives."""
-    if isinstance(value, (str, Secret)):
+    if isinstance(value, (str, Secret)) or not (isinstance(value, CredentialProvider) or callable(value)):
         check(value)  # a plain value: validate before wrapping, with the plain message
     provider = as_provider(value)
     token = RefreshingToken(provider, slot=slot, margin=margin, on_refresh=_on_refresh)
@@ -107,12 +110,7 @@ def _token_for(slot: str, value: SecretInput, check: Callable[[Any], Any],
 
 
 def _header_value(name: str, token: Token) -> str:
-    value = token.value.reveal()
-    # A provider of a bearer token for the Authorization header gives the bare
-    # token; an explicit scheme ("Bearer x", "Basic y") is kept as given.
-    if name.lower() == "authorization" and " " not in value:
-        return f"Bearer {value}"
-    return value
+    return _headers.gateway_header_value(name, token.value)
 
 
 def _credential_from(url: str, tokens: dict[str, RefreshingToken], workspace: str | None) -> Credential:
@@ -137,6 +135,7 @@ def _settings_for(original: Any, credential: Credential) -> Any:
     )
 
 
+@public(secrets=("auth_string", "api_key"), maps=("headers",), urls=("api_url",))
 def login(
     api_url: str | None = None,
     *,
@@ -183,6 +182,11 @@ def login(
         ServerUnreachableError: no Prefect API answered at the URL
             (``NotPrefectServerError`` when something else answered).
     """
+    if isinstance(api_url, Secret):
+        check_api_url(api_url)  # not a plain http(s) URL: says why, without showing it
+    timeout = check_timeout(timeout)
+    if refresh_margin is not None:
+        refresh_margin = check_timeout(refresh_margin, "refresh_margin", allow_zero=True)
     base = _base_context()
     settings = base.settings
     cloud_api_url = str(settings.cloud.api_url).rstrip("/")
@@ -209,8 +213,6 @@ def login(
         raise ConfigurationError("workspace= is for Prefect Cloud and needs api_key=….")
     if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
         raise ConfigurationError("workspace must be a non-empty 'account/workspace' handle or id.")
-    if refresh_margin is not None and refresh_margin < 0:
-        raise ConfigurationError("refresh_margin must be zero or more seconds.")
 
     if api_url is None:
         api_url = cloud_api_url if api_key is not None and not settings.api.url else settings.api.url
@@ -250,22 +252,11 @@ def login(
         raise CredentialProviderError(f"{exc} Nothing was changed.") from None
 
     credential = _credential_from(url, tokens, workspace)
-    verify = verify_setting(settings)
-    identity = workspace_handle = None
-    if _KEY in tokens:
-        info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
-        credential = Credential(api_url=info.api_url, api_key=credential.api_key,
-                                headers=credential.headers, workspace=info.workspace_handle)
-        identity, workspace_handle, version, server_auth = (
-            info.identity, info.workspace_handle, info.version, "API key")
-    else:
-        server = probe_server(credential, verify=verify, timeout=timeout)
-        version = server.version
-        server_auth = None if server.auth_required is None else ("BASIC" if server.auth_required else "none")
-        identity = credential.username or _token_subject(credential)
+    with _redaction.validating(credential.secrets()):  # provider values: unknown to the boundary
+        identity, workspace_handle, version, server_auth, credential = _validate(
+            credential, tokens, settings, cloud_api_url, timeout)
 
-    for secret in credential.secrets():
-        _redaction.remember_secret(secret)
+    _redaction.set_in_force("login", credential.secrets())
     with _lock:
         global _current
         previous = _current
@@ -292,6 +283,21 @@ def login(
     return status(check_server=False)
 
 
+def _validate(credential: Credential, tokens: dict[str, RefreshingToken], settings: Any,
+              cloud_api_url: str, timeout: float) -> tuple[Any, ...]:
+    """Ask the server; (identity, workspace handle, version, server auth, final credential)."""
+    verify = verify_setting(settings)
+    if _KEY in tokens:
+        info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
+        credential = Credential(api_url=info.api_url, api_key=credential.api_key,
+                                headers=credential.headers, workspace=info.workspace_handle)
+        return info.identity, info.workspace_handle, info.version, "API key", credential
+    server = probe_server(credential, verify=verify, timeout=timeout)
+    server_auth = None if server.auth_required is None else ("BASIC" if server.auth_required else "none")
+    return (credential.username or _token_subject(credential), None, server.version, server_auth,
+            credential)
+
+
 def _stop_tokens(login_state: _Login) -> None:
     for token in login_state.tokens.values():
         token.stop()
@@ -305,8 +311,7 @@ def _on_refresh(token: RefreshingToken, new: Token) -> None:
             return  # a token of a login that has since been replaced
         credential = _credential_from(login_state.credential.api_url, login_state.tokens,
                                       login_state.credential.workspace)
-        for secret in credential.secrets():
-            _redaction.remember_secret(secret)
+        _redaction.set_in_force("login", credential.secrets())
         installed = _settings_for(login_state.original, credential)
         was_in_force = seam.global_settings_context() is login_state.installed
         login_state.installed = installed
@@ -331,7 +336,9 @@ class _Rotation:
         self.api_url = login_state.credential.api_url.rstrip("/")
 
     def covers(self, request: Any) -> bool:
-        return str(request.url).startswith(self.api_url)
+        # Parsed origin and path on segment boundaries: a token for https://gw.example.com
+        # never goes to https://gw.example.com.evil.net/ (a string prefix would).
+        return is_under(request.url, self.api_url)
 
     def needs_refresh(self) -> bool:
         return any(t.token.expired() for t in self.login.tokens.values() if t.provider.refreshable)
@@ -343,11 +350,8 @@ class _Rotation:
     def apply(self, request: Any) -> dict[str, Token]:
         used = {slot: t.token for slot, t in self.login.tokens.items()}
         credential = _credential_from(self.api_url, self.login.tokens, None)
-        auth = credential.authorization()
-        if auth is not None:
-            request.headers["Authorization"] = auth
-        for name, value in credential.headers.items():
-            request.headers[name] = value.reveal()
+        for name, value in credential.request_headers().items():
+            request.headers[name] = value
         return used
 
     def refresh_after_rejection(self, used: dict[str, Token]) -> bool:
@@ -385,6 +389,7 @@ def _active_rotation() -> _Rotation | None:
 _NB_AUTH = NbAuth(_active_rotation)
 
 
+@public()
 def refresh() -> AuthStatus:
     """Refresh the credential now, whatever its expiry, and check it against the server.
 
@@ -409,6 +414,7 @@ def refresh() -> AuthStatus:
     return status(check_server=False)
 
 
+@public()
 def logout(*, forget: bool = False) -> AuthStatus:
     """Go back to exactly the settings in force before the first :func:`login`.
 
@@ -424,6 +430,7 @@ def logout(*, forget: bool = False) -> AuthStatus:
         login_state = _current
         seam.install_global_settings_context(login_state.original)
         _current = None
+        _redaction.set_in_force("login", ())  # still scrubbed for a while, as a recent secret
     _stop_tokens(login_state)
     with _lock:
         if forget:
@@ -516,6 +523,7 @@ def _effective_values(settings: Any) -> dict[str, Any]:
     return values
 
 
+@public()
 def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
     """What Prefect in this process sends right now, where it came from, and what is wrong.
 
@@ -526,6 +534,7 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
     ``check_server`` (the default) it also asks the server for its version and
     whether it accepts the credential.
     """
+    timeout = check_timeout(timeout)
     with _lock:
         login_state = _current
         context = seam.active_settings_context()
@@ -705,8 +714,11 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
             )
 
     if mode is AuthMode.BASIC and auth_string:
-        identity = auth_string.split(":", 1)[0]
-        credential_text = f"auth string {identity}:****"
+        # Prefect compares the whole string: only a ':' makes its first part a user name.
+        identity = auth_string.split(":", 1)[0] if ":" in auth_string else identity
+        credential_text = f"auth string {mask_auth_string(auth_string)}"
+        if ":" not in auth_string:
+            credential_text += " (no ':', so no user name is known)"
     elif mode is AuthMode.API_KEY and api_key:
         credential_text = f"API key {mask(api_key)}"
     elif mode is AuthMode.HEADERS:
@@ -805,8 +817,6 @@ class SocketCredential:
 
 def socket_credential() -> SocketCredential:
     """The credential a websocket connecting now must use (login, rotation or plain settings)."""
-    import base64
-
     from prefect.settings import get_current_settings
 
     with _lock:
@@ -819,15 +829,9 @@ def socket_credential() -> SocketCredential:
     url = values["PREFECT_API_URL"]
     auth_string = values["PREFECT_API_AUTH_STRING"]
     api_key = values["PREFECT_API_KEY"]
-    headers: dict[str, str] = {}
-    if auth_string:
-        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
-    elif api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    for name, value in (values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}).items():
-        for existing in [k for k in headers if k.lower() == name.lower()]:
-            del headers[existing]
-        headers[name] = str(value)
+    headers = _headers.request_headers(
+        auth_string=auth_string, api_key=api_key,
+        headers={n: str(v) for n, v in (values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}).items()})
     generation = tuple(t.generation for t in login_state.tokens.values()) if login_state else ()
     return SocketCredential(api_url=url, headers=headers, auth_token=auth_string or api_key,
                             generation=generation)

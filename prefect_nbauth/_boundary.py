@@ -72,7 +72,8 @@ def _is_plain_url(value: str) -> bool:
     except ValueError:
         return False
     return (parts.scheme in ("http", "https") and bool(parts.hostname)
-            and parts.username is None and parts.password is None)
+            and parts.username is None and parts.password is None
+            and all(0 < len(label) <= 63 for label in parts.hostname.rstrip(".").split(".")))
 
 
 def _protect(value: Any, kind: str, held: list[Secret]) -> Any:

@@ -198,7 +198,7 @@ def _outputs(nb: Any) -> str:
 def test_every_case_ran(executed: dict[str, Any]) -> None:
     text = _outputs(executed["nb"])
     for expected in ("AuthenticationError", "ServerUnreachableError", "non-ASCII", "UsageError",
-                     "finite number", "Logged in", "CredentialProviderError", "vault refused",
+                     "finite number", "Prefect auth: basic", "CredentialProviderError", "vault refused",
                      "timeout must be", "STREAMED", "LOG RECORDS:"):
         assert expected in text, expected
     assert text.count("POSTMORTEM") == 6

@@ -39,6 +39,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from cloud_gateway import LoopbackServer
+from servers import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -46,8 +48,6 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 import prefect_nbauth as nb
-from cloud_gateway import LoopbackServer
-from servers import free_port
 
 CONTAINMENT_OFF = os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF") == "1"
 

@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from rotating_gateway import RotatingGateway
 from servers import PrefectServer, free_port, isolated_env
 from test_containment import leak_forms, leaks, make_canary

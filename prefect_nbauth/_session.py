@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -57,6 +58,17 @@ class _Login:
     @property
     def rotating(self) -> bool:
         return any(t.provider.refreshable for t in self.tokens.values())
+
+    @property
+    def injects(self) -> bool:
+        """Our hooks must add the credential per request: it rotates, or it has gateway
+        headers (kept out of Prefect's settings, which print them in clear)."""
+        return self.rotating or bool(self.credential.headers)
+
+    def gateway_headers(self) -> dict[str, str]:
+        """The gateway headers to send now, raw (current token values)."""
+        credential = _credential_from(self.credential.api_url, self.tokens, None)
+        return credential.request_headers(prefect_credential=False)
 
 
 _current: _Login | None = None
@@ -131,7 +143,7 @@ def _settings_for(original: Any, credential: Credential) -> Any:
         api_url=credential.api_url,
         auth_string=credential.auth_string.reveal() if credential.auth_string else None,
         api_key=credential.api_key.reveal() if credential.api_key else None,
-        custom_headers={n: v.reveal() for n, v in credential.headers.items()},
+        custom_headers={},  # gateway headers: added per request (_prefect_seam.install_gateway_headers)
     )
 
 
@@ -267,9 +279,10 @@ def login(
         new_login = _Login(original=original, installed=installed, credential=credential,
                            identity=identity, workspace=workspace_handle, server_version=version,
                            server_auth=server_auth, persisted_to=persisted_to, tokens=tokens)
-        if new_login.rotating:
+        if new_login.injects:
             seam.install_client_auth(_NB_AUTH)
             seam.install_socket_refresh(_refresh_socket)
+            seam.install_gateway_headers(_gateway_headers_for)
         seam.install_redirect_guard()
         seam.install_global_settings_context(installed)
         _current = new_login
@@ -324,8 +337,22 @@ def _on_refresh(token: RefreshingToken, new: Token) -> None:
 
 def _refresh_socket(client: Any) -> None:
     login_state = _current
-    if login_state is not None and login_state.rotating:
-        seam.refresh_socket_client(client, login_state.credential.api_url)
+    if login_state is not None and login_state.injects:
+        seam.refresh_socket_client(client, login_state.credential.api_url,
+                                   _gateway_headers_for(login_state.credential.api_url))
+
+
+def _gateway_headers_for(url: str) -> dict[str, str]:
+    """Our login's gateway headers, for a URL under its API while its settings are in force."""
+    login_state = _current
+    if login_state is None or not login_state.credential.headers:
+        return {}
+    if seam.global_settings_context() is not login_state.installed:
+        return {}  # somebody replaced our settings; do not fight them (as _active_rotation)
+    http_url = re.sub(r"^ws(s?)://", r"http\1://", str(url))
+    if not is_under(http_url, login_state.credential.api_url):
+        return {}
+    return login_state.gateway_headers()
 
 
 class _Rotation:
@@ -379,7 +406,7 @@ class _Rotation:
 def _active_rotation() -> _Rotation | None:
     with _lock:
         login_state = _current
-        if login_state is None or not login_state.rotating:
+        if login_state is None or not login_state.injects:
             return None
         if seam.global_settings_context() is not login_state.installed:
             return None  # somebody replaced our settings; do not fight them
@@ -541,6 +568,8 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
         global_context = seam.global_settings_context()
     settings = context.settings
     values = _effective_values(settings)
+    if login_state is not None and context is login_state.installed and login_state.credential.headers:
+        values["PREFECT_CLIENT_CUSTOM_HEADERS"] = login_state.gateway_headers()
     url = values["PREFECT_API_URL"]
     auth_string = values["PREFECT_API_AUTH_STRING"]
     api_key = values["PREFECT_API_KEY"]
@@ -826,6 +855,8 @@ def socket_credential() -> SocketCredential:
             token.current()  # refresh first if it already expired
     settings = get_current_settings()
     values = _effective_values(settings)
+    if values["PREFECT_API_URL"] and (gateway := _gateway_headers_for(values["PREFECT_API_URL"])):
+        values["PREFECT_CLIENT_CUSTOM_HEADERS"] = {**(values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}), **gateway}
     url = values["PREFECT_API_URL"]
     auth_string = values["PREFECT_API_AUTH_STRING"]
     api_key = values["PREFECT_API_KEY"]

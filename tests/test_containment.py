@@ -147,6 +147,7 @@ class EchoServer(LoopbackServer):
         self.auth_string = auth_string
         self.mode = "ok"
         self.api_url = ""
+        self.seen: list[tuple[str, dict[str, str]]] = []  # (path, headers) of what Prefect sent
         self._http = None
         self._ws_tasks: set[Any] = set()
 
@@ -190,7 +191,12 @@ class EchoServer(LoopbackServer):
                                     status_code=422)
             return JSONResponse({"events": [], "total": 0, "next_page": None})
 
+        async def hello(request: Request) -> Response:
+            self.seen.append((request.url.path, dict(request.headers)))
+            return JSONResponse("hello")
+
         async def events_out(ws: WebSocket) -> None:
+            self.seen.append((ws.url.path, dict(ws.headers)))
             await ws.accept(subprotocol="prefect")
             auth = json.loads(await ws.receive_text())
             if self.mode == "ws-close":
@@ -206,6 +212,7 @@ class EchoServer(LoopbackServer):
         return Starlette(routes=[
             Route("/ui-settings", ui_settings),
             Route("/api/health", lambda r: JSONResponse(True)),
+            Route("/api/hello", hello),
             Route("/api/admin/version", version),
             Route("/api/events/filter", events_filter, methods=["POST"]),
             WebSocketRoute("/api/events/out", events_out),
@@ -512,6 +519,35 @@ def test_bad_values_are_configuration_errors(echo: EchoServer, kwargs: dict[str,
     exc = _raised(lambda: nb.login(**kwargs))
     assert isinstance(exc, nb.ConfigurationError), repr(exc)
     assert fragment in str(exc) and "several lines" not in str(exc)
+
+
+# ----------------------------------------------------------- 9. gateway headers
+
+
+def test_gateway_headers_are_not_in_prefects_settings_yet_prefect_sends_them(echo: EchoServer) -> None:
+    """Prefect prints client.custom_headers in clear; login() keeps gateway tokens out of it."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.clients import get_events_subscriber
+    from prefect.settings import get_current_settings
+
+    S["gateway"] = "gw-" + secrets.token_hex(30)
+    nb.login(echo.api_url, auth_string=S["auth"], headers={"X-Gateway-Token": S["gateway"]})
+    dumped = get_current_settings().model_dump_json() + repr(get_current_settings())
+    assert leaks(dumped, S["gateway"], S["auth"]) == []
+    assert "X-Gateway-Token" in str(nb.status(check_server=False))  # status still knows it
+
+    echo.seen.clear()
+    with get_client(sync_client=True) as client:
+        assert client.hello().json() == "hello"
+
+    async def subscribe() -> None:
+        async with get_events_subscriber():
+            pass
+
+    asyncio.run(subscribe())
+    sent = {path: headers for path, headers in echo.seen}
+    for path in ("/api/hello", "/api/events/out"):
+        assert sent[path].get("x-gateway-token") == S["gateway"], (path, sorted(sent[path]))
 
 
 # ----------------------------------------------------------- 10. origins

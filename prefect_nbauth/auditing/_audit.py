@@ -30,7 +30,6 @@ is logged or put into the report.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import logging
@@ -46,8 +45,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .._boundary import public
 from .._exceptions import ConfigurationError, ServerUnreachableError
-from .._inputs import check_api_url, plain_http_warning
+from .._headers import basic
+from .._inputs import check_api_url, check_timeout, is_cloud_url, plain_http_warning
 from .._websocket import SILENT, ws_url
 
 __all__ = ["AuditReport", "Finding", "Outcome", "audit"]
@@ -236,15 +237,13 @@ class _Auditor:
             if name.lower() == "authorization":
                 scheme = value.split(" ", 1)[0] if " " in value else "Bearer"
                 if scheme.lower() == "basic":
-                    raw = f"nbauth-audit:{secrets.token_urlsafe(18)}".encode()
-                    wrong[name] = "Basic " + base64.b64encode(raw).decode()
+                    wrong[name] = basic(f"nbauth-audit:{secrets.token_urlsafe(18)}")
                 else:
                     wrong[name] = f"{scheme} {secrets.token_urlsafe(24)}"
             else:
                 wrong[name] = secrets.token_urlsafe(24)
         if not any(n.lower() == "authorization" for n in wrong):
-            raw = f"nbauth-audit:{secrets.token_urlsafe(18)}".encode()
-            wrong["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+            wrong["Authorization"] = basic(f"nbauth-audit:{secrets.token_urlsafe(18)}")
         return wrong
 
     def close(self) -> None:
@@ -370,6 +369,7 @@ def _client_sends(headers: dict[str, str]) -> str:
 # --------------------------------------------------------------------------- audit
 
 
+@public(urls=("api_url",))
 def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> AuditReport:
     """Probe the Prefect API this process talks to and say what it really enforces.
 
@@ -386,6 +386,7 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     from .._session import socket_credential
     from .._tls import ssl_context
 
+    timeout = check_timeout(timeout)
     started = time.monotonic()
     credential = socket_credential()
     configured = credential.api_url.rstrip("/") if credential.api_url else None
@@ -401,7 +402,7 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     use_credential = configured is not None and url == check_api_url(configured)
     settings = get_current_settings()
     cloud_api = str(settings.cloud.api_url).rstrip("/")
-    is_cloud = url.startswith(cloud_api)
+    is_cloud = is_cloud_url(url, cloud_api)
 
     auditor = _Auditor(url, dict(credential.headers), credential.auth_token,
                        verify=ssl_context(settings), timeout=timeout,

@@ -38,6 +38,7 @@ from .._exceptions import (
     NotPrefectServerError,
     PrefectAuthError,
 )
+from .._redaction import scrub_text
 from .._secrets import redact
 from .._websocket import SILENT, connect_without_redirects, ws_url
 
@@ -97,7 +98,10 @@ def _secrets_of(credential: Any) -> list[str]:
 
 
 def scrub(text: str, credential: Any) -> str:
-    return redact(text, *_secrets_of(credential)) if credential is not None else text
+    """Others' text without the credential (every form), any secret in force, or an auth frame."""
+    if credential is not None:
+        text = redact(text, *_secrets_of(credential))
+    return scrub_text(text)
 
 
 def fingerprint(credential: Any) -> str:

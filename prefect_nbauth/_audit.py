@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from . import _versions
 from ._exceptions import ConfigurationError, ServerUnreachableError
 from ._inputs import check_api_url, plain_http_warning
 
@@ -497,6 +498,7 @@ def _run(a: _Auditor, settings: Any, is_cloud: bool) -> tuple[list[Finding], str
     findings += _socket_findings(a, r)
     findings.append(_redirect_finding(a))
     findings.append(_version_finding(version, is_cloud, a.use_credential))
+    findings.append(_versions.compatibility_finding(version, advertised, is_cloud))
     return findings, version, advertised
 
 

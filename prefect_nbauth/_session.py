@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
-from . import _listeners, _redaction
+from . import _listeners, _prefect_compat, _redaction, _versions
 from . import _prefect_seam as seam
 from ._auth import NbAuth
 from ._exceptions import ConfigurationError, CredentialProviderError, PrefectAuthError
@@ -183,6 +183,7 @@ def login(
         ServerUnreachableError: no Prefect API answered at the URL
             (``NotPrefectServerError`` when something else answered).
     """
+    _versions.require_supported_client()
     base = _base_context()
     settings = base.settings
     cloud_api_url = str(settings.cloud.api_url).rstrip("/")
@@ -249,6 +250,8 @@ def login(
     except CredentialProviderError as exc:
         raise CredentialProviderError(f"{exc} Nothing was changed.") from None
 
+    _prefect_compat.require_seams(settings, custom_headers=bool(header_items),
+                                  rotating=any(t.provider.refreshable for t in tokens.values()))
     credential = _credential_from(url, tokens, workspace)
     verify = verify_setting(settings)
     identity = workspace_handle = None
@@ -526,6 +529,7 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
     ``check_server`` (the default) it also asks the server for its version and
     whether it accepts the credential.
     """
+    _versions.require_supported_client()
     with _lock:
         login_state = _current
         context = seam.active_settings_context()
@@ -748,6 +752,8 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
                     "anyone who can reach it can use it."
                 )
 
+    warnings += _versions.compatibility_warnings(server_version, server_auth,
+                                                 auth_string_set=bool(auth_string))
     return AuthStatus(
         mode=mode, api_url=url, identity=identity, sources=sources, expires_at=expires_at,
         warnings=tuple(dict.fromkeys(warnings)), server_version=server_version,

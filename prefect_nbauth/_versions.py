@@ -66,6 +66,12 @@ def require_supported_client(installed: str | None = None) -> None:
     parsed = _parse(installed)
     if parsed is not None and parsed >= _parse(CLIENT_FLOOR):
         return
+    if parsed is None and installed[:1].isdigit() and int(installed.split(".")[0]) >= 4:
+        raise ConfigurationError(
+            f"prefect_nbauth works with Prefect 3 ({CLIENT_FLOOR} or newer), but Prefect "
+            f"{installed} is installed, which it was never tested with. Install "
+            "'prefect>=3.6.14,<4', or a prefect_nbauth release made for Prefect 4."
+        )
     raise ConfigurationError(
         f"prefect_nbauth needs Prefect {CLIENT_FLOOR} or newer, but Prefect {installed} is "
         "installed (it has no PREFECT_CLIENT_CUSTOM_HEADERS and no guardable websocket "

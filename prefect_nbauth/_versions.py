@@ -6,14 +6,15 @@ Every fact here was measured with each Prefect client in its own venv against re
 - ``PREFECT_CLIENT_CUSTOM_HEADERS`` (``ClientSettings.custom_headers``) first exists in 3.4.8,
   ``prefect._internal.websockets`` (whose redirects login() turns off) in 3.4.7. Older clients
   cannot carry a gateway header nor be guarded, so 3.4.8 is the floor.
-- Prefect's event publisher (``PrefectEventsClient``, behind ``emit_event`` and flow-run
-  events) opens ``/events/in`` with the ``prefect`` subprotocol and an auth message only from
-  3.6.14 on. A server that enforces an auth string refuses older publishers (HTTP 403), and the
-  client only logs it: the events are lost.
+- Prefect's event publisher (``PrefectEventsClient``, behind ``emit_event`` and the task-run
+  state events the client-side task engine emits) opens ``/events/in`` with the ``prefect``
+  subprotocol and an auth message only from 3.6.14 on. A server that enforces an auth string
+  refuses older publishers (HTTP 403), and the client only logs it: the events are lost.
+  Flow-run state events are written by the server itself and arrive either way.
 - From 3.6.14 on the publisher always sends that auth message first, even with no auth
   string. Servers before 3.6.14 read it as an event, fail to validate it and drop the socket,
-  so every emitted event is lost; with an auth string they also write the raw string into
-  their own error log.
+  so every emitted event is lost; with an auth string they also log the validation error,
+  whose shortened input shows the end of the auth string (the password) in clear.
 """
 
 from __future__ import annotations
@@ -101,16 +102,17 @@ def compatibility_warnings(server_version: str | None, server_auth: str | None, 
         warnings.append(
             f"Events are lost: this Prefect client ({client}) sends events without the "
             f"'prefect' websocket subprotocol that the {server_version} server requires when "
-            "it enforces an auth string, so emit_event() and flow-run events are refused "
-            f"(logged, not raised); upgrade the client to Prefect {EMITTER_HANDSHAKE} or newer."
+            "it enforces an auth string, so events from emit_event() and task runs are "
+            f"refused (logged, not raised); upgrade the client to Prefect {EMITTER_HANDSHAKE} "
+            "or newer."
         )
     if s < fixed <= c:
-        leak = (" and it writes your auth string into its own error log" if enforced else "")
+        leak = (" (writing part of your auth string into its own error log)" if enforced else "")
         warnings.append(
             f"Events are lost: the server runs Prefect {server_version}, which reads the auth "
             f"message this {client} client sends first on /events/in as a bad event and drops "
-            f"the connection{leak}, so emit_event() and flow-run events never arrive; upgrade "
-            f"the server to Prefect {EMITTER_HANDSHAKE} or newer (3.6.22 or newer fixes its "
+            f"the connection{leak}, so events from emit_event() and task runs never "
+            f"arrive; upgrade the server to Prefect {EMITTER_HANDSHAKE} or newer (3.6.22 or newer fixes its "
             f"known auth defects too), or pin the client below {EMITTER_HANDSHAKE}."
         )
     return warnings

@@ -28,8 +28,14 @@ from pathlib import Path
 
 from servers import isolated_env
 
-__all__ = ["BELOW_FLOOR", "FLOOR", "MATRIX_VERSIONS", "PrefectVenvUnavailable", "ensure_prefect_venv",
-           "ensure_all"]
+__all__ = [
+    "BELOW_FLOOR",
+    "FLOOR",
+    "MATRIX_VERSIONS",
+    "PrefectVenvUnavailable",
+    "ensure_all",
+    "ensure_prefect_venv",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENVS_DIR = Path(os.environ.get("NBAUTH_PREFECT_VENVS", REPO_ROOT / ".prefect-versions"))
@@ -115,7 +121,7 @@ def _install(version: str, venv: Path) -> None:
     deadline = time.monotonic() + INSTALL_TIMEOUT
     for argv in steps:
         try:
-            done = subprocess.run(argv, env=env, capture_output=True, text=True,
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False,
                                   timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             shutil.rmtree(venv, ignore_errors=True)
@@ -126,7 +132,7 @@ def _install(version: str, venv: Path) -> None:
             raise PrefectVenvUnavailable(
                 f"could not install prefect=={version} into {venv} (is the package index "
                 f"reachable?): exit {done.returncode}:\n{_tail(done.stderr or done.stdout)}")
-    check = subprocess.run([str(python), "-c", "import prefect; print(prefect.__version__)"],
+    check = subprocess.run([str(python), "-c", "import prefect; print(prefect.__version__)"], check=False,
                            env=env, capture_output=True, text=True, timeout=300)
     if check.returncode != 0 or check.stdout.strip() != version:
         shutil.rmtree(venv, ignore_errors=True)

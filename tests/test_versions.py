@@ -64,7 +64,7 @@ def test_an_old_emitter_against_an_open_server_is_fine() -> None:
 def test_a_new_emitter_against_an_old_server_says_which_side_to_upgrade(server: str) -> None:
     [warning] = _loss("3.9.1", server, "BASIC")
     assert server in warning and "upgrade the server to Prefect 3.6.14 or newer" in warning
-    assert "auth string into its own error log" in warning
+    assert "part of your auth string into its own error log" in warning
     [open_warning] = _loss("3.9.1", server, "none", auth_string_set=False)
     assert "error log" not in open_warning
 

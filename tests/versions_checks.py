@@ -21,7 +21,8 @@ import sys
 import time
 import traceback
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 API_URL = sys.argv[2] if len(sys.argv) > 2 else ""
 AUTH = os.environ.get("NBAUTH_MATRIX_AUTH", "")
@@ -85,11 +86,20 @@ def core() -> dict[str, Any]:
     out["status"] = {"mode": st.mode.value, "server_version": st.server_version,
                      "server_auth": st.server_auth, "warnings": list(st.warnings)}
 
-    from prefect import flow
+    from prefect import flow, task
+
+    task_run_ids: list[Any] = []
+
+    @task(persist_result=False)
+    def plus_one(x: int) -> int:
+        from prefect.context import TaskRunContext
+
+        task_run_ids.append(TaskRunContext.get().task_run.id)
+        return x + 1
 
     @flow(persist_result=False, name="nbauth-matrix")
     def hello(x: int) -> int:
-        return x + 1
+        return plus_one(x)
 
     state = None
 
@@ -117,32 +127,42 @@ def core() -> dict[str, Any]:
     check("async_client", lambda: asyncio.run(_async_client()))
 
     name = f"nbauth.matrix.{uuid.uuid4().hex[:10]}"
+    arrived: dict[str, bool] = {}
+
+    def completed_event(kind: str, run_id: Any) -> bool:
+        """Flow-run state events come from the server; task-run ones from the client's emitter."""
+        import httpx
+
+        body = {"filter": {"resource": {"id": [f"prefect.{kind}-run.{run_id}"]},
+                           "event": {"name": [f"prefect.{kind}-run.Completed"]},
+                           "occurred": {"since": "2020-01-01T00:00:00Z",
+                                        "until": "2100-01-01T00:00:00Z"}}, "limit": 5}
+        r = httpx.post(f"{API_URL}/events/filter", json=body, headers=_headers(), timeout=10)
+        r.raise_for_status()
+        return bool(r.json()["events"])
 
     def emit_and_read_back() -> bool:
+        """One arrival window for both: our emit_event and the flow run's own Completed event."""
         from prefect.events import emit_event
 
         emit_event(event=name, resource={"prefect.resource.id": "nbauth.matrix"})
         _drain_emitter()
-        return bool(_wait_for(lambda: _events_named(name), ARRIVAL_WAIT))
+
+        def all_three() -> bool:
+            if not arrived.get("emit"):
+                arrived["emit"] = bool(_events_named(name))
+            if not arrived.get("flow") and flow_run_id is not None:
+                arrived["flow"] = completed_event("flow", flow_run_id)
+            if not arrived.get("task") and task_run_ids:
+                arrived["task"] = completed_event("task", task_run_ids[0])
+            return all(arrived.get(k) for k in ("emit", "flow", "task"))
+
+        _wait_for(all_three, ARRIVAL_WAIT)
+        return arrived["emit"]
 
     check("emit_readback", emit_and_read_back)
-
-    def flow_run_events() -> bool:
-        import httpx
-
-        body = {"filter": {"resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
-                           "event": {"name": ["prefect.flow-run.Completed"]},
-                           "occurred": {"since": "2020-01-01T00:00:00Z",
-                                        "until": "2100-01-01T00:00:00Z"}}, "limit": 5}
-
-        def found() -> bool:
-            r = httpx.post(f"{API_URL}/events/filter", json=body, headers=_headers(), timeout=10)
-            r.raise_for_status()
-            return bool(r.json()["events"])
-
-        return bool(_wait_for(found, ARRIVAL_WAIT))
-
-    check("flow_run_events", flow_run_events)
+    check("flow_run_events", lambda: arrived.get("flow", False))
+    check("task_run_events", lambda: arrived.get("task", False))
 
     def stream() -> bool:
         """Our stream_events, fed through REST (POST /events), not through Prefect's emitter."""
@@ -199,13 +219,13 @@ def kernel() -> dict[str, Any]:
         "import sys, prefect\nprint('KERNEL:', sys.executable, prefect.__version__)",
         "%load_ext prefect_nbauth",
         f"%prefect_login --url {API_URL} --auth-string-env NBAUTH_MATRIX_AUTH",
-        "import prefect_nbauth\nst = prefect_nbauth.status()\n"
-        "print('STATUS:', st.mode.value, st.server_version, len(st.warnings))",
+        ("import prefect_nbauth\nst = prefect_nbauth.status()\n"
+        "print('STATUS:', st.mode.value, st.server_version, len(st.warnings))"),
         "%prefect_status",
-        "from prefect import flow\n\n@flow(persist_result=False)\ndef hello(name: str) -> str:\n"
-        "    return f'hello {name}'\n\nprint('FLOW:', hello('kernel'))",
-        "from prefect import get_client\nasync with get_client() as c:\n"
-        "    print('ASYNC:', (await c.hello()).status_code)",
+        ("from prefect import flow\n\n@flow(persist_result=False)\ndef hello(name: str) -> str:\n"
+        "    return f'hello {name}'\n\nprint('FLOW:', hello('kernel'))"),
+        ("from prefect import get_client\nasync with get_client() as c:\n"
+        "    print('ASYNC:', (await c.hello()).status_code)"),
         "%prefect_logout",
         "print('AFTER:', prefect_nbauth.status(check_server=False).mode.value)",
     ]

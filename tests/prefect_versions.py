@@ -16,6 +16,7 @@ Run ``python tests/prefect_versions.py 3.4.8 3.6.13`` to build venvs ahead of a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -86,7 +88,7 @@ def ensure_prefect_venv(version: str) -> Path:
     """The python of a venv with Prefect ``version``, created if missing or stale."""
     with _locks_lock:
         lock = _locks.setdefault(version, threading.Lock())
-    with lock:
+    with lock, _file_lock(VENVS_DIR / f"{version}.lock"):
         if version in _failures:
             raise PrefectVenvUnavailable(_failures[version])
         venv = VENVS_DIR / version
@@ -100,6 +102,23 @@ def ensure_prefect_venv(version: str) -> Path:
             raise
         marker.write_text(_marker_text(version))
         return python
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """One builder per venv across processes: scripts/test may prebuild while pytest waits."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: in-process lock only
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_all(versions: tuple[str, ...] = MATRIX_VERSIONS) -> dict[str, Path]:

@@ -48,7 +48,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKS = Path(__file__).resolve().parent / "versions_checks.py"
 NEWEST = "3.9.1"
 # Flow-run state events are written by the server itself, so they arrive whatever the emitter.
-CORE = ("login", "flow", "sync_client", "async_client", "flow_run_events", "stream_events", "logout")
+CORE = ("login", "audit", "flow", "sync_client", "async_client", "flow_run_events", "stream_events",
+        "logout")
 
 
 def _run(python: Path | str, mode: str, api_url: str, home: Path, timeout: float = 420) -> dict[str, Any]:
@@ -123,7 +124,7 @@ def matrix(venvs: dict[str, Path], old_servers: dict[str, PrefectServer], auth_s
                    for c, s, m in runs}
         results = {key: f.result() for key, f in futures.items()}
     summary = {f"client {c} / server {s} / {m}": {
-        k: r.get(k) for k in ("checks", "status", "login", "error", "seconds") if k in r}
+        k: r.get(k) for k in ("checks", "status", "audit", "login", "error", "seconds") if k in r}
         for (c, s, m), r in results.items()}
     artifacts = REPO_ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
@@ -165,6 +166,8 @@ def test_a_client_before_the_handshake_works_but_loses_events_and_status_says_so
     # ... and status() says so, with the upgrade that fixes it.
     [warning] = _event_loss(result["status"]["warnings"])
     assert client in warning and "upgrade the client to Prefect 3.6.14" in warning
+    assert result["audit"]["outcome"] == "fail"
+    assert result["audit"]["fix"] == "Upgrade the client to Prefect 3.6.14 or newer."
 
 
 def test_the_newest_client_against_the_newest_server_works_and_warns_nothing(matrix: Any) -> None:
@@ -173,6 +176,7 @@ def test_the_newest_client_against_the_newest_server_works_and_warns_nothing(mat
     assert result["checks"]["emit_readback"] == "pass"
     assert result["checks"]["task_run_events"] == "pass"
     assert _event_loss(result["status"]["warnings"]) == []  # the advice, followed, clears it
+    assert result["audit"]["outcome"] == "pass"
 
 
 @pytest.mark.parametrize("server", [FLOOR, PRE_HANDSHAKE_36])
@@ -185,6 +189,8 @@ def test_the_newest_client_against_an_old_server_loses_events_and_status_says_so
     assert result["checks"]["task_run_events"] == "fail"
     [warning] = _event_loss(result["status"]["warnings"])
     assert server in warning and "upgrade the server to Prefect 3.6.14" in warning
+    assert result["audit"]["outcome"] == "fail"
+    assert result["audit"]["fix"].startswith("Upgrade the server to Prefect 3.6.14")
 
 
 @pytest.mark.parametrize("server", [FLOOR, PRE_HANDSHAKE_36])
@@ -208,6 +214,7 @@ def test_the_floor_client_against_the_floor_server_works_end_to_end(matrix: Any)
     assert result["checks"]["emit_readback"] == "pass"
     assert result["checks"]["task_run_events"] == "pass"
     assert _event_loss(result["status"]["warnings"]) == []
+    assert result["audit"]["outcome"] == "pass"
 
 
 @pytest.mark.parametrize("client", [FLOOR, PRE_HANDSHAKE_36, NEWEST])

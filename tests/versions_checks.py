@@ -86,6 +86,14 @@ def core() -> dict[str, Any]:
     out["status"] = {"mode": st.mode.value, "server_version": st.server_version,
                      "server_auth": st.server_auth, "warnings": list(st.warnings)}
 
+    def audit() -> bool:
+        report = nb.audit()
+        finding = report.finding("client-server-versions")
+        out["audit"] = {"outcome": finding.outcome.value, "detail": finding.detail, "fix": finding.fix}
+        return True
+
+    check("audit", audit)
+
     from prefect import flow, task
 
     task_run_ids: list[Any] = []

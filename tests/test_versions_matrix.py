@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import servers as servers_module
 from constants import AUTH_STRING
 from prefect_versions import (
     BELOW_FLOOR,
@@ -89,6 +90,17 @@ def venvs() -> dict[str, Path]:
     return found
 
 
+def _seed_prefect_command(python: Path) -> None:
+    """Check ``python -m prefect`` with a timeout that scales, then tell servers.py it works.
+
+    servers.py probes each interpreter once with a 120 s limit; a venv's first import on a
+    machine shared by many test runs can take longer than that (bytecode is written then).
+    """
+    subprocess.run([str(python), "-c", "import prefect.__main__"], env=isolated_env(),
+                   capture_output=True, timeout=900, check=True)
+    servers_module._COMMAND_CACHE[str(python)] = [str(python), "-m", "prefect"]
+
+
 @pytest.fixture(scope="module")
 def old_servers(venvs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[dict[str, PrefectServer]]:
@@ -97,8 +109,9 @@ def old_servers(venvs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
     try:
         # One after the other, from this thread: each server dies with the thread that started
         # it (PR_SET_PDEATHSIG in servers.py), so a pool thread must not start one.
-        for server in servers.values():
-            server.start(timeout=240)
+        for version, server in servers.items():
+            _seed_prefect_command(venvs[version])
+            server.start(timeout=600)
         yield servers
     finally:
         for s in servers.values():

@@ -25,6 +25,8 @@ import concurrent.futures
 import logging
 from typing import Any
 
+from ._prefect_compat import require_seams
+
 __all__ = [
     "active_settings_context",
     "global_settings_context",
@@ -88,6 +90,7 @@ def settings_with_credential(
     import prefect.context
 
     settings = base_context.settings
+    require_seams(settings, custom_headers=bool(custom_headers), rotating=False)  # no silent copies
     api = settings.api.model_copy(
         update={
             "url": api_url,

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
-from . import _headers, _listeners, _redaction
+from . import _headers, _listeners, _prefect_compat, _redaction, _versions
 from . import _prefect_seam as seam
 from ._auth import NbAuth
 from ._boundary import public
@@ -189,6 +189,7 @@ def login(
         ServerUnreachableError: no Prefect API answered at the URL
             (``NotPrefectServerError`` when something else answered).
     """
+    _versions.require_supported_client()
     if isinstance(api_url, Secret):
         check_api_url(api_url)  # not a plain http(s) URL: says why, without showing it
     timeout = check_timeout(timeout)
@@ -258,6 +259,8 @@ def login(
     except CredentialProviderError as exc:
         raise CredentialProviderError(f"{exc} Nothing was changed.") from None
 
+    _prefect_compat.require_seams(settings, custom_headers=bool(header_items),
+                                  rotating=any(t.provider.refreshable for t in tokens.values()))
     credential = _credential_from(url, tokens, workspace)
     with _redaction.validating(credential.secrets()):  # provider values: unknown to the boundary
         identity, workspace_handle, version, server_auth, credential = _validate(
@@ -556,6 +559,7 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
     ``check_server`` (the default) it also asks the server for its version and
     whether it accepts the credential.
     """
+    _versions.require_supported_client()
     timeout = check_timeout(timeout)
     with _lock:
         login_state = _current
@@ -784,6 +788,8 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
                     "anyone who can reach it can use it."
                 )
 
+    warnings += _versions.compatibility_warnings(server_version, server_auth,
+                                                 auth_string_set=bool(auth_string))
     return AuthStatus(
         mode=mode, api_url=url, identity=identity, sources=sources, expires_at=expires_at,
         warnings=tuple(dict.fromkeys(warnings)), server_version=server_version,

@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .. import _versions
 from .._boundary import public
 from .._exceptions import ConfigurationError, ServerUnreachableError
 from .._headers import basic
@@ -480,6 +481,7 @@ def _run(a: _Auditor, settings: Any, is_cloud: bool) -> tuple[list[Finding], str
     findings += _socket_findings(a, r)
     findings.append(_redirect_finding(a))
     findings.append(_version_finding(version, is_cloud, a.use_credential))
+    findings.append(_versions.compatibility_finding(version, advertised, is_cloud))
     return findings, version, advertised
 
 

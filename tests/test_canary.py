@@ -101,8 +101,8 @@ from prefect_nbauth.widgets import LoginWidget, AuthStatusWidget, EventStreamWid
 form = LoginWidget(api_url={url!r})
 display(form)
 def type_and_click(value):
-    form._auth_string._handle_msg({{'content': {{'data': {{'method': 'update', 'buffer_paths': [],
-        'state': {{'value': value}}}}}}, 'buffers': []}})
+    form._auth_string._handle_msg({{'content': {{'data': {{'method': 'custom',  # as secret_input.js sends it
+        'content': {{'kind': 'secret', 'value': value, 'enter': False, 'reply_to': None}}}}}}, 'buffers': []}})
     form._button.click()
     assert form.wait(60)
 type_and_click(os.environ["NB_WRONG_AUTH"])
@@ -207,7 +207,7 @@ def test_every_path_ran(run: dict[str, Any]) -> None:
     records = int(text.split("LOG RECORDS: ")[1].split()[0])
     assert records > 100  # DEBUG logging really ran through all of it
     state = run["nb"].metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    assert {s["model_name"] for s in state.values()} >= {"PasswordModel", "HTMLModel", "ButtonModel"}
+    assert {s["model_name"] for s in state.values()} >= {"AnyModel", "HTMLModel", "ButtonModel"}  # AnyModel: the secret boxes
 
 
 def test_no_secret_in_notebook_history_logs_or_tracebacks(run: dict[str, Any]) -> None:

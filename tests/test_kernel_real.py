@@ -60,8 +60,9 @@ def _cells(api_url: str, with_events: bool) -> list[str]:
         "    return [w for w in ipywidgets.widgets.widget._instances.values() if isinstance(w, cls)][-1]\n"
         "from prefect_nbauth.testing import wait_until as wait_for\n"
         "form = newest(LoginWidget)\n"
-        "form._auth_string._handle_msg({'content': {'data': {'method': 'update', 'buffer_paths': [],\n"
-        "    'state': {'value': os.environ['NB_TEST_AUTH']}}}, 'buffers': []})\n"
+        "form._auth_string._handle_msg({'content': {'data': {'method': 'custom', 'content': {\n"
+        "    'kind': 'secret', 'value': os.environ['NB_TEST_AUTH'], 'enter': False, 'reply_to': None}}},\n"
+        "    'buffers': []})  # what the secret box's page sends (widgets/secret_input.js)\n"
         "form._button.click()\n"
         "assert form.wait(60)\n"
         "print('FORM:', form.message)",
@@ -161,9 +162,9 @@ def test_no_secret_in_the_saved_notebook_or_the_kernel_history(executed: dict[st
     text = Path(executed["path"]).read_text()
     state = executed["nb"].metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     models = {s["model_name"] for s in state.values()}
-    assert {"PasswordModel", "HTMLModel", "ButtonModel"} <= models  # the scan covers real widget state
-    password_values = [s["state"].get("value") for s in state.values() if s["model_name"] == "PasswordModel"]
-    assert password_values and all(v == "" for v in password_values)
+    assert {"AnyModel", "HTMLModel", "ButtonModel"} <= models  # the scan covers real widget state
+    boxes = [s["state"] for s in state.values() if s["state"].get("_anywidget_id", "").endswith(".SecretInput")]
+    assert boxes and all("value" not in box for box in boxes)  # the secret boxes have no value trait
 
     history = executed["history"]
     assert history.is_file()

@@ -39,8 +39,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from prefect_nbauth.testing._cloud import LoopbackServer
-from prefect_nbauth.testing._server import free_port
+from canaries import leaks, make_canary
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -48,34 +47,15 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 import prefect_nbauth as nb
+from prefect_nbauth.testing._cloud import LoopbackServer
+from prefect_nbauth.testing._server import free_port
 
 CONTAINMENT_OFF = os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF") == "1"
-
-
-def make_canary(user: str | None = "nbuser") -> str:
-    core = 'p"q\'r\\s-CANARY' + secrets.token_hex(20)  # 55 characters
-    return f"{user}:{core}" if user else core
 
 
 # Module globals, read inline by the calls under test: a test's own frame must not hold a
 # secret in a local, or the locals rendering would find it there and prove nothing.
 S: dict[str, str] = {}
-
-
-def leak_forms(secret: str) -> set[str]:
-    """Every form a leaked secret could take (independent of the library's own list)."""
-    out: set[str] = set()
-    values = {secret, secret.split(":", 1)[1]} if ":" in secret else {secret}
-    for value in values:
-        raw = value.encode()
-        b64 = base64.b64encode(raw).decode()
-        out |= {value, b64, b64.rstrip("="), quote(value, safe=""), json.dumps(value)[1:-1]}
-    return out
-
-
-def leaks(text: str, *secret_values: str) -> list[str]:
-    lowered = text.lower()
-    return sorted(f for s in secret_values for f in leak_forms(s) if f.lower() in lowered)
 
 
 def all_secrets() -> list[str]:

@@ -4,7 +4,6 @@ names the provider, never the token, and keeps what was in force."""
 from __future__ import annotations
 
 import pytest
-
 from constants import AUTH_STRING
 
 pytestmark = pytest.mark.server

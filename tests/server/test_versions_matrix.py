@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import servers as servers_module
+import prefect_nbauth.testing._server as servers_module
 from constants import AUTH_STRING
 from prefect_versions import (
     BELOW_FLOOR,
@@ -38,6 +38,7 @@ from prefect_versions import (
     PrefectVenvUnavailable,
     ensure_all,
 )
+
 from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 # The module fixture builds the venvs (minutes on a cold pip cache) and runs every scenario.
@@ -45,8 +46,8 @@ pytestmark = [pytest.mark.server, pytest.mark.versions, pytest.mark.timeout(1500
 # Scenarios mostly wait (servers, sockets, the arrival window), but each imports Prefect.
 PARALLEL = int(os.environ.get("NBAUTH_MATRIX_PARALLEL", "6"))
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CHECKS = Path(__file__).resolve().parent / "versions_checks.py"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHECKS = Path(__file__).resolve().parents[1] / "versions_checks.py"
 NEWEST = "3.9.1"
 # Flow-run state events are written by the server itself, so they arrive whatever the emitter.
 CORE = ("login", "audit", "flow", "sync_client", "async_client", "flow_run_events", "stream_events",

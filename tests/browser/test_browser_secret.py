@@ -33,17 +33,15 @@ Screenshots go to ``test-artifacts/`` (gitignored).
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
+from canaries import leak_forms
 from constants import AUTH_STRING
-from prefect_nbauth.testing._server import PrefectServer, isolated_env
 from test_browser_lab import (
     ARTIFACTS,
     CHROMIUM,
@@ -52,6 +50,8 @@ from test_browser_lab import (
     JupyterLab,
     _run_cell,
 )
+
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 pytestmark = [
     pytest.mark.browser,
@@ -111,18 +111,6 @@ PROBE_JS = """
 """
 
 
-def canary_forms(auth_string: str) -> list[str]:
-    """Every form in which the secret could be written down."""
-    password = auth_string.split(":", 1)[1]
-    forms: set[str] = set()
-    for value in (auth_string, password):
-        raw = value.encode()
-        forms |= {value, quote(value, safe=""), json.dumps(value)[1:-1],
-                  base64.b64encode(raw).decode(), base64.b64encode(raw).decode().rstrip("="),
-                  base64.urlsafe_b64encode(raw).decode().rstrip("=")}
-    return sorted(forms)
-
-
 def _notebook(api_url: str, gates: list[Path]) -> dict[str, Any]:
     busy = ("import pathlib, time\n"
             "gate = pathlib.Path({path!r})\n"
@@ -161,7 +149,7 @@ def test_secret_typed_while_the_kernel_is_busy_is_never_saved(auth_server: Prefe
     server = auth_server  # the session's server: no second Prefect start for this test
     auth_string = server.auth_string or ""
     assert auth_string == AUTH_STRING
-    forms = canary_forms(auth_string)
+    forms = sorted(leak_forms(auth_string))
     ARTIFACTS.mkdir(exist_ok=True)
     failure_shot = ARTIFACTS / "browser-secret-failure.png"
     failure_shot.unlink(missing_ok=True)  # only a failing run leaves one

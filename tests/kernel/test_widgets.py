@@ -205,8 +205,8 @@ def _state_everywhere(form: Any) -> str:
 
 
 def test_secret_boxes_never_hold_the_value_in_widget_state(comm_log: list[dict[str, Any]]) -> None:
-    from prefect_nbauth.widgets import LoginWidget
     from prefect_nbauth.notebook.widgets.secret_input import SecretInput
+    from prefect_nbauth.widgets import LoginWidget
 
     canary = "CANARY" + uuid.uuid4().hex
     form = LoginWidget(api_url="http://127.0.0.1:9/api")
@@ -244,10 +244,9 @@ def test_the_page_protocol_of_the_secret_box() -> None:
 
 
 def test_enter_logs_in_and_log_in_asks_the_page(comm_log: list[dict[str, Any]], monkeypatch) -> None:
-    from prefect_nbauth.testing._server import free_port
-
-    from prefect_nbauth.widgets import LoginWidget
     from prefect_nbauth.notebook.widgets import login as login_module
+    from prefect_nbauth.testing._server import free_port
+    from prefect_nbauth.widgets import LoginWidget
 
     port = free_port()
     form = LoginWidget(api_url=f"http://127.0.0.1:{port}/api")
@@ -347,7 +346,6 @@ def test_a_secret_pasted_into_the_url_box_is_not_echoed(comm_log: list[dict[str,
 
 def test_errors_lead_with_a_sentence_and_show_at_most_scheme_and_host(comm_log: list[dict[str, Any]]) -> None:
     from prefect_nbauth.testing._server import free_port
-
     from prefect_nbauth.widgets import LoginWidget
 
     url = f"http://127.0.0.1:{free_port()}/api/PATHCANARY"
@@ -395,8 +393,8 @@ def test_a_login_or_logout_elsewhere_clears_a_stale_error(comm_log: list[dict[st
 def test_login_form_colours_come_from_the_theme(comm_log: list[dict[str, Any]]) -> None:
     import re
 
-    from prefect_nbauth.widgets import LoginWidget
     from prefect_nbauth.notebook.widgets.secret_input import SecretInput
+    from prefect_nbauth.widgets import LoginWidget
 
     form = LoginWidget(api_url="http://127.0.0.1:9/api")
     form._button.click()
@@ -430,8 +428,8 @@ def test_widgets_have_readable_text_forms(comm_log: list[dict[str, Any]]) -> Non
 
 
 def test_status_widget_shows_mode_and_countdown(comm_log: list[dict[str, Any]]) -> None:
-    from prefect_nbauth.widgets import AuthStatusWidget
     from prefect_nbauth.notebook.widgets.status import countdown
+    from prefect_nbauth.widgets import AuthStatusWidget
 
     widget = AuthStatusWidget(check_server=False, watch=False)
     html = widget._summary.value

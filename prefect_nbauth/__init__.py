@@ -17,6 +17,7 @@ from ._exceptions import (
     PrefectAuthError,
     ServerUnreachableError,
 )
+from ._logs import LogStream, LogStreamState, LogStreamStats, stream_logs
 from ._providers import (
     CallableToken,
     CommandToken,
@@ -47,6 +48,9 @@ __all__ = [
     "EnvToken",
     "EventStream",
     "FileToken",
+    "LogStream",
+    "LogStreamState",
+    "LogStreamStats",
     "Finding",
     "NotPrefectServerError",
     "OAuth2ClientCredentials",
@@ -65,6 +69,7 @@ __all__ = [
     "refresh",
     "status",
     "stream_events",
+    "stream_logs",
 ]
 
 

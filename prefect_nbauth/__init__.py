@@ -28,6 +28,7 @@ from ._providers import (
     StaticToken,
     Token,
 )
+from ._run_watch import RunWatch, watch
 from ._secrets import Secret, mask
 from ._session import login, logout, refresh, status
 from ._status import AuthMode, AuthStatus
@@ -56,6 +57,7 @@ __all__ = [
     "OAuth2ClientCredentials",
     "Outcome",
     "PrefectAuthError",
+    "RunWatch",
     "Secret",
     "ServerUnreachableError",
     "StaticToken",
@@ -70,6 +72,7 @@ __all__ = [
     "status",
     "stream_events",
     "stream_logs",
+    "watch",
 ]
 
 

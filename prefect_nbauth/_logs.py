@@ -124,9 +124,8 @@ def _log_class() -> Any:
     if _streamed_log_class is None:
         from typing import Literal
 
-        from pydantic import Field
-
         from prefect.client.schemas.objects import Log
+        from pydantic import Field
 
         class StreamedLog(Log):
             """A Prefect ``Log`` as delivered by :func:`stream_logs`.

@@ -492,6 +492,9 @@ class PrefectMagics(Magics):
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext prefect_nbauth``); loading again is harmless."""
     ipython.register_magics(PrefectMagics)
+    from .magics_runs import load_ipython_extension as load_run_magics  # %prefect_logs, %prefect_watch
+
+    load_run_magics(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

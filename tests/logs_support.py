@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from servers import isolated_env
 
-__all__ = ["FLOWS", "FlowProcess", "LOGS_ON", "create_run", "line_numbers", "persisted_logs"]
+__all__ = ["FLOWS", "FlowProcess", "LOGS_ON", "create_run", "line_numbers", "persisted_logs", "post_logs"]
 
 FLOWS = Path(__file__).resolve().parent / "log_flows.py"
 
@@ -98,3 +97,13 @@ def persisted_logs(api_url: str, headers: dict[str, str], run_id: str) -> list[d
 def line_numbers(messages: list[str]) -> list[int]:
     """The N of every ``line NNNNN`` message, in the order given."""
     return [int(m.split()[-1]) for m in messages if m.startswith("line ")]
+
+
+def post_logs(api_url: str, headers: dict[str, str], run_id: str, messages: list[str]) -> None:
+    """Write logs of a run straight into ``POST /logs/`` (what Prefect's log handler does)."""
+    from datetime import datetime, timezone
+
+    body = [{"name": "nbauth.test", "level": 20, "message": message, "flow_run_id": run_id,
+             "timestamp": datetime.now(timezone.utc).isoformat()} for message in messages]
+    with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
+        client.post("/logs/", json=body).raise_for_status()

@@ -113,6 +113,7 @@ def test_3000_lines_from_another_process_across_a_websocket_cut(live_server, log
         return got
 
     # A run that already ended: its whole history (since= defaults to the run's start).
+    login(live_server.api_url)  # the proxy is gone
     everything = asyncio.run(asyncio.wait_for(first(len(collector.events)), 120))
     assert [log.id for log in everything] == [log.id for log in collector.events]
     warnings = asyncio.run(asyncio.wait_for(first(1, level="WARNING"), 60))

@@ -121,7 +121,9 @@ class RunWatch:
         from ._logs import stream_logs
 
         self._poll()  # name, state and tasks before anything is shown; raises on a wrong id
-        since = self._created or (datetime.now(timezone.utc) - timedelta(minutes=5))
+        now = datetime.now(timezone.utc)
+        # The server's clock made `created`: never let a fast one put `since` in the future.
+        since = min(self._created or now - timedelta(minutes=5), now - timedelta(seconds=1))
         rid = f"prefect.flow-run.{self.run_id}"
         self.event_stream = stream_events(prefix=["prefect.flow-run.", "prefect.task-run."], since=since,
                                           filter={"any_resource": {"id": [rid]}})
@@ -167,6 +169,9 @@ class RunWatch:
             lines.append(f"    {stamp} {logging.getLevelName(log.level):<8} {log.message[:300]}")
         if self.error:
             lines.append(f"  ! {self.error}")
+        for what, stream in (("logs", self.log_stream), ("events", self.event_stream)):
+            if stream is not None and stream.error is not None:
+                lines.append(f"  ! {what} stream ended: {stream.error}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -174,6 +179,7 @@ class RunWatch:
 
     # ----------------------------------------------------------- internals
     _created: datetime | None = None
+    _reads_at_final = 0
 
     def _changed(self) -> None:
         if self._on_change is not None:
@@ -195,12 +201,17 @@ class RunWatch:
             self.state_type, self.state_name = latest.type, latest.name
         if self.final and self._final_at is None:
             self._final_at = time.monotonic()
+            stream = self.log_stream
+            self._reads_at_final = stream.stats.reads if stream is not None else 0
 
     def _on_event(self, event: Any) -> None:
         name = str(event.event)
         rid = str(event.resource.id)
         payload = event.payload or {}
         validated = payload.get("validated_state") or {}
+        if not validated:
+            self._changed()
+            return  # not a state change (heartbeats, ...)
         state_name = name.rsplit(".", 1)[-1]
         state_type = str(validated.get("type") or state_name.upper())
         if name.startswith("prefect.flow-run.") and rid == f"prefect.flow-run.{self.run_id}":
@@ -271,7 +282,11 @@ class RunWatch:
                     self._changed()
                 continue
             now = time.monotonic()
-            if now - self._final_at >= self.quiet and now - self._last_log_at >= self.quiet:
+            # Final, quiet for `quiet` s, and a full log read begun after the final state
+            # found nothing more: the last lines (a client batch after the state) are in.
+            read_after_final = self.log_stream is None or self.log_stream.stats.reads >= self._reads_at_final + 2
+            if (now - self._final_at >= self.quiet and now - self._last_log_at >= self.quiet
+                    and (read_after_final or self.log_stream.error is not None)):
                 try:
                     self._poll()  # task runs' final states
                 except Exception:  # noqa: BLE001

@@ -13,11 +13,25 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from test_widgets import FakeFactory, all_state_json, front_end_update, updates_of, wait_until
-
-from test_widgets import comm_log  # noqa: F401  (fixture)
+from test_widgets import (
+    FakeFactory,
+    all_state_json,
+    front_end_update,
+    install_recording_comm,
+    updates_of,
+    wait_until,
+)
 
 RUN = str(uuid.uuid4())
+
+
+@pytest.fixture
+def comm_log() -> Any:
+    import comm
+
+    original = comm.create_comm
+    yield install_recording_comm()
+    comm.create_comm = original
 
 
 def make_log(i: int, level: int = 20, message: str | None = None) -> Any:

@@ -59,7 +59,8 @@ def _cells(api_url: str, ok_run: str, failing_run: str) -> list[str]:
         "lines = [log.message for log in w.watch.logs if log.message.startswith('line ')]\n"
         "print('{tag}:', w.watch.state_name, names, w.watch.log_count, len(lines), len(set(lines)),\n"
         "      lines == sorted(lines), w.done)\n"
-        "print(repr(w))"
+        "print(repr(w))\n"
+        "print('STREAMS:', w.watch.log_stream.state, w.watch.log_stream.stats, w.watch.log_stream.error)"
     )
     return [
         "%load_ext prefect_nbauth",
@@ -122,7 +123,7 @@ def _stdout(nb: Any, marker: str) -> str:
 def test_watch_follows_a_run_from_pending_to_completed_with_all_its_logs(executed) -> None:
     text = _stdout(executed["nb"], "WATCH OK:")
     # state, timeline, all 3,000 lines once and in order, the watch ended by itself
-    assert f"WATCH OK: Completed ['Pending', 'Running', 'Completed'] " in text, text
+    assert "WATCH OK: Completed ['Pending', 'Running', 'Completed'] " in text, text
     assert f" {LINES} {LINES} True True" in text, text
     assert "Flow run " in text and ": Completed (final)" in text and "logs: " in text
 

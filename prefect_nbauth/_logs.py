@@ -381,8 +381,7 @@ class _LogEngine:
                     self._live_socket = False
                     self._record_error(f"no live logs websocket ({exc.how}): polling the REST API")
                     return
-                self._record_error(f"websocket: {exc.how}; refreshing the credential")
-                await self.keeper.rejected(credential, exc.how, exc.status_code)
+                await self._rejected(credential, exc)
                 continue
             except Retryable as exc:
                 delay = next(backoff)
@@ -408,14 +407,21 @@ class _LogEngine:
                 self._changed()
                 await socket.close()
             if isinstance(error, AuthRejected):
-                self._record_error(f"websocket: {error.how}; refreshing the credential")
-                await self.keeper.rejected(credential, error.how, error.status_code)
+                await self._rejected(credential, error)
                 continue
             if time.monotonic() - opened >= _HEALTHY_AFTER:
                 backoff = self.opt.backoff()
             delay = next(backoff)
             self._record_error(f"{describe(error, credential)} (reconnecting in {delay:.1f} s)")
             await self._sleep(delay)
+
+    async def _rejected(self, credential: Any, exc: AuthRejected) -> None:
+        assert self.keeper is not None
+        if not self.keeper._lock.locked():
+            # Else the REST side is already on it (perhaps waiting for a login, which is
+            # the note to keep showing).
+            self._record_error(f"websocket: {exc.how}; refreshing the credential")
+        await self.keeper.rejected(credential, exc.how, exc.status_code)
 
     def _connected(self) -> None:
         if self._ever_connected:

@@ -9,11 +9,13 @@ Three sources, all with the credential in force:
   a missed event (or an old client that emits none) cannot leave the badge stale.
 
 It ends by itself once the run is in a final state (Completed, Failed, Crashed,
-Cancelled) and its logs have been quiet for ``quiet`` seconds (the final lines
-arrive a client batch, about 2 s, after the final state): streams stopped,
-``done`` set, ``on_change`` called a last time. Prefect's own
-``FlowRunSubscriber`` waits a fixed straggler timeout instead, and loses what
-its websockets drop.
+Cancelled) and its last log lines are delivered: those reach the server after
+the final state (Prefect's client posts logs in batches), so the watch waits
+for the engine's own last line, "Finished in state ...", to be on the server
+and then for one more full read of the log stream (see ``_all_in``); streams
+stopped, ``done`` set, ``on_change`` called a last time. Prefect's own
+``FlowRunSubscriber`` waits a fixed straggler timeout (3 s) instead, and loses
+what its websockets drop.
 """
 
 from __future__ import annotations
@@ -81,13 +83,14 @@ class RunWatch:
     """Follows one flow run; see :func:`watch`. Thread-safe snapshot accessors."""
 
     def __init__(self, run_id: UUID, *, level: str | int | None = None, poll_interval: float = 2.0,
-                 quiet: float = 3.0, max_logs: int = 10_000,
+                 quiet: float = 3.0, straggler_timeout: float = 60.0, max_logs: int = 10_000,
                  on_change: Callable[["RunWatch"], None] | None = None,
                  on_log: Callable[[Any], None] | None = None) -> None:
         self.run_id = run_id
         self.level = level
         self.poll_interval = poll_interval
         self.quiet = quiet
+        self.straggler_timeout = straggler_timeout
         self.max_logs = max_logs
         self._on_change = on_change
         self._on_log = on_log
@@ -179,7 +182,9 @@ class RunWatch:
 
     # ----------------------------------------------------------- internals
     _created: datetime | None = None
-    _reads_at_final = 0
+    _finished_seen_at: float | None = None
+    _reads_at_finished = 0
+    _next_finished_check = 0.0
 
     def _changed(self) -> None:
         if self._on_change is not None:
@@ -201,8 +206,6 @@ class RunWatch:
             self.state_type, self.state_name = latest.type, latest.name
         if self.final and self._final_at is None:
             self._final_at = time.monotonic()
-            stream = self.log_stream
-            self._reads_at_final = stream.stats.reads if stream is not None else 0
 
     def _on_event(self, event: Any) -> None:
         name = str(event.event)
@@ -269,6 +272,44 @@ class RunWatch:
                 self.tasks[key] = info
         self._changed()
 
+    def _finished_line(self) -> datetime | None:
+        """When the engine logged "Finished in state ..." (its last line), if it has."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterTextSearch
+
+        wanted = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[self.run_id]),
+                           text=LogFilterTextSearch(query='"Finished in state"'))
+        with get_client(sync_client=True) as client:
+            found = client.read_logs(log_filter=wanted, limit=5)
+        return max((log.timestamp for log in found), default=None)
+
+    def _all_in(self) -> bool:
+        """After the final state: are the run's last log lines delivered?
+
+        Prefect's client posts logs in batches (every 2 s, and once more at exit), so the
+        last lines reach the server AFTER the final state, later still on a busy machine.
+        The engine's own last line is "Finished in state ...": once the server has it,
+        everything the run logged before it is there too, and one full read of the log
+        stream begun after that delivers it. Without that line (a crash, logging to the
+        API off), ``straggler_timeout`` seconds of quiet after the final state decide.
+        """
+        assert self._final_at is not None
+        stream = self.log_stream
+        now = time.monotonic()
+        if stream is None or stream.error is not None:
+            return True
+        if self._finished_seen_at is None and now >= self._next_finished_check:
+            self._next_finished_check = now + 1.0
+            try:
+                if self._finished_line() is not None:
+                    self._finished_seen_at = now
+                    self._reads_at_finished = stream.stats.reads
+            except Exception:  # noqa: BLE001 - the timeout below still ends the watch
+                pass
+        if self._finished_seen_at is not None:
+            return stream.stats.reads >= self._reads_at_finished + 2 and now - self._last_log_at >= 0.5
+        return now - self._final_at >= self.straggler_timeout and now - self._last_log_at >= self.quiet
+
     def _run(self) -> None:
         while not self._stop.wait(self.poll_interval if self._final_at is None else 0.25):
             if self._final_at is None:
@@ -281,12 +322,7 @@ class RunWatch:
                     self.error = f"reading the run: {describe(exc)}"
                     self._changed()
                 continue
-            now = time.monotonic()
-            # Final, quiet for `quiet` s, and a full log read begun after the final state
-            # found nothing more: the last lines (a client batch after the state) are in.
-            read_after_final = self.log_stream is None or self.log_stream.stats.reads >= self._reads_at_final + 2
-            if (now - self._final_at >= self.quiet and now - self._last_log_at >= self.quiet
-                    and (read_after_final or self.log_stream.error is not None)):
+            if self._all_in():
                 try:
                     self._poll()  # task runs' final states
                 except Exception:  # noqa: BLE001

@@ -58,7 +58,7 @@ class FlowRunWidget(TextForm, widgets.VBox):
         self.add_class("prefect-nbauth-run")
         self._throttle = Throttle(self._flush, max_per_second=max_updates_per_second,
                                   max_bytes_per_second=max_bytes_per_second, name="prefect-nbauth-run-view")
-        self.watch = RunWatch(self.run_id, level=level, quiet=quiet, max_logs=max_log_lines,
+        self.watch = RunWatch(self.run_id, level=level, quiet=quiet, max_logs=max(10_000, max_log_lines),
                               on_change=lambda _w: self._throttle.poke())
         self._view.value = self._render_html()
         self.watch.start()

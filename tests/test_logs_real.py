@@ -25,7 +25,9 @@ from test_events_support import Collector, CutProxy, wait_until
 import prefect_nbauth as nb
 from prefect_nbauth import mask
 
-pytestmark = pytest.mark.server
+# A flow run in a fresh interpreter takes 10-60 s on a busy 2-core machine: more than the
+# suite-wide 300 s for a fixture that starts a server, a kernel and two of them.
+pytestmark = [pytest.mark.server, pytest.mark.timeout(900)]
 
 LINES = 3000
 

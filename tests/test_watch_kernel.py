@@ -20,7 +20,9 @@ from logs_support import FLOWS, LOGS_ON, create_run
 from servers import PrefectServer, isolated_env
 from test_kernel_real import canary_forms
 
-pytestmark = pytest.mark.server
+# A flow run in a fresh interpreter takes 10-60 s on a busy 2-core machine: more than the
+# suite-wide 300 s for a fixture that starts a server, a kernel and two of them.
+pytestmark = [pytest.mark.server, pytest.mark.timeout(900)]
 
 LINES = 3000
 

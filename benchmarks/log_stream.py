@@ -10,7 +10,8 @@ Prefect's subscribers get nothing at all), logs this process in with
 
 * **burst**: a flow run in a separate process (``python -m prefect.flow_engine``, as on
   a worker) logs 3,000 lines at full speed (``--quick``: 1,000). ``complete_after_s`` is
-  from the flow process's exit to the last line our stream delivered. Prefect's
+  from the flow process's exit to the last line our stream delivered (negative: every
+  line was delivered before the process had finished shutting down). Prefect's
   subscribers are given until ours has everything, then until they have been quiet 3 s.
 * **steady**: a separate emitter process posts one log at a time to ``POST /api/logs/``
   at 50 logs/s for 20 s (``--quick``: 5 s); latency = time delivered minus the log's

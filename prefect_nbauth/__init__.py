@@ -7,8 +7,6 @@ loads them only when used.
 
 from __future__ import annotations
 
-from .auditing import AuditReport, Finding, Outcome, audit
-from .events import BackgroundStream, EventStream, StreamState, StreamStats, stream_events
 from ._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -27,9 +25,13 @@ from ._providers import (
     StaticToken,
     Token,
 )
+from ._run_watch import RunWatch, watch
 from ._secrets import Secret, mask
 from ._session import login, logout, refresh, status
 from ._status import AuthMode, AuthStatus
+from .auditing import AuditReport, Finding, Outcome, audit
+from .events import BackgroundStream, EventStream, StreamState, StreamStats, stream_events
+from .logs import LogStream, LogStreamState, LogStreamStats, stream_logs
 
 __version__ = "0.1.0"
 
@@ -47,11 +49,15 @@ __all__ = [
     "EnvToken",
     "EventStream",
     "FileToken",
+    "LogStream",
+    "LogStreamState",
+    "LogStreamStats",
     "Finding",
     "NotPrefectServerError",
     "OAuth2ClientCredentials",
     "Outcome",
     "PrefectAuthError",
+    "RunWatch",
     "Secret",
     "ServerUnreachableError",
     "StaticToken",
@@ -65,6 +71,8 @@ __all__ = [
     "refresh",
     "status",
     "stream_events",
+    "stream_logs",
+    "watch",
 ]
 
 

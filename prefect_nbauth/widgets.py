@@ -2,13 +2,22 @@
 
 - :class:`LoginWidget`: log in with an auth string, a Cloud API key or gateway headers;
 - :class:`AuthStatusWidget`: what Prefect in this kernel sends, kept up to date;
-- :class:`EventStreamWidget`: the newest Prefect events, live, throttled.
+- :class:`EventStreamWidget`: the newest Prefect events, live, throttled;
+- :class:`LogStreamWidget`: live logs, every line once and in order;
+- :class:`FlowRunWidget` and :func:`watch`: one flow run, from its first state to its last.
 
 Importing this module imports ipywidgets; ``import prefect_nbauth`` alone never does.
 """
 
 from __future__ import annotations
 
-from .notebook.widgets import AuthStatusWidget, EventStreamWidget, LoginWidget
+from .notebook.widgets import (
+    AuthStatusWidget,
+    EventStreamWidget,
+    FlowRunWidget,
+    LoginWidget,
+    LogStreamWidget,
+    watch,
+)
 
-__all__ = ["AuthStatusWidget", "EventStreamWidget", "LoginWidget"]
+__all__ = ["AuthStatusWidget", "EventStreamWidget", "FlowRunWidget", "LogStreamWidget", "LoginWidget", "watch"]

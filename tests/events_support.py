@@ -290,8 +290,10 @@ class _FrameCutter:
 class CutProxy:
     """A loopback TCP proxy to ``upstream_port``; :meth:`cut` breaks websockets mid-frame."""
 
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1",
+                 socket_path: str = "/events/out") -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.socket_path = socket_path.encode()  # the websocket whose frames are cut
         self.port: int | None = None
         self.cuts = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -366,7 +368,7 @@ class CutProxy:
             return
         self._sockets.update({client_writer, up_writer})
         first = await client_reader.read(65536)
-        is_events_out = b"/events/out" in first.split(b"\r\n", 1)[0] and b"upgrade" in first.lower()
+        is_events_out = self.socket_path in first.split(b"\r\n", 1)[0] and b"upgrade" in first.lower()
         up_writer.write(first)
 
         async def pump_up() -> None:

@@ -118,8 +118,8 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def socket_url(api_url: str) -> str:
-    return ws_url(api_url, "events/out")
+def socket_url(api_url: str, path: str = "/events/out") -> str:
+    return ws_url(api_url, path)
 
 
 def tls_settings() -> tuple[Any, ssl.SSLContext | None]:
@@ -153,9 +153,12 @@ class CredentialKeeper:
     new value) before giving up.
     """
 
-    def __init__(self, api_url: str, *, wait: float, on_wait: Callable[[str], None]) -> None:
+    def __init__(self, api_url: str, *, wait: float, on_wait: Callable[[str], None],
+                 what: str = "event stream", restart: str = "stream_events(...)") -> None:
         self.api_url = api_url
         self.wait = wait
+        self._what = what  # names the stream in messages (the log stream shares this keeper)
+        self._restart = restart
         self._on_wait = on_wait
         self._fresh: set[str] = set()
         self._lock = asyncio.Lock()
@@ -184,8 +187,8 @@ class CredentialKeeper:
             where = url or "no API URL"
             raise ConfigurationError(
                 f"The Prefect API in force changed from {self.api_url} to {where} while this "
-                "event stream ran; a stream stays with one server. Start a new one with "
-                "stream_events(...)."
+                f"{self._what} ran; a stream stays with one server. Start a new one with "
+                f"{self._restart}."
             )
 
     def accepted(self, credential: Any) -> None:
@@ -193,9 +196,9 @@ class CredentialKeeper:
 
     def _fail(self, how: str, status_code: int | None, why: str) -> AuthenticationError:
         self._failed = AuthenticationError(
-            f"The Prefect API at {self.api_url} rejected the event stream's credential ({how}) "
+            f"The Prefect API at {self.api_url} rejected the {self._what}'s credential ({how}) "
             f"{why}. Log in again with prefect_nbauth.login(...) (or fix the credential "
-            "provider), then start a new stream with stream_events(...).",
+            f"provider), then start a new stream with {self._restart}.",
             status_code=status_code,
         )
         return self._failed
@@ -269,13 +272,17 @@ def classify_closed(exc: BaseException, credential: Any) -> Exception:
 
 
 async def open_socket(api_url: str, credential: Any, filter_body: dict[str, Any], *,
-                      ssl_context: ssl.SSLContext | None, open_timeout: float = 10.0) -> Socket:
-    """Connect, authenticate and subscribe; raise AuthRejected, Retryable or a terminal error."""
+                      ssl_context: ssl.SSLContext | None, open_timeout: float = 10.0,
+                      path: str = "/events/out") -> Socket:
+    """Connect, authenticate and subscribe; raise AuthRejected, Retryable or a terminal error.
+
+    ``path`` is the socket under the API URL: ``/events/out``, or ``/logs/out`` (same handshake).
+    """
     from websockets import Subprotocol
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
     connect = connect_without_redirects()
-    url = socket_url(api_url)
+    url = socket_url(api_url, path)
     try:
         connection = await connect(
             url,

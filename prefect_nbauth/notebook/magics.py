@@ -524,16 +524,22 @@ class PrefectMagics(Magics):
 MAGICS: tuple[type[Magics], ...] = (PrefectMagics,)
 
 
+def _all_magics() -> tuple[type[Magics], ...]:
+    from .magics_runs import RunMagics  # %prefect_logs, %prefect_watch
+
+    return (*MAGICS, RunMagics)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext prefect_nbauth``); loading again is harmless."""
-    for magics in MAGICS:
+    for magics in _all_magics():
         ipython.register_magics(magics)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext prefect_nbauth``: remove the magics again (``%load_ext`` brings them back)."""
     manager = ipython.magics_manager
-    for magics in MAGICS:
+    for magics in _all_magics():
         for kind, names in magics.magics.items():
             for name in names:
                 manager.magics[kind].pop(name, None)

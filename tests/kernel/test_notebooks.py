@@ -120,9 +120,10 @@ def stop_demo(run: DemoRun) -> None:
 
 # ------------------------------------------------------ committed notebooks
 
-def test_there_are_four_tutorial_notebooks() -> None:
+def test_there_are_five_tutorial_notebooks() -> None:
     assert [p.name for p in NOTEBOOKS] == ["01_login.ipynb", "02_modes_and_pitfalls.ipynb",
-                                           "03_token_rotation.ipynb", "04_streaming_events.ipynb"]
+                                           "03_token_rotation.ipynb", "04_streaming_events.ipynb",
+                                           "05_watch_a_run.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

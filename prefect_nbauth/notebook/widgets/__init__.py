@@ -2,7 +2,9 @@
 
 - :class:`LoginWidget`: log in with an auth string, a Cloud API key or gateway headers;
 - :class:`AuthStatusWidget`: what Prefect in this kernel sends, kept up to date;
-- :class:`EventStreamWidget`: the newest Prefect events, live, throttled.
+- :class:`EventStreamWidget`: the newest Prefect events, live, throttled;
+- :class:`LogStreamWidget`: Prefect logs, live, level colours, follow/pause, text filter;
+- :class:`FlowRunWidget` (and :func:`watch`): one flow run's state, timeline, task runs, logs.
 
 Importing this module imports ipywidgets; ``import prefect_nbauth`` alone never does.
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 from .events import EventStreamWidget
 from .login import LoginWidget
+from .logs import LogStreamWidget
+from .run import FlowRunWidget, watch
 from .status import AuthStatusWidget
 
-__all__ = ["AuthStatusWidget", "EventStreamWidget", "LoginWidget"]
+__all__ = ["AuthStatusWidget", "EventStreamWidget", "FlowRunWidget", "LogStreamWidget", "LoginWidget", "watch"]

@@ -1,0 +1,142 @@
+"""FlowRunWidget: one flow run, live: name, state badge, timeline, task runs, logs.
+
+A view of :class:`prefect_nbauth._run_watch.RunWatch`, rendered like the other
+widgets: one HTML update at most ``max_updates_per_second`` times a second on
+a :class:`Throttle` thread, colours from JupyterLab's theme variables, a
+readable text form (the watch's summary). It stops following by itself once
+the run is final and its last log lines are in.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timezone
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..._run_watch import RunWatch, run_id_of
+from ._base import TextForm, esc
+from ._throttle import Throttle
+from .logs import LEVEL_COLOURS, log_line
+
+__all__ = ["FlowRunWidget", "run_id_of", "watch"]
+
+STATE_BADGE = {
+    "COMPLETED": "var(--jp-success-color0, #2e7d32)",
+    "FAILED": "var(--jp-error-color0, #c62828)",
+    "CRASHED": "var(--jp-error-color0, #c62828)",
+    "CANCELLED": "var(--jp-ui-font-color2, #757575)",
+    "CANCELLING": "var(--jp-warn-color0, #e65100)",
+    "RUNNING": "var(--jp-brand-color1, #1565c0)",
+    "PENDING": "var(--jp-ui-font-color2, #757575)",
+    "SCHEDULED": "var(--jp-ui-font-color2, #757575)",
+    "PAUSED": "var(--jp-warn-color0, #e65100)",
+}
+_MESSAGE_OVERHEAD = 300
+
+
+def _badge(state_type: str | None, name: str | None) -> str:
+    colour = STATE_BADGE.get(state_type or "", "var(--jp-ui-font-color2, #757575)")
+    return (f'<span class="pnb-badge" style="background:{colour};color:var(--jp-ui-inverse-font-color0,#fff);'
+            f'border-radius:8px;padding:0 8px">{esc(name or "unknown")}</span>')
+
+
+class FlowRunWidget(TextForm, widgets.VBox):
+    """Watch one flow run (an id, the ``FlowRun`` of ``run_deployment()`` or the ``State``
+    of ``my_flow(return_state=True)``) until it is final."""
+
+    def __init__(self, run: Any, *, level: str | int | None = "INFO", max_log_lines: int = 500,
+                 max_updates_per_second: float = 10.0, max_bytes_per_second: float = 100_000.0,
+                 quiet: float = 3.0) -> None:
+        super().__init__()
+        self.run_id = run_id_of(run)
+        self.max_log_lines = max_log_lines
+        self.updates_sent = 0
+        self._view = widgets.HTML()
+        self.children = [self._view]
+        self.add_class("prefect-nbauth-run")
+        self._throttle = Throttle(self._flush, max_per_second=max_updates_per_second,
+                                  max_bytes_per_second=max_bytes_per_second, name="prefect-nbauth-run-view")
+        self.watch = RunWatch(self.run_id, level=level, quiet=quiet, max_logs=max(10_000, max_log_lines),
+                              on_change=lambda _w: self._throttle.poke())
+        self._view.value = self._render_html()
+        self.watch.start()
+        self._closer = threading.Thread(target=self._close_when_done, name="prefect-nbauth-run-done",
+                                        daemon=True)
+        self._closer.start()
+
+    @property
+    def done(self) -> bool:
+        return self.watch.done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.watch.wait(timeout)
+
+    def stop(self) -> None:
+        self.watch.stop()
+        self._throttle.poke()
+
+    def close(self) -> None:
+        if "watch" in self.__dict__:
+            self.watch.stop()
+            self._throttle.close()
+        self._view.close()
+        super().close()
+
+    def _close_when_done(self) -> None:
+        self.watch.wait()
+        self._throttle.poke()  # the final view; the throttle thread stays for later redraws
+
+    def _flush(self) -> int:
+        if self._view.comm is None and self.comm is None:
+            return 0
+        text = self._render_html()
+        if text == self._view.value:
+            return 0
+        self._view.value = text
+        self.updates_sent += 1
+        return len(text.encode("utf-8")) + _MESSAGE_OVERHEAD
+
+    def _render_html(self) -> str:
+        w = self.watch
+        with w._lock:
+            timeline = list(w.timeline)
+            tasks = sorted(w.tasks.values(), key=lambda t: t.name)
+            logs = list(w.logs[-self.max_log_lines:])
+            count = w.log_count
+        following = "final" if w.done.is_set() else "following"
+        head = (f'<div class="pnb-run-head"><b>{esc(w.name or w.run_id)}</b> '
+                f'<span style="color:var(--jp-ui-font-color2,#757575)">{esc(w.flow_name or "")} · '
+                f"{esc(w.run_id)}</span> {_badge(w.state_type, w.state_name)} "
+                f'<span class="pnb-following" style="color:var(--jp-ui-font-color2,#757575)">{following}</span></div>')
+        steps = " → ".join(
+            f'{_badge(c.type, c.name)} <span style="color:var(--jp-ui-font-color2,#757575)">'
+            f"{c.at.astimezone(timezone.utc):%H:%M:%S}</span>" for c in timeline)
+        timeline_html = f'<div class="pnb-timeline">{steps or "no state yet"}</div>'
+        if tasks:
+            rows = "".join(f"<tr><td>{esc(t.name)}</td><td>{_badge(t.state_type, t.state_name)}</td></tr>"
+                           for t in tasks)
+            tasks_html = f'<details open><summary>task runs ({len(tasks)})</summary><table>{rows}</table></details>'
+        else:
+            tasks_html = '<div class="pnb-tasks">no task runs</div>'
+        lines = "".join(
+            f'<div><span style="color:var(--jp-ui-font-color2,#757575)">{esc(when)}</span> '
+            f'<b style="color:{LEVEL_COLOURS.get(level, "inherit")}">{esc(level)}</b> '
+            f'<span style="white-space:pre-wrap">{esc(message)}</span></div>'
+            for when, level, message in (log_line(log) for log in logs))
+        logs_html = (f'<div class="pnb-run-logs-head">logs: {count} lines'
+                     + (f" (last {len(logs)} shown)" if count > len(logs) else "") + "</div>"
+                     '<div style="display:flex;flex-direction:column-reverse;max-height:20em;overflow-y:auto">'
+                     f"<div>{lines}</div></div>")
+        error = (f'<div style="color:var(--jp-error-color0,#c62828)">{esc(w.error)}</div>' if w.error else "")
+        return (f'<div class="pnb-run" style="font-family:var(--jp-code-font-family,monospace);'
+                f'font-size:var(--jp-code-font-size,12px)">{head}{timeline_html}{tasks_html}{error}{logs_html}</div>')
+
+    def text_form(self) -> str:
+        return self.watch.summary() if "watch" in self.__dict__ else "<FlowRunWidget>"
+
+
+def watch(run: Any, **kwargs: Any) -> FlowRunWidget:
+    """The notebook form of :func:`prefect_nbauth.watch`: a live :class:`FlowRunWidget`."""
+    return FlowRunWidget(run, **kwargs)

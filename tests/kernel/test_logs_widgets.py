@@ -1,0 +1,155 @@
+"""LogStreamWidget and the %prefect_logs / %prefect_watch magics, without a server.
+
+The widget is driven by a fake stream (the shape of ``stream_logs``); a recording comm
+captures what would go to the front end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from test_widgets import (
+    FakeFactory,
+    all_state_json,
+    front_end_update,
+    install_recording_comm,
+    updates_of,
+    wait_until,
+)
+
+RUN = str(uuid.uuid4())
+
+
+@pytest.fixture
+def comm_log() -> Any:
+    import comm
+
+    original = comm.create_comm
+    yield install_recording_comm()
+    comm.create_comm = original
+
+
+def make_log(i: int, level: int = 20, message: str | None = None) -> Any:
+    from prefect_nbauth.logs._stream import _log_class
+
+    return _log_class()(id=uuid.uuid4(), name="prefect.flow_runs", level=level,
+                        message=message if message is not None else f"line {i:05d}",
+                        timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=i),
+                        flow_run_id=RUN)
+
+
+def test_log_widget_lines_levels_filter_pause(comm_log: list[dict[str, Any]]) -> None:
+    from prefect_nbauth.widgets import LogStreamWidget
+
+    factory = FakeFactory()
+    widget = LogStreamWidget(RUN, level="WARNING", max_lines=100, stream_factory=factory)
+    stream = factory.streams[0]
+    assert stream.filters == {"flow_run_id": RUN, "task_run_id": None, "level": "WARNING", "since": None}
+    for i in range(150):
+        stream.emit(make_log(i, level=40 if i % 10 == 0 else 30, message=f"line {i:05d} <b>x</b>"))
+    lines = widget.lines()
+    assert len(lines) == 100 and lines[0][2].startswith("line 00050") and lines[-1][2].startswith("line 00149")
+    assert lines[-1][1] == "WARNING" and lines[-10][1] == "ERROR"
+    wait_until(lambda: "line 00149" in widget._view.value, 5, "the newest line in the view")
+    view = widget._view.value
+    assert "var(--jp-error-color0" in view and "var(--jp-warn-color0" in view  # theme colours
+    assert "var(--jp-code-font-family" in view and "column-reverse" in view  # monospace, follows
+    assert "&lt;b&gt;x&lt;/b&gt;" in view and "<b>x</b>" not in view  # escaped
+    assert "● connected" in view and "150 lines" in view
+    # The text filter works on what is shown, at once.
+    front_end_update(widget._text_field, value="00149")
+    assert [line[2] for line in widget.lines()] == ["line 00149 <b>x</b>"]
+    wait_until(lambda: "1 of 100 match" in widget._view.value, 5, "the filtered view")
+    front_end_update(widget._text_field, value="")
+    # Pause freezes the view; lines keep arriving underneath.
+    widget.pause()
+    stream.emit(make_log(150, level=30))
+    assert widget.lines()[-1][2].startswith("line 00149") and widget.received == 151
+    wait_until(lambda: "paused</b> (1 new)" in widget._view.value, 5, "the paused note")
+    widget.resume()
+    assert widget.lines()[-1][2] == "line 00150"
+    # The level dropdown restarts the stream with the new level.
+    front_end_update(widget._level_field, index=3)  # a Dropdown syncs its index
+    wait_until(lambda: len(factory.streams) == 2, 5, "a restarted stream")
+    assert factory.streams[1].filters["level"] == "ERROR" and stream.stopped.is_set()
+    text = repr(widget)
+    assert text.startswith("Prefect logs: connected")
+    widget.close()
+
+
+def test_log_widget_updates_are_batched_and_within_the_byte_budget(comm_log: list[dict[str, Any]]) -> None:
+    from prefect_nbauth.widgets import LogStreamWidget
+
+    factory = FakeFactory()
+    widget = LogStreamWidget(RUN, max_lines=200, stream_factory=factory, max_bytes_per_second=50_000)
+    stream = factory.streams[0]
+    wait_until(lambda: "connected" in widget._view.value, 5, "the connected state")
+    start = time.monotonic()
+    pace = threading.Event()
+    n = 0
+    while time.monotonic() - start < 2.0:  # 2,000 lines/s
+        for _ in range(20):
+            stream.emit(make_log(n, message=f"line {n:05d} " + "p" * 60))
+            n += 1
+        pace.wait(max(0.0, start + n / 2000 - time.monotonic()))
+    wait_until(lambda: f"line {n - 1:05d}" in widget._view.value, 10, "the last line in the view")
+    updates = [m for m in updates_of(comm_log, widget._view) if m["time"] >= start]
+    window = time.monotonic() - start
+    assert 2 <= len(updates) <= 10 * window + 1, (len(updates), window)
+    assert sum(m["bytes"] for m in updates) <= 50_000 * window + max(m["bytes"] for m in updates)
+    assert widget.received == n
+    widget.close()
+
+
+def test_log_widget_keeps_no_secret_in_widget_state(comm_log: list[dict[str, Any]]) -> None:
+    """The stream masks the credential in messages; the widget shows only what it gets."""
+    from prefect_nbauth.widgets import LogStreamWidget
+
+    factory = FakeFactory()
+    widget = LogStreamWidget(RUN, stream_factory=factory)
+    factory.streams[0].emit(make_log(1, message="the credential is ****w#rd"))
+    wait_until(lambda: "credential" in widget._view.value, 5, "the line")
+    assert "p@ss" not in all_state_json(widget)
+    widget.close()
+
+
+@pytest.fixture
+def shell():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "prefect_nbauth")
+    yield shell
+
+
+def test_magics_refuse_bad_input_with_usage_errors(shell) -> None:
+    from IPython.core.error import UsageError
+
+    for line, expected in (("--flow-run not-a-uuid", "not a run id"), ("--level LOUD", "Unknown log level"),
+                           ("--since yesterday", "not understood"), ("--max-lines 0", "--max-lines")):
+        with pytest.raises(UsageError, match=expected):
+            shell.run_line_magic("prefect_logs", line)
+    with pytest.raises(UsageError, match="not a flow run id"):
+        shell.run_line_magic("prefect_watch", "nope-nope")
+    # A valid line in a terminal (no kernel): it says a widget needs a front end.
+    with pytest.raises(UsageError, match="needs a Jupyter front end"):
+        shell.run_line_magic("prefect_logs", f"--flow-run {RUN} --level warning --since 10m")
+
+
+def test_run_id_of_accepts_what_prefect_returns() -> None:
+    from prefect.client.schemas.objects import FlowRun, State, StateDetails, StateType
+
+    from prefect_nbauth import ConfigurationError
+    from prefect_nbauth._run_watch import run_id_of
+
+    rid = uuid.uuid4()
+    assert run_id_of(str(rid)) == rid and run_id_of(rid) == rid
+    assert run_id_of(FlowRun(id=rid, flow_id=uuid.uuid4(), name="x")) == rid
+    assert run_id_of(State(type=StateType.COMPLETED, state_details=StateDetails(flow_run_id=rid))) == rid
+    with pytest.raises(ConfigurationError, match="return_state=True"):
+        run_id_of(object())

@@ -345,11 +345,7 @@ def install_redirect_guard() -> None:
         __init__.__wrapped__ = original  # type: ignore[attr-defined]
         cls.__init__ = __init__  # type: ignore[method-assign]
 
-    connect = prefect_websockets.connect
-    if not getattr(connect, _GUARDED, False):
-        class NoRedirectConnect(connect):  # type: ignore[misc, valid-type]
-            def process_redirect(self, exc: Exception) -> Exception:
-                return exc  # a 3xx stays an InvalidStatus: the token is never sent elsewhere
+    from ._websocket import without_redirects
 
-        setattr(NoRedirectConnect, _GUARDED, True)
-        prefect_websockets.connect = NoRedirectConnect  # websocket_connect() looks it up per call
+    # websocket_connect() looks the class up per call; without_redirects() is idempotent.
+    prefect_websockets.connect = without_redirects(prefect_websockets.connect)

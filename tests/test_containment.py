@@ -39,8 +39,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from cloud_gateway import LoopbackServer
-from servers import free_port
+from prefect_nbauth.testing._cloud import LoopbackServer
+from prefect_nbauth.testing._server import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

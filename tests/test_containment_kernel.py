@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rotating_gateway import RotatingGateway
-from servers import PrefectServer, free_port, isolated_env
+from prefect_nbauth.testing._gateway import RotatingGateway
+from prefect_nbauth.testing._server import PrefectServer, free_port, isolated_env
 from test_containment import leak_forms, leaks, make_canary
 
 pytestmark = pytest.mark.server

@@ -39,8 +39,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from prefect_nbauth.testing._cloud import LoopbackServer
-from prefect_nbauth.testing._server import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -48,6 +46,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 import prefect_nbauth as nb
+from prefect_nbauth.testing._cloud import LoopbackServer
+from prefect_nbauth.testing._server import free_port
 
 CONTAINMENT_OFF = os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF") == "1"
 

@@ -315,7 +315,7 @@ def test_the_traceback_stops_at_the_boundary(echo: EchoServer) -> None:
     assert [f.name for f in frames][-1] == "wrapper"  # nothing inside login() is reachable
     assert exc.__cause__ is None and exc.__context__ is None
     notes = "".join(getattr(exc, "__notes__", []))
-    assert "_server.py" in notes and "login" in notes  # still debuggable: where it went
+    assert "_probe.py" in notes and "login" in notes  # still debuggable: where it went
 
 
 # ---------------------------------------------------------------- 1. masks / colon-less

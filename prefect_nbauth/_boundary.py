@@ -71,9 +71,10 @@ def _is_plain_url(value: str) -> bool:
         _ = parts.port
     except ValueError:
         return False
-    return (parts.scheme in ("http", "https") and bool(parts.hostname)
+    host = parts.hostname
+    return (parts.scheme in ("http", "https") and bool(host)
             and parts.username is None and parts.password is None
-            and all(0 < len(label) <= 63 for label in parts.hostname.rstrip(".").split(".")))
+            and all(0 < len(label) <= 63 for label in (host or "").rstrip(".").split(".")))
 
 
 def _protect(value: Any, kind: str, held: list[Secret]) -> Any:

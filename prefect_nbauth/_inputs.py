@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from ._exceptions import ConfigurationError
 from . import _headers
+from ._exceptions import ConfigurationError
 from ._secrets import Secret, mask
 
 __all__ = [

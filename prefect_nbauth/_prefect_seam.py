@@ -272,7 +272,7 @@ def install_gateway_headers(headers_for: Any) -> None:
                 super().__init__(uri, *args, **kwargs)
 
         setattr(GatewayHeadersConnect, _SOCKET_HEADERS, True)
-        prefect_websockets.connect = GatewayHeadersConnect
+        prefect_websockets.connect = GatewayHeadersConnect  # type: ignore[misc]
 
     import prefect.events.clients as events_clients
     import prefect.logging.clients as logging_clients

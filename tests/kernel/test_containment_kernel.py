@@ -2,7 +2,7 @@
 
 A real Prefect server requires an auth string with ``"``, ``'`` and ``\\`` in it,
 over 46 characters. In front of it (for the rotation part) sits the loopback
-OAuth2-gateway emulation ``RotatingGateway`` issuing 2-second JWTs in an
+OAuth2-gateway emulation ``RotatingGateway`` issuing 6-second JWTs in an
 ``X-Gateway-Token`` header (an emulation: no real gateway is reachable here). A real
 Jupyter kernel (nbclient), whose HOME/PREFECT_HOME/IPYTHONDIR are fresh folders and
 which gets the secrets only through its environment, runs with ``%xmode Verbose``
@@ -17,7 +17,7 @@ which gets the secrets only through its environment, runs with ``%xmode Verbose`
   and rich's ``show_locals``;
 - logs in through the gateway with an OAuth2 provider, streams events with
   ``stream_events`` while ``emit_event`` publishes and the credential is refreshed
-  30 times (plus the background rotation of 2 s tokens).
+  30 times (plus the background rotation of 6 s tokens; shorter ones expire before a probe answers on a loaded machine).
 
 Then every form of each secret (raw, password alone, base64 padded and unpadded,
 percent-encoded, JSON-escaped; case-insensitively) must be absent from: the saved
@@ -153,7 +153,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     wrong = make_canary()
     server = PrefectServer(tmp_path_factory.mktemp("containment-server"), auth_string=auth)
     server.start()
-    gw = RotatingGateway(server.api_url, upstream_auth_string=auth, header="X-Gateway-Token", token_lifetime=2.0)
+    gw = RotatingGateway(server.api_url, upstream_auth_string=auth, header="X-Gateway-Token", token_lifetime=6.0)
     gw.start()
     try:
         home = tmp_path_factory.mktemp("containment-home")

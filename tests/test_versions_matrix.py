@@ -137,7 +137,8 @@ def matrix(venvs: dict[str, Path], old_servers: dict[str, PrefectServer], auth_s
                    for c, s, m in runs}
         results = {key: f.result() for key, f in futures.items()}
     summary = {f"client {c} / server {s} / {m}": {
-        k: r.get(k) for k in ("checks", "status", "audit", "login", "error", "seconds") if k in r}
+        k: r.get(k) for k in ("checks", "status", "audit", "login", "error", "seconds", "check_seconds")
+        if k in r}
         for (c, s, m), r in results.items()}
     artifacts = REPO_ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)

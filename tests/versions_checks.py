@@ -192,6 +192,9 @@ def core() -> dict[str, Any]:
                      "resource": {"prefect.resource.id": "nbauth.matrix"}} for n in posted])
                 r.raise_for_status()
                 _wait_for(lambda: sorted(seen) == posted, 60)
+                if sorted(seen) != posted:  # say why in the matrix record
+                    out["stream_diagnosis"] = {"seen": seen, "state": str(events.state),
+                                               "stats": str(events.stats), "error": repr(events.error)}
                 return sorted(seen) == posted
             finally:
                 handle.stop()

@@ -121,7 +121,7 @@ def compatibility_warnings(server_version: str | None, server_auth: str | None, 
 def compatibility_finding(server_version: str | None, server_auth: str | None,
                           is_cloud: bool) -> Any:
     """The audit's ``client-server-versions`` finding: does this client's emitter reach the server?"""
-    from ._audit import Finding, Outcome
+    from .auditing import Finding, Outcome
 
     title = "Client and server versions"
     client = client_version()

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from servers import isolated_env
+from prefect_nbauth.testing._server import isolated_env
 
 __all__ = [
     "BELOW_FLOOR",

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from servers import PrefectServer, isolated_env
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 pytestmark = pytest.mark.server
 
@@ -83,11 +83,7 @@ root.addHandler(loud)
 for name in ("prefect", "prefect_nbauth", "websockets", "httpx", "httpcore"):
     logging.getLogger(name).setLevel(logging.DEBUG)
 logging.getLogger("prefect").addHandler(keep)   # Prefect's loggers do not propagate
-def wait_for(condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from prefect_nbauth.testing import wait_until as wait_for
 """, {}),
         ("import prefect_nbauth as nb\nprint(repr(nb.status()))\nprint(nb.status())", {}),
         ("%load_ext prefect_nbauth", {}),
@@ -105,8 +101,8 @@ from prefect_nbauth.widgets import LoginWidget, AuthStatusWidget, EventStreamWid
 form = LoginWidget(api_url={url!r})
 display(form)
 def type_and_click(value):
-    form._auth_string._handle_msg({{'content': {{'data': {{'method': 'update', 'buffer_paths': [],
-        'state': {{'value': value}}}}}}, 'buffers': []}})
+    form._auth_string._handle_msg({{'content': {{'data': {{'method': 'custom',  # as secret_input.js sends it
+        'content': {{'kind': 'secret', 'value': value, 'enter': False, 'reply_to': None}}}}}}, 'buffers': []}})
     form._button.click()
     assert form.wait(60)
 type_and_click(os.environ["NB_WRONG_AUTH"])
@@ -211,7 +207,7 @@ def test_every_path_ran(run: dict[str, Any]) -> None:
     records = int(text.split("LOG RECORDS: ")[1].split()[0])
     assert records > 100  # DEBUG logging really ran through all of it
     state = run["nb"].metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    assert {s["model_name"] for s in state.values()} >= {"PasswordModel", "HTMLModel", "ButtonModel"}
+    assert {s["model_name"] for s in state.values()} >= {"AnyModel", "HTMLModel", "ButtonModel"}  # AnyModel: the secret boxes
 
 
 def test_no_secret_in_notebook_history_logs_or_tracebacks(run: dict[str, Any]) -> None:

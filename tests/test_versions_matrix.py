@@ -38,7 +38,7 @@ from prefect_versions import (
     PrefectVenvUnavailable,
     ensure_all,
 )
-from servers import PrefectServer, isolated_env
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 # The module fixture builds the venvs (minutes on a cold pip cache) and runs every scenario.
 pytestmark = [pytest.mark.server, pytest.mark.versions, pytest.mark.timeout(1500)]

@@ -31,9 +31,9 @@ import time
 from typing import Any, Awaitable, Callable, Sequence
 from uuid import UUID
 
-from ._events_filter import StreamFilter
-from ._events_ledger import Ledger
-from ._events_transport import RestEvents
+from ._filter import StreamFilter
+from ._ledger import Ledger
+from ._transport import RestEvents
 
 __all__ = ["Reconciler"]
 
@@ -126,7 +126,7 @@ class Reconciler:
 
     async def fetch_range(self, lo: int, hi: int) -> int:
         """Read every matching event in [lo, hi], oldest first; return how many were new."""
-        from ._events_filter import to_us
+        from ._filter import to_us
 
         delivered = 0
         cursor = lo
@@ -145,9 +145,10 @@ class Reconciler:
             link = page.get("next_page")
             moved = False
             while link:
-                page = await self.rest.next_page(link)
-                if not page:
+                following = await self.rest.next_page(link)
+                if not following:
                     break
+                page = following
                 events = page["events"]
                 delivered += await self._take(events)
                 newest = _occurred_us(events[-1], to_us) if events else None

@@ -30,7 +30,6 @@ is logged or put into the report.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import logging
@@ -46,19 +45,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import _versions
-from ._exceptions import ConfigurationError, ServerUnreachableError
-from ._inputs import check_api_url, plain_http_warning
+from .. import _versions
+from .._boundary import public
+from .._exceptions import ConfigurationError, ServerUnreachableError
+from .._headers import basic
+from .._inputs import check_api_url, check_timeout, is_cloud_url, plain_http_warning
+from .._websocket import SILENT, ws_url
 
 __all__ = ["AuditReport", "Finding", "Outcome", "audit"]
 
 logger = logging.getLogger("prefect_nbauth.audit")
-
-# websockets logs every handshake header and frame at DEBUG, the Authorization header and
-# the auth message included. The audit's sockets log to this logger instead, which is not
-# in the logging tree, so no logging configuration can switch it on.
-_SILENT = logging.Logger("prefect_nbauth.audit.websockets", level=logging.CRITICAL + 1)
-_SILENT.propagate = False
 
 DEFAULT_TIMEOUT = 3.0
 MAX_BODY = 64 * 1024  # every answer we look at is a few hundred bytes
@@ -226,7 +222,7 @@ class _Auditor:
         self.real_token = token if use_credential else None
         self.use_credential = use_credential and bool(headers or token)
         self.verify = verify
-        self.ssl_context = _ssl_context(verify)
+        self.ssl_context: ssl.SSLContext = verify  # _tls.ssl_context(): the one TLS context
         self.timeout = timeout
         self.client = httpx.Client(verify=self.ssl_context, timeout=timeout, follow_redirects=False,
                                    headers={"User-Agent": "prefect-nbauth-audit"}, trust_env=True)
@@ -242,15 +238,13 @@ class _Auditor:
             if name.lower() == "authorization":
                 scheme = value.split(" ", 1)[0] if " " in value else "Bearer"
                 if scheme.lower() == "basic":
-                    raw = f"nbauth-audit:{secrets.token_urlsafe(18)}".encode()
-                    wrong[name] = "Basic " + base64.b64encode(raw).decode()
+                    wrong[name] = basic(f"nbauth-audit:{secrets.token_urlsafe(18)}")
                 else:
                     wrong[name] = f"{scheme} {secrets.token_urlsafe(24)}"
             else:
                 wrong[name] = secrets.token_urlsafe(24)
         if not any(n.lower() == "authorization" for n in wrong):
-            raw = f"nbauth-audit:{secrets.token_urlsafe(18)}".encode()
-            wrong["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+            wrong["Authorization"] = basic(f"nbauth-audit:{secrets.token_urlsafe(18)}")
         return wrong
 
     def close(self) -> None:
@@ -292,13 +286,13 @@ class _Auditor:
         from websockets.exceptions import ConnectionClosed, InvalidStatus
         from websockets.sync.client import connect
 
-        url = "ws" + self.api_url[len("http"):] + "/" + path
+        url = ws_url(self.api_url, path)
         try:
             with connect(url, subprotocols=["prefect"] if subprotocol else None,
                          additional_headers=headers, open_timeout=self.timeout,
                          close_timeout=1, ssl=self._ssl(),
                          user_agent_header="prefect-nbauth-audit",
-                         max_size=MAX_BODY, logger=_SILENT) as ws:
+                         max_size=MAX_BODY, logger=SILENT) as ws:
                 chosen = ws.subprotocol
                 if first is None:
                     return _Socket("accepted", subprotocol=chosen)
@@ -335,20 +329,6 @@ class _Auditor:
             return _Socket("error", error=type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - any other handshake failure is an error result
             return _Socket("error", error=type(exc).__name__)
-
-
-def _ssl_context(verify: Any) -> ssl.SSLContext:
-    """Prefect's TLS settings as one context, for httpx and websockets alike."""
-    if verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _where(location: str) -> str:
@@ -390,6 +370,7 @@ def _client_sends(headers: dict[str, str]) -> str:
 # --------------------------------------------------------------------------- audit
 
 
+@public(urls=("api_url",))
 def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> AuditReport:
     """Probe the Prefect API this process talks to and say what it really enforces.
 
@@ -403,8 +384,10 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     """
     from prefect.settings import get_current_settings
 
-    from ._session import verify_setting, socket_credential
+    from .._session import socket_credential
+    from .._tls import ssl_context
 
+    timeout = check_timeout(timeout)
     started = time.monotonic()
     credential = socket_credential()
     configured = credential.api_url.rstrip("/") if credential.api_url else None
@@ -420,10 +403,10 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     use_credential = configured is not None and url == check_api_url(configured)
     settings = get_current_settings()
     cloud_api = str(settings.cloud.api_url).rstrip("/")
-    is_cloud = url.startswith(cloud_api)
+    is_cloud = is_cloud_url(url, cloud_api)
 
     auditor = _Auditor(url, dict(credential.headers), credential.auth_token,
-                       verify=verify_setting(settings), timeout=timeout,
+                       verify=ssl_context(settings), timeout=timeout,
                        use_credential=use_credential)
     try:
         findings, version, advertised = _run(auditor, settings, is_cloud)

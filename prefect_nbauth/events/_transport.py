@@ -31,14 +31,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._exceptions import (
+from .._exceptions import (
     AuthenticationError,
     ConfigurationError,
     CredentialProviderError,
     NotPrefectServerError,
     PrefectAuthError,
 )
-from ._secrets import redact
+from .._redaction import scrub_text
+from .._secrets import redact
+from .._websocket import SILENT, connect_without_redirects, ws_url
 
 __all__ = [
     "AuthRejected",
@@ -96,7 +98,10 @@ def _secrets_of(credential: Any) -> list[str]:
 
 
 def scrub(text: str, credential: Any) -> str:
-    return redact(text, *_secrets_of(credential)) if credential is not None else text
+    """Others' text without the credential (every form), any secret in force, or an auth frame."""
+    if credential is not None:
+        text = redact(text, *_secrets_of(credential))
+    return scrub_text(text)
 
 
 def fingerprint(credential: Any) -> str:
@@ -114,35 +119,21 @@ def origin(url: str) -> str:
 
 
 def socket_url(api_url: str) -> str:
-    base = api_url.rstrip("/")
-    if base.startswith("https://"):
-        return "wss://" + base[len("https://"):] + "/events/out"
-    if base.startswith("http://"):
-        return "ws://" + base[len("http://"):] + "/events/out"
-    raise ConfigurationError(f"{api_url!r} is not an http(s) Prefect API URL.")
+    return ws_url(api_url, "events/out")
 
 
 def tls_settings() -> tuple[Any, ssl.SSLContext | None]:
-    """(httpx verify, websocket SSL context) as Prefect's own clients would use them."""
-    from prefect.settings import get_current_settings
+    """(httpx verify, websocket SSL context): one context, as Prefect's own clients trust (:mod:`._tls`)."""
+    from .._tls import ssl_context
 
-    api = get_current_settings().api
-    if api.tls_insecure_skip_verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return False, context
-    cert_file = getattr(api, "ssl_cert_file", None)
-    if cert_file:
-        context = ssl.create_default_context(cafile=str(cert_file))
-        return context, context
-    return True, None
+    context = ssl_context()
+    return context, context
 
 
 def user_agent() -> str:
     import prefect
 
-    from . import __version__
+    from .. import __version__
 
     return f"prefect-nbauth/{__version__} prefect/{prefect.__version__}"
 
@@ -172,7 +163,7 @@ class CredentialKeeper:
         self.current: Any = None
 
     async def _read(self) -> Any:
-        from ._session import socket_credential
+        from .._session import socket_credential
 
         try:
             credential = await asyncio.to_thread(socket_credential)
@@ -211,7 +202,7 @@ class CredentialKeeper:
 
     async def rejected(self, used: Any, how: str, status_code: int | None = None) -> Any:
         """``used`` was refused: return a credential to retry with, or raise AuthenticationError."""
-        from ._session import refresh_socket_credential
+        from .._session import refresh_socket_credential
 
         async with self._lock:
             if self._failed is not None:
@@ -277,35 +268,18 @@ def classify_closed(exc: BaseException, credential: Any) -> Exception:
     return Retryable(f"websocket closed ({detail})")
 
 
-# websockets logs every handshake header (Authorization) and frame (the auth token) at
-# DEBUG on its own logger; ours goes to a logger outside the logging tree that drops all.
-_SILENT = logging.Logger("prefect_nbauth.websocket", level=logging.CRITICAL + 1)
-_SILENT.propagate = False
-
-
-def _no_redirect_connect() -> Any:
-    """websockets' connect, minus redirects: the credential must never reach another host."""
-    from websockets.asyncio.client import connect
-
-    class NoRedirect(connect):  # type: ignore[misc, valid-type]
-        def process_redirect(self, exc: Exception) -> Exception:
-            return exc  # the 3xx stays an InvalidStatus, handled below
-
-    return NoRedirect
-
-
 async def open_socket(api_url: str, credential: Any, filter_body: dict[str, Any], *,
                       ssl_context: ssl.SSLContext | None, open_timeout: float = 10.0) -> Socket:
     """Connect, authenticate and subscribe; raise AuthRejected, Retryable or a terminal error."""
     from websockets import Subprotocol
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-    connect = _no_redirect_connect()
+    connect = connect_without_redirects()
     url = socket_url(api_url)
     try:
         connection = await connect(
             url,
-            logger=_SILENT,
+            logger=SILENT,
             additional_headers=dict(credential.headers),
             subprotocols=[Subprotocol("prefect")],
             open_timeout=open_timeout,

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import servers as servers_module
 from constants import AUTH_STRING
 from prefect_versions import (
     BELOW_FLOOR,
@@ -38,6 +37,8 @@ from prefect_versions import (
     PrefectVenvUnavailable,
     ensure_all,
 )
+
+import prefect_nbauth.testing._server as servers_module
 from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 # The module fixture builds the venvs (minutes on a cold pip cache) and runs every scenario.

@@ -186,7 +186,10 @@ def core() -> dict[str, Any]:
             try:
                 _wait_for(lambda: events.state.value in ("connected", "reconciling"), 60)
                 posted = [f"{prefix}{i}" for i in range(3)]
-                now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+                # Full precision: the stream starts its window at the moment it opened.
+                from datetime import datetime, timezone
+
+                now = datetime.now(timezone.utc).isoformat()
                 r = httpx.post(f"{API_URL}/events", headers=_headers(), timeout=10, json=[
                     {"id": str(uuid.uuid4()), "occurred": now, "event": n,
                      "resource": {"prefect.resource.id": "nbauth.matrix"}} for n in posted])

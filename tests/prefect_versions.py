@@ -48,8 +48,21 @@ PRE_HANDSHAKE = "3.5.0"  # a client whose emitter lacks the 'prefect' subprotoco
 PRE_HANDSHAKE_36 = "3.6.13"  # the last 3.6 release before the emitter handshake
 MATRIX_VERSIONS = (BELOW_FLOOR, FLOOR, PRE_HANDSHAKE, PRE_HANDSHAKE_36)
 
+
+
+def _our_dependencies() -> tuple[str, ...]:
+    """prefect_nbauth's own dependencies from pyproject.toml, except Prefect (pinned per venv)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import toml as tomllib  # type: ignore[no-redef]
+    text = (REPO_ROOT / "pyproject.toml").read_text()
+    deps = tomllib.loads(text)["project"]["dependencies"]
+    return tuple(d for d in deps if not d.replace(" ", "").startswith("prefect") and ";" not in d)
+
+
 # What a scenario or kernel needs beside Prefect (prefect_nbauth's own deps and nbclient).
-_COMMON = ("httpx>=0.27", "ipywidgets>=8.1,<9", "oauthlib>=3.2")
+_COMMON = _our_dependencies()
 _KERNEL = ("ipykernel>=6.29", "nbclient>=0.10", "nbformat>=5.10")
 _SERVER_PINS = ("fastapi<0.116", "importlib_metadata")
 
@@ -129,14 +142,19 @@ def ensure_all(versions: tuple[str, ...] = MATRIX_VERSIONS) -> dict[str, Path]:
 
 
 def _install(version: str, venv: Path) -> None:
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
     env = isolated_env(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
     python = venv_python(version)
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(python), "-m", "pip", "install", "--quiet", *pins_for(version)],
-    ]
+    install = [str(python), "-m", "pip", "install", "--quiet", *pins_for(version)]
+    if python.exists() and (venv / _MARKER).exists():
+        # A complete venv whose pin list changed (say, a new dependency): install into it,
+        # which only adds what is missing; start over only if that fails.
+        done = subprocess.run(install, env=env, capture_output=True, text=True, check=False,
+                              timeout=INSTALL_TIMEOUT)
+        if done.returncode == 0:
+            return _verify(version, venv, env)
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    steps = [[sys.executable, "-m", "venv", str(venv)], install]
     deadline = time.monotonic() + INSTALL_TIMEOUT
     for argv in steps:
         try:
@@ -151,6 +169,11 @@ def _install(version: str, venv: Path) -> None:
             raise PrefectVenvUnavailable(
                 f"could not install prefect=={version} into {venv} (is the package index "
                 f"reachable?): exit {done.returncode}:\n{_tail(done.stderr or done.stdout)}")
+    _verify(version, venv, env)
+
+
+def _verify(version: str, venv: Path, env: dict[str, str]) -> None:
+    python = venv_python(version)
     check = subprocess.run([str(python), "-c", "import prefect; print(prefect.__version__)"], check=False,
                            env=env, capture_output=True, text=True, timeout=300)
     if check.returncode != 0 or check.stdout.strip() != version:

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import prefect_nbauth.testing._server as servers_module
 from constants import AUTH_STRING
 from prefect_versions import (
     BELOW_FLOOR,
@@ -39,6 +38,7 @@ from prefect_versions import (
     ensure_all,
 )
 
+import prefect_nbauth.testing._server as servers_module
 from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 # The module fixture builds the venvs (minutes on a cold pip cache) and runs every scenario.
@@ -138,7 +138,9 @@ def matrix(venvs: dict[str, Path], old_servers: dict[str, PrefectServer], auth_s
                    for c, s, m in runs}
         results = {key: f.result() for key, f in futures.items()}
     summary = {f"client {c} / server {s} / {m}": {
-        k: r.get(k) for k in ("checks", "status", "audit", "login", "error", "seconds") if k in r}
+        k: r.get(k) for k in ("checks", "status", "audit", "login", "error", "seconds", "check_seconds",
+                  "stream_diagnosis")
+        if k in r}
         for (c, s, m), r in results.items()}
     artifacts = REPO_ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
@@ -154,7 +156,7 @@ def _event_loss(warnings: list[str]) -> list[str]:
 def _assert_core(result: dict[str, Any], client: str) -> None:
     assert result["client"] == client
     failed = {k: v for k, v in result["checks"].items() if k in CORE and v != "pass"}
-    assert not failed, f"{failed}\n{result['stderr_tail']}"
+    assert not failed, f"{failed} {result.get('stream_diagnosis')}\n{result['stderr_tail']}"
 
 
 def test_below_the_floor_login_and_status_raise_one_configuration_error(matrix: Any) -> None:

@@ -894,3 +894,21 @@ def refresh_socket_credential(used: SocketCredential) -> bool:
         except CredentialProviderError:
             continue
     return changed
+
+
+# ------------------------------------------------------- for the notebook layer
+
+
+def api_url_in_force() -> str | None:
+    """The API URL Prefect in this process uses outside any flow run (login's, or import's)."""
+    url = seam.global_settings_context().settings.api.url
+    return str(url) if url else None
+
+
+def settings_in_force() -> object:
+    """An opaque token that changes whenever the process-wide settings are replaced.
+
+    Widgets compare it between polls to notice a change made behind ``login()``'s
+    back (``refresh_global_settings_context()``, a profile switch).
+    """
+    return seam.global_settings_context()

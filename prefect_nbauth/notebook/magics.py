@@ -372,14 +372,14 @@ class PrefectMagics(Magics):
         print(status)
 
     def _prompt_login(self, url: str | None, args: Any) -> None:
-        from .. import _prefect_seam as seam
         from .._inputs import is_cloud_url
+        from .._session import api_url_in_force
         from .._workspaces import cloud_api_url, list_workspaces
 
         cloud = cloud_api_url()
         try:
             if url is None:
-                in_force = seam.global_settings_context().settings.api.url
+                in_force = api_url_in_force()
                 answer = input(f"Prefect API URL [{in_force or 'Prefect Cloud'}]: ").strip()
                 url = answer or in_force or None
                 if url is not None:

@@ -19,7 +19,7 @@ import weakref
 from typing import Any, Callable, Protocol
 
 from ... import _listeners
-from ... import _prefect_seam as seam
+from ..._session import settings_in_force
 
 __all__ = ["WATCHER", "Watched"]
 
@@ -63,7 +63,7 @@ class _Watcher:
         self._wake.set()
 
     def _run(self) -> None:
-        last = seam.global_settings_context()
+        last = settings_in_force()
         while True:
             self._wake.wait(WATCH_INTERVAL)
             self._wake.clear()
@@ -75,7 +75,7 @@ class _Watcher:
                         self._unsubscribe()
                         self._unsubscribe = None
                     return
-            current = seam.global_settings_context()
+            current = settings_in_force()
             changed = self._notified or current is not last
             self._notified = False
             last = current

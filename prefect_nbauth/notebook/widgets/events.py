@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import ipywidgets as widgets
 
-from ... import _prefect_seam as seam
+from ..._session import api_url_in_force
 from ._base import TextForm, esc
 from ._throttle import Throttle
 from ._watch import WATCHER
@@ -306,7 +306,7 @@ class EventStreamWidget(TextForm, widgets.VBox):
             stream, error, wanted = self._stream, self._error, self._wanted
         if not wanted:
             return
-        url = seam.global_settings_context().settings.api.url
+        url = api_url_in_force()
         stream_url = getattr(stream, "api_url", None)
         state = str(getattr(getattr(stream, "state", None), "value", getattr(stream, "state", "")))
         if (stream is None and error is not None) or state == "stopped" or (

@@ -40,7 +40,6 @@ from urllib.parse import quote, urlsplit
 import ipywidgets as widgets
 
 from ... import _listeners
-from ... import _prefect_seam as seam
 from ..._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -50,10 +49,10 @@ from ..._exceptions import (
 )
 from ..._inputs import is_cloud_url
 from ..._secrets import Secret
-from ..._session import login
+from ..._session import api_url_in_force, login
 from ..._status import AuthStatus
-from ._base import TextForm, esc
 from ..._workspaces import cloud_api_url, list_workspaces
+from ._base import TextForm, esc
 from .secret_input import SecretInput
 
 __all__ = ["LoginWidget", "SecretInput", "safe_url"]
@@ -180,7 +179,7 @@ class LoginWidget(TextForm, widgets.VBox):
         self._pending_timer: threading.Timer | None = None
 
         cloud = cloud_api_url()
-        in_force = seam.global_settings_context().settings.api.url
+        in_force = api_url_in_force()
         url = api_url if api_url is not None else (in_force or "")
         if mode is None:
             mode = "api-key" if url and is_cloud_url(url, cloud) else "auth-string"

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
-from . import _listeners, _redaction
+from . import _listeners, _redaction, _socket_auth
 from . import _prefect_seam as seam
 from ._auth import NbAuth
 from ._exceptions import ConfigurationError, CredentialProviderError, PrefectAuthError
@@ -278,7 +278,7 @@ def login(
                            server_auth=server_auth, persisted_to=persisted_to, tokens=tokens)
         if new_login.rotating:
             seam.install_client_auth(_NB_AUTH)
-            seam.install_socket_refresh(_refresh_socket)
+            seam.install_socket_refresh(_refresh_socket, on_rejected=_socket_auth.refresh_after_rejection)
         seam.install_redirect_guard()
         seam.install_global_settings_context(installed)
         _current = new_login
@@ -317,10 +317,14 @@ def _on_refresh(token: RefreshingToken, new: Token) -> None:
     # next reconnect (install_socket_refresh), so nothing needs restarting here.
 
 
-def _refresh_socket(client: Any) -> None:
+def _refresh_socket(client: Any) -> dict[str, Token] | None:
+    """Give an events client the current credential; returns the tokens it now presents."""
     login_state = _current
     if login_state is not None and login_state.rotating:
+        used = {slot: t.token for slot, t in login_state.tokens.items()}
         seam.refresh_socket_client(client, login_state.credential.api_url)
+        return used
+    return None
 
 
 class _Rotation:
@@ -350,7 +354,7 @@ class _Rotation:
             request.headers[name] = value.reveal()
         return used
 
-    def refresh_after_rejection(self, used: dict[str, Token]) -> bool:
+    def refresh_after_rejection(self, used: dict[str, Token], *, reason: str = "HTTP 401") -> bool:
         """Refresh every refreshable token that was used; True when any changed."""
         changed = False
         for slot, token in self.login.tokens.items():
@@ -358,7 +362,7 @@ class _Rotation:
                 continue
             before = used.get(slot)
             try:
-                new = token.refresh(stale=before, reason="HTTP 401")
+                new = token.refresh(stale=before, reason=reason)
             except CredentialProviderError:
                 continue
             changed = changed or new is not before

@@ -164,7 +164,7 @@ def test_oauth2_client_credentials(monkeypatch: pytest.MonkeyPatch, mode: str, f
     provider = OAuth2ClientCredentials("https://idp.example/token", "nbauth", "client-secret", scope="prefect")
     if fragment is None:
         token = provider.fetch()
-        assert token.value.reveal() == CANARY and 1 < token.remaining() <= 2
+        assert token.value.reveal() == CANARY and 0.5 < token.remaining() <= 1  # less the rounding
         body = seen[0].content.decode()
         assert "grant_type=client_credentials" in body and "scope=prefect" in body
         assert seen[0].headers["authorization"].startswith("Basic ")

@@ -110,7 +110,8 @@ def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flo
     started_reasons = dict(token.reasons)
 
     failures = _EmitFailures()
-    logging.getLogger("prefect").addHandler(failures)  # the services' logger is prefect._internal…
+    # Prefect's services log there, and prefect._internal does not propagate.
+    logging.getLogger("prefect._internal.concurrency").addHandler(failures)
     prefix = f"nbauth.idp.{uuid.uuid4().hex[:8]}"
     t0 = datetime.now(timezone.utc) - timedelta(seconds=5)
     stop = threading.Event()
@@ -186,7 +187,12 @@ def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flo
         t.start()
     if revoke_at is not None:
         stop.wait(revoke_at)
+        # Revoke a token that was just issued, so its own proactive refresh (seconds
+        # away) cannot stand in for the recovery being measured.
+        generation = token.generation
+        _wait(lambda: token.generation != generation, 30)
         value = token.token.value.reveal()
+        socket_before = _emitter_socket()
         revoked["reasons_before"] = dict(token.reasons)
         revoked["at"] = time.time()
         httpx.post(cfg["revocation_url"], data={"token": value, "token_type_hint": "access_token"},
@@ -199,12 +205,14 @@ def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flo
             with lock:
                 rest_ok = not rest_expected or (ok_times and ok_times[-1] > cut)
                 stream_ok = not with_stream or any(emitted.get(i, 0) > cut for i in streamed)
-                return bool(rest_ok) and stream_ok
+            socket = _emitter_socket()  # the emitter reconnected past the gateway
+            return bool(rest_ok) and stream_ok and socket is not None and socket is not socket_before
 
         def watch() -> None:
             if _wait(recovered, duration):
                 # The refreshes the revocation itself cost: the reactive ones until both were back.
                 revoked["reasons_after"] = dict(token.reasons)
+                revoked["back"] = time.time()
 
         threads.append(threading.Thread(target=watch, daemon=True))
         threads[-1].start()
@@ -254,12 +262,23 @@ def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flo
         stream_back = min((streamed[i] for i, when in emitted.items() if when > revoked["cut_done"]
                            and i in streamed), default=None)
         backs = [b for b in (rest_back if (rest_threads or with_flow) else at,
-                             stream_back if with_stream else at) if b is not None]
-        if len(backs) == 2:
+                             stream_back if with_stream else revoked.get("back")) if b is not None]
+        if len(backs) == 2 and "back" in revoked:
             result["recovered_after_revocation_s"] = round(max(backs) - at, 3)
         result["reactive_from_revocation"] = _reactive_in_window(revoked)
     nb.logout()
     return result
+
+
+def _emitter_socket() -> Any:
+    """The websocket of Prefect's events publisher (EventsWorker's client), if connected."""
+    from prefect.events.worker import EventsWorker
+
+    for worker in list(getattr(EventsWorker, "_instances", {}).values()):
+        socket = getattr(getattr(worker, "_client", None), "_websocket", None)
+        if socket is not None:
+            return socket
+    return None
 
 
 def _reactive_in_window(revoked: dict[str, Any]) -> int:

@@ -86,4 +86,5 @@ def test_the_emitter_alone_refreshes_when_its_upgrade_is_refused(idp, gateway, r
     result = run_scenario(scenario(load_config(idp, gateway), duration=12, rest_threads=0,
                                    with_flow=False, with_stream=False, revoke_at=5), timeout=300)
     assert_rotation_held(result, rest=False, stream=False)
-    assert result["reasons"].get("websocket HTTP 401", 0) >= 1, result
+    assert result["recovered_after_revocation_s"] is not None, result
+    assert result["reasons"].get("websocket HTTP 401", 0) == result["reactive_from_revocation"] == 1, result

@@ -42,8 +42,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from real_idp import NginxGateway, OidcProvider  # noqa: E402
-from servers import PrefectServer, isolated_env  # noqa: E402
+from real_idp import NginxGateway, OidcProvider
+from servers import PrefectServer, isolated_env
 
 AUTH_STRING = "bench:" + os.urandom(9).hex()
 
@@ -88,7 +88,7 @@ STATIC = textwrap.dedent("""
 def run_child(code: str, args: list[str], home: Path, timeout: float) -> dict:
     env = isolated_env(PREFECT_HOME=str(home), PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
                        PYTHONPATH=str(REPO / "tests"), PYTHONUNBUFFERED="1")
-    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", code, *args], check=False, env=env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     if done.returncode != 0 or not lines:

@@ -98,9 +98,10 @@ class _EmitFailures(logging.Handler):
 def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flow: bool = True,
         with_stream: bool = True, emit_every: float = 0.1, revoke_at: float | None = None,
         settle: float = 120.0) -> dict[str, Any]:
-    import prefect_nbauth as nb
     from prefect import flow, get_client
     from prefect.events import emit_event
+
+    import prefect_nbauth as nb
     from prefect_nbauth import _session
 
     provider = nb.OAuth2ClientCredentials(cfg["token_url"], cfg["client_id"], cfg["client_secret"])

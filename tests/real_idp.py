@@ -46,10 +46,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from typing_extensions import Self
 
 __all__ = [
-    "NginxGateway",
     "OIDC_PROVIDER_VERSION",
+    "NginxGateway",
     "OidcProvider",
     "ensure_nginx",
     "ensure_oidc_provider",
@@ -147,7 +148,7 @@ class OidcProvider:
         self._dir: Path | None = None
         self._proc: subprocess.Popen[str] | None = None
 
-    def start(self, timeout: float = 60.0) -> "OidcProvider":
+    def start(self, timeout: float = 60.0) -> OidcProvider:
         modules = ensure_oidc_provider()
         self._dir = Path(tempfile.mkdtemp(prefix="nbauth-idp-"))
         config = self._dir / "config.json"
@@ -158,7 +159,7 @@ class OidcProvider:
         # The script imports from the cache's node_modules: run it from there.
         script = modules.parent / "idp.mjs"
         shutil.copyfile(ASSETS / "idp.mjs", script)
-        self._log = open(self._dir / "idp.log", "w")
+        self._log = open(self._dir / "idp.log", "w")  # noqa: SIM115 - closed by stop()
         self._proc = subprocess.Popen(
             [NODE, str(script), str(config)], cwd=str(modules.parent), text=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log,
@@ -227,10 +228,10 @@ class OidcProvider:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
-    def __enter__(self) -> "OidcProvider":
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -325,7 +326,7 @@ class NginxGateway:
             introspection_auth="Basic " + base64.b64encode(credentials.encode()).decode(),
             header=self.header.lower(), inject=inject)
 
-    def start(self, timeout: float = 30.0) -> "NginxGateway":
+    def start(self, timeout: float = 30.0) -> NginxGateway:
         from servers import free_port
 
         ensure_nginx()
@@ -413,8 +414,8 @@ class NginxGateway:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
-    def __enter__(self) -> "NginxGateway":
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -10,10 +10,10 @@ is revoked at the provider (RFC 7009) and nginx cuts every open connection.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-
 from constants import AUTH_STRING
 from real_idp import NginxGateway, OidcProvider
 
@@ -67,15 +67,15 @@ def assert_rotation_held(result: dict[str, Any], *, rest: bool, stream: bool = T
 
 
 def test_rest_flow_emitter_and_stream_follow_rotation_and_revocation(idp, gateway, run_scenario):
-    result = run_scenario(scenario(load_config(idp, gateway), duration=20, rest_threads=4,
-                                   with_flow=True, revoke_at=10), timeout=300)
+    result = run_scenario(scenario(load_config(idp, gateway), duration=16, rest_threads=4,
+                                   with_flow=True, revoke_at=7), timeout=300)
     assert_rotation_held(result, rest=True)
     assert result["reactive_from_revocation"] <= 1, result  # one refresh for everyone
 
 
 def test_emits_and_stream_follow_revocation_without_any_rest_traffic(idp, gateway, run_scenario):
-    result = run_scenario(scenario(load_config(idp, gateway), duration=14, rest_threads=0,
-                                   with_flow=False, revoke_at=6), timeout=300)
+    result = run_scenario(scenario(load_config(idp, gateway), duration=12, rest_threads=0,
+                                   with_flow=False, revoke_at=5), timeout=300)
     assert result["calls"] == 0, result
     assert_rotation_held(result, rest=False)
     assert result["reactive_from_revocation"] == 1, result
@@ -83,8 +83,59 @@ def test_emits_and_stream_follow_revocation_without_any_rest_traffic(idp, gatewa
 
 def test_the_emitter_alone_refreshes_when_its_upgrade_is_refused(idp, gateway, run_scenario):
     """Nothing but emit_event: only the emitter's own refused upgrade can notice the revocation."""
-    result = run_scenario(scenario(load_config(idp, gateway), duration=12, rest_threads=0,
-                                   with_flow=False, with_stream=False, revoke_at=5), timeout=300)
+    result = run_scenario(scenario(load_config(idp, gateway), duration=10, rest_threads=0,
+                                   with_flow=False, with_stream=False, revoke_at=4), timeout=300)
     assert_rotation_held(result, rest=False, stream=False)
     assert result["recovered_after_revocation_s"] is not None, result
     assert result["reasons"].get("websocket HTTP 401", 0) == result["reactive_from_revocation"] == 1, result
+
+
+@pytest.fixture(scope="module")
+def injecting_gateway(idp: OidcProvider, auth_server: Any) -> Iterator[NginxGateway]:
+    """A gateway that holds the server's auth string and sends it instead of the client's."""
+    with NginxGateway(auth_server.api_url, idp, inject_auth_string=AUTH_STRING) as gw:
+        yield gw
+
+
+AUDIT = """
+import prefect_nbauth as nb
+from scenario_helpers import emit
+provider = nb.OAuth2ClientCredentials({token_url!r}, {client_id!r}, {client_secret!r})
+nb.login({api_url!r}, auth_string={auth_string!r}, headers={{"X-Gateway-Token": provider}})
+report = nb.audit(timeout=10)
+emit({{"server_auth": report.server_auth, "ok": report.ok,
+       "findings": {{f.check: [f.outcome.value, f.detail, f.fix] for f in report.findings}}}})
+"""
+
+
+def audit_behind(gw: NginxGateway, idp: OidcProvider, auth_string: str, run_scenario: Any) -> dict:
+    return run_scenario(AUDIT.format(token_url=idp.token_url, client_id=idp.client_id,
+                                     client_secret=idp.client_secret, api_url=gw.api_url,
+                                     auth_string=auth_string), timeout=180)
+
+
+def test_audit_behind_a_header_injecting_gateway_fails_the_wrong_credential(
+        idp, injecting_gateway, run_scenario):
+    # login() itself succeeds: the gateway swaps the wrong auth string for its own.
+    result = audit_behind(injecting_gateway, idp, "svc:definitely-WRONG", run_scenario)
+    outcome, detail, fix = result["findings"]["gateway-prefect-credential"]
+    assert outcome == "fail", result
+    assert "wrong Prefect credential was accepted" in detail and "PREFECT_SERVER_API_AUTH_STRING" in fix
+    assert not result["ok"]
+    # /ui-settings is read through the gateway, not reported missing.
+    assert result["server_auth"] == "BASIC", result
+    # Prefect's sockets still check the auth message: the wrong one is refused there.
+    assert result["findings"]["socket-events-in-your-credential"][0] == "fail", result
+    assert result["findings"]["socket-events-in-wrong-token"][0] == "pass", result
+    assert "definitely-WRONG" not in str(result)
+
+
+def test_audit_behind_a_passthrough_gateway_sees_prefects_own_check(idp, gateway, run_scenario):
+    result = audit_behind(gateway, idp, AUTH_STRING, run_scenario)
+    findings = result["findings"]
+    assert findings["gateway-prefect-credential"][0] == "pass", result
+    assert result["server_auth"] == "BASIC", result
+    for path in ("events-in", "events-out"):
+        for probe in ("no-subprotocol", "no-auth", "wrong-token"):
+            assert findings[f"socket-{path}-{probe}"][0] == "pass", (path, probe, result)
+    assert result["ok"], result

@@ -24,7 +24,9 @@ Each probe ends as pass, fail or not applicable, with one sentence and a fix:
 
 The real credential goes only to the configured API's origin (one REST request and one socket
 per path, to tell "refused" from "not there"); probes meant to be refused carry no credential
-or random wrong values. Nothing follows a redirect, every socket has a timeout, no credential
+or random wrong values. Behind a gateway (headers besides Prefect's own credential) the probes
+of Prefect's own check keep the gateway's headers, to the same origin, with Prefect's credential
+wrong or missing (``_audit_gateway``). Nothing follows a redirect, every socket has a timeout, no credential
 is logged or put into the report.
 """
 

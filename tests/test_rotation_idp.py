@@ -101,41 +101,40 @@ AUDIT = """
 import prefect_nbauth as nb
 from scenario_helpers import emit
 provider = nb.OAuth2ClientCredentials({token_url!r}, {client_id!r}, {client_secret!r})
-nb.login({api_url!r}, auth_string={auth_string!r}, headers={{"X-Gateway-Token": provider}})
-report = nb.audit(timeout=10)
-emit({{"server_auth": report.server_auth, "ok": report.ok,
-       "findings": {{f.check: [f.outcome.value, f.detail, f.fix] for f in report.findings}}}})
+results = []
+for api_url, auth_string in {logins!r}:
+    nb.login(api_url, auth_string=auth_string, headers={{"X-Gateway-Token": provider}})
+    report = nb.audit(timeout=10)
+    results.append({{"server_auth": report.server_auth, "ok": report.ok,
+                    "findings": {{f.check: [f.outcome.value, f.detail, f.fix] for f in report.findings}}}})
+emit(results)
 """
 
 
-def audit_behind(gw: NginxGateway, idp: OidcProvider, auth_string: str, run_scenario: Any) -> dict:
-    return run_scenario(AUDIT.format(token_url=idp.token_url, client_id=idp.client_id,
-                                     client_secret=idp.client_secret, api_url=gw.api_url,
-                                     auth_string=auth_string), timeout=180)
+def test_audit_behind_gateways_sees_prefects_own_check(idp, gateway, injecting_gateway, run_scenario):
+    # One interpreter, two logins: through the gateway that swaps in its own Basic header
+    # with a WRONG auth string (login() itself succeeds: the gateway replaces it), then
+    # through the gateway that passes the client's credential on, with the right one.
+    injecting, passthrough = run_scenario(AUDIT.format(
+        token_url=idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret,
+        logins=[(injecting_gateway.api_url, "svc:definitely-WRONG"), (gateway.api_url, AUTH_STRING)],
+    ), timeout=240)
 
-
-def test_audit_behind_a_header_injecting_gateway_fails_the_wrong_credential(
-        idp, injecting_gateway, run_scenario):
-    # login() itself succeeds: the gateway swaps the wrong auth string for its own.
-    result = audit_behind(injecting_gateway, idp, "svc:definitely-WRONG", run_scenario)
-    outcome, detail, fix = result["findings"]["gateway-prefect-credential"]
-    assert outcome == "fail", result
+    outcome, detail, fix = injecting["findings"]["gateway-prefect-credential"]
+    assert outcome == "fail", injecting
     assert "wrong Prefect credential was accepted" in detail and "PREFECT_SERVER_API_AUTH_STRING" in fix
-    assert not result["ok"]
+    assert not injecting["ok"]
     # /ui-settings is read through the gateway, not reported missing.
-    assert result["server_auth"] == "BASIC", result
+    assert injecting["server_auth"] == "BASIC", injecting
     # Prefect's sockets still check the auth message: the wrong one is refused there.
-    assert result["findings"]["socket-events-in-your-credential"][0] == "fail", result
-    assert result["findings"]["socket-events-in-wrong-token"][0] == "pass", result
-    assert "definitely-WRONG" not in str(result)
+    assert injecting["findings"]["socket-events-in-your-credential"][0] == "fail", injecting
+    assert injecting["findings"]["socket-events-in-wrong-token"][0] == "pass", injecting
+    assert "definitely-WRONG" not in str(injecting)
 
-
-def test_audit_behind_a_passthrough_gateway_sees_prefects_own_check(idp, gateway, run_scenario):
-    result = audit_behind(gateway, idp, AUTH_STRING, run_scenario)
-    findings = result["findings"]
-    assert findings["gateway-prefect-credential"][0] == "pass", result
-    assert result["server_auth"] == "BASIC", result
+    findings = passthrough["findings"]
+    assert findings["gateway-prefect-credential"][0] == "pass", passthrough
+    assert passthrough["server_auth"] == "BASIC", passthrough
     for path in ("events-in", "events-out"):
         for probe in ("no-subprotocol", "no-auth", "wrong-token"):
-            assert findings[f"socket-{path}-{probe}"][0] == "pass", (path, probe, result)
-    assert result["ok"], result
+            assert findings[f"socket-{path}-{probe}"][0] == "pass", (path, probe, passthrough)
+    assert passthrough["ok"], passthrough

@@ -58,14 +58,14 @@ OURS = textwrap.dedent("""
 STATIC = textwrap.dedent("""
     import json, os, sys, threading, time, httpx
     cfg, duration = json.loads(sys.argv[1]), float(sys.argv[2])
+    import prefect.context  # first: importing Prefect can take longer than a token lives
+    from prefect import get_client
     token = httpx.post(cfg["token_url"], data={"grant_type": "client_credentials"},
                        auth=(cfg["client_id"], cfg["client_secret"])).json()["access_token"]
     os.environ["PREFECT_API_URL"] = cfg["api_url"]
     os.environ["PREFECT_API_AUTH_STRING"] = cfg["auth_string"]
     os.environ["PREFECT_CLIENT_CUSTOM_HEADERS"] = json.dumps({"X-Gateway-Token": token})
-    import prefect.context
     prefect.context.refresh_global_settings_context()
-    from prefect import get_client
     counts = {"ok": 0, "failed": 0}
     lock = threading.Lock()
     stop = threading.Event()

@@ -29,7 +29,7 @@ def _handshake_failure(code: int) -> Exception:
         try:
             raise ConnectionClosedError(Close(code, "Invalid token"), None)
         except ConnectionClosedError as closed:
-            raise Exception("Unable to authenticate to the event stream.") from closed
+            raise Exception("Unable to authenticate to the event stream.") from closed  # noqa: TRY002 - as Prefect does
     except Exception as exc:  # noqa: BLE001
         return exc
 

@@ -54,7 +54,6 @@ __all__ = [
     "OidcProvider",
     "ensure_nginx",
     "ensure_oidc_provider",
-    "idp_parts_available",
 ]
 
 OIDC_PROVIDER_VERSION = "9.13.3"
@@ -108,14 +107,6 @@ def ensure_nginx() -> None:
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdin=subprocess.DEVNULL)
     subprocess.run(["apt-get", "install", "-y", "-qq", "nginx", "libnginx-mod-http-js"],
                    check=True, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-
-
-def idp_parts_available() -> str | None:
-    """None when node and npm are there (nginx can be installed); else what is missing."""
-    for tool in ("node", "npm"):
-        if not shutil.which(tool):
-            return f"{tool} is not installed"
-    return None
 
 
 def _kill_group(proc: subprocess.Popen[Any] | None, grace: float = 5.0) -> None:

@@ -163,10 +163,11 @@ def login(
     Each secret may be a string or a credential provider (``EnvToken``,
     ``FileToken``, ``CommandToken``, ``CallableToken`` or a plain function,
     ``OAuth2ClientCredentials``). Provided tokens are refreshed ``refresh_margin``
-    seconds before they expire (default: 5 % of their lifetime, or three times
-    the provider's recent fetch time if longer, at most a minute) in the
-    background, and once on HTTP 401; every Prefect client in the process,
-    including ones already open, follows.
+    seconds before they expire (default: at least 1 s of clock skew plus the
+    provider's fetch time, 5 % of their lifetime, or three times the recent fetch
+    time, whichever is longest, at most a minute or half the lifetime) in the
+    background, and once on HTTP 401 or a websocket refused for auth; every
+    Prefect client in the process, including ones already open, follows.
 
     The credential is checked against the server before anything changes; on any
     error the credential already in force stays exactly as it was. After success,

@@ -331,6 +331,7 @@ class NginxGateway:
         while True:
             self.port = free_port()
             (self._dir / "nginx.conf").write_text(self._conf())
+            (self._dir / "nginx.conf").chmod(0o600)  # holds the gateway's client secret
             self._proc = subprocess.Popen(
                 [NGINX, "-p", str(self._dir), "-c", str(self._dir / "nginx.conf"),
                  "-e", str(self._dir / "error.log"), "-g", "daemon off;"],

@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from real_idp import NginxGateway, OidcProvider
-from servers import PrefectServer, isolated_env
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 AUTH_STRING = "bench:" + os.urandom(9).hex()
 

@@ -318,7 +318,7 @@ class NginxGateway:
             header=self.header.lower(), inject=inject)
 
     def start(self, timeout: float = 30.0) -> NginxGateway:
-        from servers import free_port
+        from prefect_nbauth.testing._server import free_port
 
         ensure_nginx()
         self.version = nginx_version()

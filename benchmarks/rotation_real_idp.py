@@ -42,8 +42,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from real_idp import NginxGateway, OidcProvider
-from prefect_nbauth.testing._server import PrefectServer, isolated_env
+from real_idp import NginxGateway, OidcProvider  # noqa: E402
+
+from prefect_nbauth.testing._server import PrefectServer, isolated_env  # noqa: E402
 
 AUTH_STRING = "bench:" + os.urandom(9).hex()
 

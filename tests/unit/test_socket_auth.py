@@ -2,7 +2,7 @@
 
 Unit tests: real ``websockets`` exception objects, Prefect's own events client
 class with its connection swapped for a stub (the real-server version of this is
-``tests/test_rotation_idp.py``).
+``tests/server/test_rotation_idp.py``).
 """
 
 from __future__ import annotations

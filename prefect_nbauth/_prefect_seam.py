@@ -176,24 +176,41 @@ def install_client_auth(auth: Any) -> None:
         cls.__init__ = __init__  # type: ignore[method-assign]
 
 
-def install_socket_refresh(refresh: Any) -> None:
+_ON_REJECTED: list[Any] = [None]  # the handler in force (login may install it again)
+
+
+def install_socket_refresh(refresh: Any, on_rejected: Any = None) -> None:
     """Call ``refresh(client)`` before every (re)connect of Prefect's events clients.
 
     Prefect's events publisher and subscriber capture their credential (the
     auth message token, the upgrade request's headers) when they are created and
     reuse it on every reconnect. ``refresh`` updates those from the current
-    settings, so a reconnect after a rotation presents the new token.
+    settings, so a reconnect after a rotation presents the new token; it returns
+    what was presented. When the (re)connect fails, ``await on_rejected(exc,
+    presented)`` decides: True (an auth refusal, and a new credential is in
+    force) means present the new one and connect once more; otherwise the error
+    goes to Prefect as before (its publisher keeps the unconfirmed events and
+    resends them on its next successful reconnect).
     """
     from prefect.events.clients import PrefectEventsClient, PrefectEventSubscriber
 
+    if on_rejected is not None:
+        _ON_REJECTED[0] = on_rejected
     for cls in (PrefectEventsClient, PrefectEventSubscriber):
         original = cls._reconnect
         if getattr(original, _WRAPPED, False):
             continue
 
         async def _reconnect(self: Any, __original: Any = original) -> None:
-            refresh(self)
-            await __original(self)
+            presented = refresh(self)
+            try:
+                await __original(self)
+            except Exception as exc:
+                handler = _ON_REJECTED[0]
+                if handler is None or not await handler(exc, presented):
+                    raise
+                refresh(self)
+                await __original(self)
 
         setattr(_reconnect, _WRAPPED, True)
         _reconnect.__wrapped__ = original  # type: ignore[attr-defined]

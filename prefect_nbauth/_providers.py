@@ -362,12 +362,34 @@ class OAuth2ClientCredentials(CredentialProvider):
             raise CredentialProviderError(
                 f"{self.describe()} answered HTTP {response.status_code} with something that is not "
                 f"an OAuth2 token response ({type(exc).__name__}).") from None
-        value = token.get("access_token")
-        expires_in = token.get("expires_in")
-        expires_at = None
-        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
-            expires_at = datetime.fromtimestamp(started + float(expires_in), tz=timezone.utc)
-        return Token(Secret(_clean(value, self)), expires_at or expiry_of(jwt_claims(str(value))))
+        value = _clean(token.get("access_token"), self)
+        return Token(Secret(value), expiry_from_response(value, token.get("expires_in"), started))
+
+
+#: Issuers count lifetimes in whole seconds and floor the issue time (oidc-provider
+#: does): a token answered with ``"expires_in": 5`` may end up to a second sooner.
+WHOLE_SECOND_ROUNDING = 1.0
+
+
+def expiry_from_response(value: str, expires_in: Any, requested_at: float) -> datetime | None:
+    """When a token from a token endpoint stops working, as seen by our clock.
+
+    A JWT's ``exp`` is the issuer's own statement and already includes its
+    rounding; the clock skew between issuer and us is left to the refresh
+    margin (``RefreshingToken.margin_for``). An opaque token only has
+    ``expires_in``: counted from when the request was SENT (the token cannot
+    have been issued earlier, so network time never makes it look longer) and
+    less :data:`WHOLE_SECOND_ROUNDING` when it is a whole number of seconds.
+    """
+    from_jwt = expiry_of(jwt_claims(value))
+    if from_jwt is not None:
+        return from_jwt
+    if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool) and expires_in > 0:
+        lifetime = float(expires_in)
+        if lifetime.is_integer():
+            lifetime = max(lifetime / 2, lifetime - WHOLE_SECOND_ROUNDING)
+        return datetime.fromtimestamp(requested_at + lifetime, tz=timezone.utc)
+    return None
 
 
 def callable_name(func: Any) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -34,6 +35,10 @@ from ._providers import CredentialProvider, Token
 __all__ = ["RefreshingToken"]
 
 logger = logging.getLogger("prefect_nbauth")
+
+#: Seconds of clock difference between us and whoever checks the token that the
+#: proactive refresh allows for.
+CLOCK_SKEW = 1.0
 
 
 class RefreshingToken:
@@ -50,6 +55,7 @@ class RefreshingToken:
         self._thread: threading.Thread | None = None
         self.generation = 0
         self.refreshes = 0
+        self.reasons: Counter[str] = Counter()  # "proactive", "HTTP 401", "expired", …
         self.failures = 0
         self.last_error: str | None = None
         self.last_refresh_at: datetime | None = None
@@ -87,17 +93,19 @@ class RefreshingToken:
     def margin_for(self, token: Token) -> float:
         """How long before expiry the background refresh runs.
 
-        Early enough that a fetch finishes before the old token ends (three
-        times the slowest recent fetch, and at least 5 % of the lifetime for
-        clock skew and requests in flight), late enough that each token is
-        used for nearly all of its life: one refresh per expiry, not more.
-        At most a minute; at most half the lifetime. A request that still
+        Early enough that a fetch finishes before the old token ends: three
+        times the slowest recent fetch, at least 5 % of the lifetime, and at
+        least :data:`CLOCK_SKEW` plus one fetch (the gateway's clock may run
+        ahead of ours; the token's own expiry already allows for the issuer's
+        whole-second rounding, see ``expiry_from_response``). Late enough that
+        each token is used for most of its life: one refresh per expiry, not
+        more. At most a minute; at most half the lifetime. A request that still
         meets the expiry gets a 401, which the single-flight refresh absorbs.
         """
         if self.margin is not None:
             return self.margin
         lifetime = max(0.0, token.remaining(token.obtained_at) or 0.0)
-        margin = max(0.05 * lifetime, 3 * self._fetch_seconds, 0.05)
+        margin = max(0.05 * lifetime, 3 * self._fetch_seconds, CLOCK_SKEW + self._fetch_seconds)
         return min(60.0, margin, 0.5 * lifetime)
 
     # ---------------------------------------------------------------- refresh
@@ -128,6 +136,7 @@ class RefreshingToken:
             self._token = token
             self.generation += 1
             self.refreshes += 1
+            self.reasons[reason] += 1
             self.last_error = None
             self.last_refresh_at = datetime.now(timezone.utc)
             self._refreshing = False
@@ -215,6 +224,7 @@ class RefreshingToken:
                 "provider": self.provider.describe(),
                 "expires_at": token.expires_at if token else None,
                 "refreshes": self.refreshes,
+                "reasons": dict(self.reasons),
                 "failures": self.failures,
                 "last_error": self.last_error,
                 "last_refresh_at": self.last_refresh_at,

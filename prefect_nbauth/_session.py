@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
-from . import _headers, _listeners, _prefect_compat, _redaction, _versions
+from . import _headers, _listeners, _prefect_compat, _redaction, _socket_auth, _versions
 from . import _prefect_seam as seam
 from ._auth import NbAuth
 from ._boundary import public
@@ -169,10 +169,11 @@ def login(
     Each secret may be a string or a credential provider (``EnvToken``,
     ``FileToken``, ``CommandToken``, ``CallableToken`` or a plain function,
     ``OAuth2ClientCredentials``). Provided tokens are refreshed ``refresh_margin``
-    seconds before they expire (default: 5 % of their lifetime, or three times
-    the provider's recent fetch time if longer, at most a minute) in the
-    background, and once on HTTP 401; every Prefect client in the process,
-    including ones already open, follows.
+    seconds before they expire (default: at least 1 s of clock skew plus the
+    provider's fetch time, 5 % of their lifetime, or three times the recent fetch
+    time, whichever is longest, at most a minute or half the lifetime) in the
+    background, and once on HTTP 401 or a websocket refused for auth; every
+    Prefect client in the process, including ones already open, follows.
 
     The credential is checked against the server before anything changes; on any
     error the credential already in force stays exactly as it was. After success,
@@ -279,7 +280,7 @@ def login(
                            server_auth=server_auth, persisted_to=persisted_to, tokens=tokens)
         if new_login.injects:
             seam.install_client_auth(_NB_AUTH)
-            seam.install_socket_refresh(_refresh_socket)
+            seam.install_socket_refresh(_refresh_socket, on_rejected=_socket_auth.refresh_after_rejection)
             seam.install_gateway_headers(_gateway_headers_for)
         seam.install_redirect_guard()
         seam.install_global_settings_context(installed)
@@ -333,11 +334,15 @@ def _on_refresh(token: RefreshingToken, new: Token) -> None:
     # next reconnect (install_socket_refresh), so nothing needs restarting here.
 
 
-def _refresh_socket(client: Any) -> None:
+def _refresh_socket(client: Any) -> dict[str, Token] | None:
+    """Give an events client the current credential; returns the tokens it now presents."""
     login_state = _current
     if login_state is not None and login_state.injects:
+        used = {slot: t.token for slot, t in login_state.tokens.items()}
         seam.refresh_socket_client(client, login_state.credential.api_url,
                                    _gateway_headers_for(login_state.credential.api_url))
+        return used
+    return None
 
 
 def _gateway_headers_for(url: str) -> dict[str, str]:
@@ -379,7 +384,7 @@ class _Rotation:
             request.headers[name] = value
         return used
 
-    def refresh_after_rejection(self, used: dict[str, Token]) -> bool:
+    def refresh_after_rejection(self, used: dict[str, Token], *, reason: str = "HTTP 401") -> bool:
         """Refresh every refreshable token that was used; True when any changed."""
         changed = False
         for slot, token in self.login.tokens.items():
@@ -387,7 +392,7 @@ class _Rotation:
                 continue
             before = used.get(slot)
             try:
-                new = token.refresh(stale=before, reason="HTTP 401")
+                new = token.refresh(stale=before, reason=reason)
             except CredentialProviderError:
                 continue
             changed = changed or new is not before

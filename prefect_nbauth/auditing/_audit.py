@@ -24,7 +24,9 @@ Each probe ends as pass, fail or not applicable, with one sentence and a fix:
 
 The real credential goes only to the configured API's origin (one REST request and one socket
 per path, to tell "refused" from "not there"); probes meant to be refused carry no credential
-or random wrong values. Nothing follows a redirect, every socket has a timeout, no credential
+or random wrong values. Behind a gateway (headers besides Prefect's own credential) the probes
+of Prefect's own check keep the gateway's headers, to the same origin, with Prefect's credential
+wrong or missing (``auditing._gateway``). Nothing follows a redirect, every socket has a timeout, no credential
 is logged or put into the report.
 """
 
@@ -51,6 +53,11 @@ from .._exceptions import ConfigurationError, ServerUnreachableError
 from .._headers import basic
 from .._inputs import check_api_url, check_timeout, is_cloud_url, plain_http_warning
 from .._websocket import SILENT, ws_url
+from ._gateway import (
+    gateway_headers,
+    prefect_check_finding,
+    wrong_prefect_headers,
+)
 
 __all__ = ["AuditReport", "Finding", "Outcome", "audit"]
 
@@ -229,6 +236,15 @@ class _Auditor:
         self.redirects: list[tuple[str, str]] = []  # (what, where) for cross-origin redirects
         self.wrong_headers = self._wrong_headers(headers)
         self.wrong_token = "nbauth-audit:" + secrets.token_urlsafe(18)
+        # Behind a gateway, probes keep its headers so they reach Prefect's own check.
+        # (Only with a Prefect credential besides them: without one there is nothing to get wrong.)
+        self.gateway_headers = (gateway_headers(self.real_headers, self.real_token)
+                                if self.real_token else {})
+        self.prefect_wrong_headers = (wrong_prefect_headers(self.real_headers, self.real_token)
+                                      if self.gateway_headers else self.wrong_headers)
+        # A gateway's own Authorization header displaces Prefect's Basic on REST: no REST probe.
+        self.probe_prefect_rest = bool(self.gateway_headers) and not any(
+            n.lower() == "authorization" for n in self.gateway_headers)
 
     @staticmethod
     def _wrong_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -442,15 +458,23 @@ def _run(a: _Auditor, settings: Any, is_cloud: bool) -> tuple[list[Finding], str
     if a.use_credential:
         jobs["control"] = lambda: a.http("GET", "admin/version", headers=a.real_headers,
                                          what="GET /admin/version")
+    if a.probe_prefect_rest:
+        jobs["gateway:wrong"] = lambda: a.http("GET", "admin/version", headers=a.prefect_wrong_headers,
+                                               what="GET /admin/version")
+    if a.gateway_headers:
+        jobs["gateway:ui"] = lambda: a.http("GET", "ui-settings", root=True, headers=a.gateway_headers,
+                                            what="GET /ui-settings")
     for name, path, method, body in _PUBLIC_CANDIDATES:
         jobs[f"public:{name}"] = (lambda p=path, m=method, b=body:
                                   a.http(m, p.format(uuid=uuid.uuid4()), body=b))
     for path in SOCKET_PATHS:
-        jobs[f"ws:{path}:nosub"] = lambda p=path: a.socket(p, subprotocol=False, headers={}, first=None)
+        jobs[f"ws:{path}:nosub"] = lambda p=path: a.socket(
+            p, subprotocol=False, headers=dict(a.gateway_headers), first=None)
         jobs[f"ws:{path}:noauth"] = lambda p=path: a.socket(
-            p, subprotocol=True, headers={}, first={"type": "filter", "filter": {}})
+            p, subprotocol=True, headers=dict(a.gateway_headers), first={"type": "filter", "filter": {}})
         jobs[f"ws:{path}:wrong"] = lambda p=path: a.socket(
-            p, subprotocol=True, headers=a.wrong_headers, first={"type": "auth", "token": a.wrong_token})
+            p, subprotocol=True, headers=a.prefect_wrong_headers,
+            first={"type": "auth", "token": a.wrong_token})
         if a.use_credential:
             jobs[f"ws:{path}:control"] = lambda p=path: a.socket(
                 p, subprotocol=True, headers=a.real_headers,
@@ -464,6 +488,8 @@ def _run(a: _Auditor, settings: Any, is_cloud: bool) -> tuple[list[Finding], str
 
     # What the server says it enforces, and its version.
     ui: _Http = r["ui"]
+    if ui.status != 200 and r.get("gateway:ui") is not None:
+        ui = r["gateway:ui"]  # the gateway guards /ui-settings too: ask with its headers
     ui_data = ui.json() if ui.status == 200 else None
     advertised = None
     if isinstance(ui_data, dict) and "auth" in ui_data:
@@ -474,8 +500,10 @@ def _run(a: _Auditor, settings: Any, is_cloud: bool) -> tuple[list[Finding], str
         if res is not None and res.status == 200 and isinstance(res.json(), str):
             version = res.json()
             break
-    findings.append(_advertised_finding(a, advertised, r["no_cred"], is_cloud))
+    findings.append(_advertised_finding(a, advertised, r["no_cred"], is_cloud, ui))
     findings += _rest_findings(a, r)
+    if "gateway:wrong" in r:
+        findings.append(prefect_check_finding(r["gateway:wrong"], r.get("control")))
     findings.append(_public_finding(r))
     findings.append(_health_exemption_finding(r, is_cloud))
     findings += _socket_findings(a, r)
@@ -533,8 +561,13 @@ def _transport_findings(a: _Auditor, settings: Any) -> list[Finding]:
 
 
 def _advertised_finding(a: _Auditor, advertised: str | None, no_cred: _Http,
-                        is_cloud: bool) -> Finding:
+                        is_cloud: bool, ui: _Http | None = None) -> Finding:
     title = "Advertised auth mode"
+    if not is_cloud and advertised is None and ui is not None and _refusal(ui):
+        return Finding("advertised-auth", title, Outcome.NOT_APPLICABLE,
+                       f"GET /ui-settings was refused (HTTP {ui.status}): something in front of "
+                       "the server (a gateway) guards it, so the auth mode the server advertises "
+                       "could not be read.")
     if is_cloud or advertised is None:
         return Finding("advertised-auth", title, Outcome.NOT_APPLICABLE,
                        "Prefect Cloud does not advertise an auth mode." if is_cloud else
@@ -703,7 +736,18 @@ def _socket_findings(a: _Auditor, r: dict[str, Any]) -> list[Finding]:
         absent = ""
         # A control that crashed (non-ASCII server auth string) still shows the socket exists,
         # so the refusals stand; the crash itself is reported by the wrong-token probe.
-        if control_refused and control is not None and not _crashed(control):
+        # Accepted with the 'prefect' subprotocol and closed 1008: the socket is there and
+        # Prefect refused the auth message of the credential in force.
+        refused_token = (control is not None and control.kind == "accepted"
+                         and control.subprotocol == "prefect" and control.answer.startswith("closed 1008"))
+        if refused_token:
+            out.append(Finding(f"socket-{path.replace('/', '-')}-your-credential",
+                               f"Socket /{path} with your credential", Outcome.FAIL,
+                               f"/{path} refused the auth message of the credential in force "
+                               f"({control.answer}): events and live streams fail.",
+                               "Log in with the auth string the server was started with "
+                               "(prefect_nbauth.login(URL, auth_string=…))."))
+        elif control_refused and control is not None and not _crashed(control):
             older = " (it is not in Prefect 3.4.0 and older)" if path == "logs/out" else ""
             absent = (f"/{path} refuses your credential too ({_describe_socket(control)}); the "
                       f"server probably has no such socket{older}, or a proxy blocks websockets.")

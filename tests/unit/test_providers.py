@@ -164,7 +164,7 @@ def test_oauth2_client_credentials(monkeypatch: pytest.MonkeyPatch, mode: str, f
     provider = OAuth2ClientCredentials("https://idp.example/token", "nbauth", "client-secret", scope="prefect")
     if fragment is None:
         token = provider.fetch()
-        assert token.value.reveal() == CANARY and 1 < token.remaining() <= 2
+        assert token.value.reveal() == CANARY and 0.5 < token.remaining() <= 1  # less the rounding
         body = seen[0].content.decode()
         assert "grant_type=client_credentials" in body and "scope=prefect" in body
         assert seen[0].headers["authorization"].startswith("Basic ")
@@ -178,3 +178,19 @@ def test_oauth2_client_credentials(monkeypatch: pytest.MonkeyPatch, mode: str, f
 def test_oauth2_endpoint_unreachable() -> None:
     with pytest.raises(CredentialProviderError, match="could not be reached"):
         OAuth2ClientCredentials("http://127.0.0.1:9/token", "id", "secret", timeout=2).fetch()
+
+
+def test_expiry_comes_from_the_token_and_allows_for_whole_second_rounding() -> None:
+    import jwt as pyjwt
+
+    from prefect_nbauth._providers import expiry_from_response
+
+    sent = 1_800_000_000.0
+    # An opaque token: expires_in counted from the request, less the issuer's rounding.
+    assert expiry_from_response("opaque", 5, sent).timestamp() == sent + 4
+    assert expiry_from_response("opaque", 1, sent).timestamp() == sent + 0.5
+    assert expiry_from_response("opaque", 2.5, sent).timestamp() == sent + 2.5  # not whole seconds
+    assert expiry_from_response("opaque", None, sent) is None
+    # A JWT says itself when it ends (its exp already holds the issuer's rounding).
+    token = pyjwt.encode({"exp": int(sent) + 7, "iat": int(sent) + 2}, "k" * 32, algorithm="HS256")
+    assert expiry_from_response(token, 5, sent).timestamp() == sent + 7

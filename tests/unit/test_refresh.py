@@ -211,3 +211,19 @@ def test_auth_leaves_other_hosts_and_inactive_logins_alone() -> None:
     with httpx.Client(transport=_server(set(), seen), auth=NbAuth(lambda: None)) as c:
         c.get("https://prefect.test/api")
     assert seen == ["", ""]
+
+
+def test_the_default_margin_covers_a_second_of_clock_skew() -> None:
+    from prefect_nbauth._providers import StaticToken
+    from prefect_nbauth._refresh import CLOCK_SKEW
+
+    now = datetime.now(timezone.utc)
+    refreshing = RefreshingToken(StaticToken("x"), slot="header X")
+
+    def margin(lifetime: float) -> float:
+        return refreshing.margin_for(Token(Secret("x"), now + timedelta(seconds=lifetime), now))
+
+    assert CLOCK_SKEW >= 1.0
+    assert margin(4) >= CLOCK_SKEW  # a "5 s" token counted as 4 s: refreshed >= 1 s early
+    assert margin(3600) == 60.0  # capped at a minute
+    assert margin(1) == 0.5  # never more than half the lifetime

@@ -1,0 +1,96 @@
+"""Which websocket failures earn a refresh, and that the seam retries once with the new credential.
+
+Unit tests: real ``websockets`` exception objects, Prefect's own events client
+class with its connection swapped for a stub (the real-server version of this is
+``tests/server/test_rotation_idp.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.frames import Close
+from websockets.http11 import Response
+
+from prefect_nbauth import _prefect_seam as seam
+from prefect_nbauth._socket_auth import auth_rejection
+
+
+def _status(code: int) -> InvalidStatus:
+    return InvalidStatus(Response(code, "x", {}))  # type: ignore[arg-type]
+
+
+def _handshake_failure(code: int) -> Exception:
+    """What Prefect's _auth_handshake raises when the server closes the socket."""
+    try:
+        try:
+            raise ConnectionClosedError(Close(code, "Invalid token"), None)
+        except ConnectionClosedError as closed:
+            raise Exception("Unable to authenticate to the event stream.") from closed  # noqa: TRY002 - as Prefect does
+    except Exception as exc:  # noqa: BLE001
+        return exc
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (_status(401), "HTTP 401"),
+    (_status(403), "HTTP 403"),
+    (_handshake_failure(1008), "close 1008"),
+    (_status(502), None),
+    (_handshake_failure(1011), None),
+    (ConnectionRefusedError(), None),
+    (TimeoutError(), None),
+])
+def test_only_auth_refusals_count(exc: BaseException, expected: str | None) -> None:
+    assert auth_rejection(exc) == expected
+
+
+class _StubConnect:
+    """Stands for websockets' connect(): refuses the first upgrade with 401."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.attempts = 0
+
+    async def __aenter__(self) -> Any:
+        self.attempts += 1
+        if self.attempts <= self.refusals:
+            raise _status(401)
+        raise RuntimeError("connected")  # stop here: the retry reached the server
+
+
+def test_the_seam_retries_once_after_a_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.events.clients import PrefectEventsClient, PrefectEventSubscriber
+
+    for cls in (PrefectEventsClient, PrefectEventSubscriber):  # undone after the test
+        monkeypatch.setattr(cls, "_reconnect", cls._reconnect)
+    monkeypatch.setattr(seam, "_ON_REJECTED", [None])
+    presented: list[int] = []
+    decisions: list[tuple[str | None, int]] = []
+
+    def refresh(client: Any) -> int:
+        presented.append(len(presented))
+        return presented[-1]
+
+    async def on_rejected(exc: BaseException, used: int) -> bool:
+        decisions.append((auth_rejection(exc), used))
+        return auth_rejection(exc) is not None
+
+    seam.install_socket_refresh(refresh, on_rejected=on_rejected)
+    client = PrefectEventsClient.__new__(PrefectEventsClient)
+    client._websocket = None
+    client._events_socket_url = "ws://127.0.0.1:9/api/events/in"
+
+    client._connect = _StubConnect(refusals=1)
+    with pytest.raises(RuntimeError, match="connected"):
+        asyncio.run(client._reconnect())
+    assert client._connect.attempts == 2 and decisions == [("HTTP 401", 0)] and presented == [0, 1]
+
+    # Refused again after the refresh: the error goes to Prefect (no loop of refreshes).
+    decisions.clear()
+    client._connect = _StubConnect(refusals=5)
+    with pytest.raises(InvalidStatus):
+        asyncio.run(client._reconnect())
+    assert client._connect.attempts == 2 and len(decisions) == 1

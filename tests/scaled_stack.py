@@ -61,6 +61,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -68,7 +69,7 @@ from typing import Any, Callable, Iterable
 
 import httpx
 
-__all__ = ["ScaledStack", "ensure_system_packages", "sweep_stale_roots", "main"]
+__all__ = ["RunningStack", "ScaledStack", "ensure_system_packages", "sweep_stale_roots", "main"]
 
 ROOT_PREFIX = "nbauth-scaled-"
 _PR_SET_PDEATHSIG = 1
@@ -360,6 +361,20 @@ class ScaledStack:
                 return replica
         raise KeyError(address)
 
+    def upstreams_since(self, offset: int) -> tuple[Counter[str], int]:
+        """Replicas named in NGINX's access log after byte ``offset``; and the new offset."""
+        path = self.root / "nginx" / "access.log"
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return Counter(), offset
+        seen: Counter[str] = Counter()
+        for line in data.decode(errors="replace").splitlines():
+            seen[line.rsplit(" ", 1)[-1]] += 1
+        return seen, offset + len(data)
+
     def describe(self) -> dict[str, Any]:
         """What is running where (no secret: the auth string and DB password are left out)."""
         return {
@@ -610,31 +625,29 @@ class ScaledStack:
         """One event in through the balancer, read back over REST: ingest -> broker -> persister -> DB."""
         from websockets.sync.client import connect
 
-        event_id = str(uuid.uuid4())
-        event = {"id": event_id, "occurred": datetime.now(timezone.utc).isoformat(),
-                 "event": "nbauth.stack.ready", "resource": {"prefect.resource.id": "nbauth.stack"}}
-        body = {"filter": {"id": {"id": [event_id]},
+        # Through NGINX with Redis (any replica will do); straight to every replica in the
+        # in-memory variant, where each replica persists only what it ingested itself.
+        targets = [self.url] if self.messaging == "redis" else [r.url for r in self.replicas]
+        ids = [str(uuid.uuid4()) for _ in targets]
+        body = {"filter": {"id": {"id": ids},
                            "occurred": {"since": (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()}},
-                "limit": 1}
+                "limit": 10}
+        for target, event_id in zip(targets, ids):
+            event = {"id": event_id, "occurred": datetime.now(timezone.utc).isoformat(),
+                     "event": "nbauth.stack.ready", "resource": {"prefect.resource.id": "nbauth.stack"}}
+            ws = connect(target.replace("http://", "ws://") + "/api/events/in",
+                         subprotocols=["prefect"], open_timeout=10)  # type: ignore[list-item]
+            try:
+                ws.send(json.dumps({"type": "auth", "token": self.auth_string}))
+                if json.loads(ws.recv(timeout=10)).get("type") != "auth_success":
+                    raise RuntimeError("the stack refused its own auth string on /events/in")
+                ws.send(json.dumps(event))
+            finally:
+                ws.close()
         with httpx.Client(headers=self.auth_headers(), timeout=10, trust_env=False) as client:
-            sent_to: set[str] = set()
             while True:
-                # In the in-memory variant each replica persists only what it ingested, so
-                # send the probe (the same id) until every replica got it once.
-                if len(sent_to) < len(self.replicas):
-                    ws = connect(self.api_url.replace("http://", "ws://") + "/events/in",
-                                 subprotocols=["prefect"], open_timeout=10)  # type: ignore[list-item]
-                    try:
-                        ws.send(json.dumps({"type": "auth", "token": self.auth_string}))
-                        if json.loads(ws.recv(timeout=10)).get("type") != "auth_success":
-                            raise RuntimeError("the stack refused its own auth string on /events/in")
-                        ws.send(json.dumps(event))
-                        sent_to.add(ws.response.headers.get("X-Prefect-Replica", ""))
-                    finally:
-                        ws.close()
                 response = client.post(f"{self.api_url}/events/filter", json=body)
-                if response.status_code == 200 and response.json()["events"] and (
-                        self.messaging == "redis" or len(sent_to) >= len(self.replicas)):
+                if response.status_code == 200 and len(response.json()["events"]) == len(ids):
                     return
                 for process in self.processes():
                     process.check_alive()
@@ -642,6 +655,29 @@ class ScaledStack:
                     raise TimeoutError("the stack did not persist a probe event in time; services log:\n"
                                        + (self.services.log_tail() if self.services else ""))
                 time.sleep(0.25)
+
+
+@dataclass
+class RunningStack:
+    """A stack another process started (``scripts/scaled-stack``), seen through its JSON line."""
+
+    info: dict[str, Any]
+    auth_string: str
+
+    @property
+    def api_url(self) -> str:
+        return self.info["api_url"]
+
+    @property
+    def replicas(self) -> list[Any]:
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(index=i, api_url=r["api_url"]) for i, r in enumerate(self.info["replicas"])]
+
+    def auth_headers(self) -> dict[str, str]:
+        import base64
+
+        return {"Authorization": "Basic " + base64.b64encode(self.auth_string.encode()).decode()}
 
 
 NGINX_CONF = """\
@@ -653,7 +689,9 @@ pid {base}/nginx.pid;
 error_log {base}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log {base}/access.log;
+    # Which replica answered each request (read by the tests: round robin really spreads).
+    log_format upstream '$remote_addr [$time_local] "$request" $status $upstream_addr';
+    access_log {base}/access.log upstream;
     client_body_temp_path {base}/client_body;
     proxy_temp_path {base}/proxy;
     fastcgi_temp_path {base}/fastcgi;

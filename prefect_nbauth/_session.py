@@ -26,7 +26,7 @@ from ._inputs import (
 from ._providers import CredentialProvider, StaticToken, Token, as_provider
 from ._refresh import RefreshingToken
 from ._secrets import Secret, mask
-from ._server import DEFAULT_TIMEOUT, probe_cloud, probe_server
+from ._probe import DEFAULT_TIMEOUT, probe_cloud, probe_server
 from ._sources import CREDENTIAL_SETTINGS, read_sources
 from ._status import AuthMode, AuthStatus, expiry_of, jwt_claims
 
@@ -60,15 +60,10 @@ _current: _Login | None = None
 
 
 def verify_setting(settings: Any) -> Any:
-    """TLS verification as Prefect's own client does it: off, a CA file, or the defaults."""
-    if settings.api.tls_insecure_skip_verify:
-        return False
-    cert_file = getattr(settings.api, "ssl_cert_file", None)
-    if cert_file:
-        import ssl
+    """TLS verification as Prefect's own client does it (one place: :mod:`._tls`)."""
+    from ._tls import ssl_context
 
-        return ssl.create_default_context(cafile=str(cert_file))
-    return True
+    return ssl_context(settings)
 
 
 def _base_context() -> Any:

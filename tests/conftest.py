@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-
 from constants import AUTH_STRING  # noqa: F401  (re-exported for tests)
-from servers import PrefectServer, isolated_env
+
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TESTS_DIR = Path(__file__).resolve().parent
@@ -55,7 +55,7 @@ def scenario_env(home: Path, env: dict[str, str] | None = None) -> dict[str, str
         PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
         PYTHONUNBUFFERED="1",
     )
-    # Scenario code may import the test helpers (cloud_gateway, servers, constants).
+    # Scenario code may import the test-only helpers (scenario_helpers, constants).
     result["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH", "")) if p
     )

@@ -21,9 +21,10 @@ from prefect.settings import (
     PREFECT_CLIENT_CUSTOM_HEADERS,
     temporary_settings,
 )
+from test_hostile_inputs import AUTH, CANARY, FakeServer, assert_no_secret, prefect_like
 
 from prefect_nbauth import ConfigurationError, ServerUnreachableError
-from prefect_nbauth._audit import (
+from prefect_nbauth.auditing._audit import (
     AuditReport,
     Finding,
     Outcome,
@@ -33,8 +34,7 @@ from prefect_nbauth._audit import (
     _version_finding,
     audit,
 )
-from servers import free_port
-from test_hostile_inputs import AUTH, CANARY, FakeServer, assert_no_secret, prefect_like
+from prefect_nbauth.testing._server import free_port
 
 BASIC = "Basic " + base64.b64encode(AUTH.encode()).decode()
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-
 from constants import AUTH_STRING
-from servers import PrefectServer
 from test_hostile_inputs import assert_no_secret
+
+from prefect_nbauth.testing._server import PrefectServer
 
 pytestmark = pytest.mark.server
 
@@ -23,7 +23,7 @@ NON_ASCII_AUTH = "admin:pässwörd"
 AUDIT = """
 import time
 import prefect_nbauth as nb
-from prefect_nbauth._audit import audit
+from prefect_nbauth.auditing._audit import audit
 from scenario_helpers import emit
 {setup}
 started = time.monotonic()

@@ -27,9 +27,9 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-
-from servers import PrefectServer, free_port, isolated_env
 from test_kernel_real import EVENTS_AVAILABLE, canary_forms
+
+from prefect_nbauth.testing._server import PrefectServer, free_port, isolated_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -248,4 +248,4 @@ def test_login_status_and_events_in_jupyterlab_with_chromium(canary_server, tmp_
     for shot in shots.values():
         assert shot.stat().st_size > 10_000
     if not EVENTS_AVAILABLE:
-        pytest.skip("login and status passed; the event part waits for prefect_nbauth._events")
+        pytest.skip("login and status passed; the event part waits for prefect_nbauth.events._stream")

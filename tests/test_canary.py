@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from servers import PrefectServer, isolated_env
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 pytestmark = pytest.mark.server
 
@@ -83,11 +83,7 @@ root.addHandler(loud)
 for name in ("prefect", "prefect_nbauth", "websockets", "httpx", "httpcore"):
     logging.getLogger(name).setLevel(logging.DEBUG)
 logging.getLogger("prefect").addHandler(keep)   # Prefect's loggers do not propagate
-def wait_for(condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from prefect_nbauth.testing import wait_until as wait_for
 """, {}),
         ("import prefect_nbauth as nb\nprint(repr(nb.status()))\nprint(nb.status())", {}),
         ("%load_ext prefect_nbauth", {}),

@@ -1,6 +1,6 @@
 """API-key (Prefect Cloud) mode against the loopback Cloud emulation.
 
-Prefect Cloud cannot be reached from here: ``tests/cloud_gateway.py`` emulates
+Prefect Cloud cannot be reached from here: ``prefect_nbauth.testing.CloudGateway`` emulates
 its documented surface (``/api/me/``, ``/api/me/workspaces``, workspace URLs,
 Bearer keys) in front of a REAL Prefect server, and the scenarios point
 ``PREFECT_CLOUD_API_URL`` at it, exactly as Prefect's own code reads it.
@@ -9,9 +9,9 @@ Bearer keys) in front of a REAL Prefect server, and the scenarios point
 from __future__ import annotations
 
 import pytest
-
-from cloud_gateway import CloudGateway, CloudKey, CloudWorkspace
 from constants import AUTH_STRING
+
+from prefect_nbauth.testing._cloud import CloudGateway, CloudKey, CloudWorkspace
 
 pytestmark = pytest.mark.server
 

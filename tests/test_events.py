@@ -19,22 +19,22 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import prefect_nbauth as nb
-from prefect_nbauth._events import (
-    _END,
+from prefect_nbauth.events._outbox import _END, _Outbox
+from prefect_nbauth.events._stream import (
     EventStream,
     StreamState,
     StreamStats,
-    _Outbox,
     exponential_backoff,
     stream_events,
 )
-from prefect_nbauth._events_filter import build_filter, iso_us, to_us
-from prefect_nbauth._events_ledger import CONFIRMED, GHOST, UNCONFIRMED, Ledger
-from prefect_nbauth._events_reconcile import Reconciler
-from test_events_support import wait_until
+from prefect_nbauth.events._filter import build_filter, iso_us, to_us
+from prefect_nbauth.events._ledger import CONFIRMED, GHOST, UNCONFIRMED, Ledger
+from prefect_nbauth.events._reconcile import Reconciler
+from prefect_nbauth.testing import wait_until
 
 SECRET = "admin:CANARY-s3cret-VALUE-0123456789"
 NOW = datetime.now(timezone.utc)
@@ -201,7 +201,7 @@ class FakeRest:
 
 
 def _engine(since: datetime):
-    from prefect_nbauth._events import _Engine, _Options
+    from prefect_nbauth.events._engine import _Engine, _Options
 
     options = _Options(reconcile_interval=5, lookback=300, credential_wait=0, buffer=10**6,
                        max_tracked=10**6, backoff=exponential_backoff, ghost_after=60)
@@ -337,7 +337,7 @@ def test_stats_and_state_are_plain_values():
 
 def test_importing_the_stream_pulls_in_neither_ipython_nor_prefect():
     code = ("import sys; sys.modules['IPython'] = None; sys.modules['ipywidgets'] = None\n"
-            "import prefect_nbauth._events\n"
+            "import prefect_nbauth.events._stream\n"
             "assert 'prefect' not in sys.modules, 'prefect imported eagerly'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
@@ -435,7 +435,7 @@ class FakePrefect:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
-        wait_until(lambda: self._server.started, 30, message="the fake server")
+        wait_until(lambda: self._server.started, 30, what="the fake server")
         self._sock = sock
         return self
 
@@ -585,7 +585,7 @@ def test_a_server_that_is_not_prefect_is_a_clear_error():
 
 
 def test_unreachable_server_keeps_retrying_and_reports_it():
-    from test_events_support import free_port
+    from prefect_nbauth.testing import free_port
 
     url = f"http://127.0.0.1:{free_port()}/api"
 
@@ -610,11 +610,10 @@ def test_unreachable_server_keeps_retrying_and_reports_it():
 def test_sync_iteration_runs_on_a_thread_and_a_stream_runs_once():
     events = [_valid_event() for _ in range(3)]
     with FakePrefect(frames=[{"type": "event", "event": e} for e in events]) as fake:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
         # A background thread does not see temporary_settings (a context variable), so
         # point the process-wide settings at the fake for this test.
         import prefect.context
+        from prefect.settings import PREFECT_API_URL, temporary_settings
 
         original = prefect.context.GLOBAL_SETTINGS_CONTEXT
         with temporary_settings(updates={PREFECT_API_URL: fake.api_url}) as patched:
@@ -635,7 +634,7 @@ def test_sync_iteration_runs_on_a_thread_and_a_stream_runs_once():
             changes: list[str] = []
             background = stream_events(prefix="p.", since=EARLIER).run_in_background(
                 collected.append, lambda s: changes.append(s.state.value))
-            wait_until(lambda: len(collected) == 3, 30, message="background delivery")
+            wait_until(lambda: len(collected) == 3, 30, what="background delivery")
             background.stop()
             assert not background.running and changes[-1] == "stopped"
         finally:

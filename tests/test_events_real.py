@@ -19,11 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
-import prefect_nbauth as nb
 from constants import AUTH_STRING
-from prefect_nbauth._events import stream_events
-from servers import PrefectServer
 from test_events_support import (
     Collector,
     CutProxy,
@@ -32,6 +28,10 @@ from test_events_support import (
     persisted_ids_settled,
     wait_until,
 )
+
+import prefect_nbauth as nb
+from prefect_nbauth.events._stream import stream_events
+from prefect_nbauth.testing._server import PrefectServer
 
 pytestmark = pytest.mark.server
 
@@ -72,7 +72,7 @@ def _name() -> str:
 def _start(collector: Collector, **kwargs):
     stream = stream_events(**kwargs)
     handle = stream.run_in_background(collector.add, collector.on_change)
-    wait_until(lambda: stream.state.value == "connected", 30, message="the stream to connect")
+    wait_until(lambda: stream.state.value == "connected", 30, what="the stream to connect")
     return stream, handle
 
 
@@ -119,9 +119,9 @@ def test_server_killed_and_restarted_mid_stream(own_server, login):
         collector.wait_for(lambda c: len(c.events) >= 100, 30, "events before the kill")
         sent_before_kill = len(emitter.sent)
         server.kill()  # SIGKILL mid-stream: nothing flushed, sockets reset
-        wait_until(lambda: stream.state.value == "reconnecting", 15, message="the stream to notice")
+        wait_until(lambda: stream.state.value == "reconnecting", 15, what="the stream to notice")
         server.start()  # same port, same database
-        wait_until(lambda: stream.stats.reconnects >= 1, 90, message="the stream to reconnect")
+        wait_until(lambda: stream.stats.reconnects >= 1, 90, what="the stream to reconnect")
         emitter.wait_sent(len(emitter.sent) + 150, 60)
     finally:
         emitter.stop()
@@ -160,7 +160,7 @@ def test_auth_string_changed_then_login_again(own_server, login):
         # The stream is refused (close 1008), refreshing gives nothing new (a plain auth
         # string): it waits for a login. Events sent meanwhile must not be lost.
         wait_until(lambda: "waiting up to" in (stream.stats.last_error or ""), 60,
-                   message="the stream to wait for a new credential")
+                   what="the stream to wait for a new credential")
         ids2 = emit_events(server.api_url, new_auth, name + "between", 200)
         # Nobody logs in within 1 s for the second stream: it ends, without the secret.
         assert quitter.wait(60)
@@ -196,7 +196,7 @@ def test_websocket_cut_in_the_middle_of_a_frame(events_server, login):
                 before = proxy.arm()
                 sent += emit_events(events_server.api_url, AUTH_STRING, name + f"r{round_}", 60)
                 proxy.wait_cut(before)
-                wait_until(lambda r=round_: stream.stats.reconnects > r, 30, message="a reconnect")
+                wait_until(lambda r=round_: stream.stats.reconnects > r, 30, what="a reconnect")
             sent += emit_events(events_server.api_url, AUTH_STRING, name + "end", 60)
             collector.wait_ids(sent, 60)
             stats = stream.stats
@@ -245,7 +245,7 @@ def test_filters_reach_server_and_live_path_alike(events_server, login):
         # One more pass each, so a wrong extra from REST would have arrived too.
         for stream, _ in handles:
             passes = stream.stats.passes
-            wait_until(lambda s=stream, p=passes: s.stats.passes >= p + 1, 30, message="a pass")
+            wait_until(lambda s=stream, p=passes: s.stats.passes >= p + 1, 30, what="a pass")
     finally:
         for _, handle in handles:
             handle.stop()
@@ -257,12 +257,13 @@ def test_filters_reach_server_and_live_path_alike(events_server, login):
 ROTATION_SCENARIO = """
 import json, os, sys, time, uuid
 from pathlib import Path
-import servers
-from servers import PrefectServer
-from rotating_gateway import RotatingGateway
-from test_events_support import Collector, CutProxy, emit_events, wait_until
+import prefect_nbauth.testing._server as servers
+from prefect_nbauth.testing._server import PrefectServer
+from prefect_nbauth.testing._gateway import RotatingGateway
+from test_events_support import Collector, CutProxy, emit_events
+from prefect_nbauth.testing import wait_until
 import prefect_nbauth as nb
-from prefect_nbauth._events import stream_events
+from prefect_nbauth.events._stream import stream_events
 from prefect_nbauth._session import socket_credential
 
 template = os.environ.get("EVENTS_TEMPLATE_DB")
@@ -330,7 +331,7 @@ print(json.dumps(out))
 
 
 def test_gateway_token_on_upgrade_refreshed_once_then_given_up(events_server, run_scenario):
-    from servers import _TEMPLATE_DB
+    from prefect_nbauth.testing._server import _TEMPLATE_DB
 
     template = _TEMPLATE_DB.get(sys.executable)
     result = run_scenario(ROTATION_SCENARIO.format(auth=AUTH_STRING),

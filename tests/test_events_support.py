@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 import uuid
@@ -27,6 +26,8 @@ from typing import Any, Callable, Iterable
 import httpx
 from websockets.sync.client import connect as sync_connect
 
+from prefect_nbauth.testing import wait_until
+
 __all__ = [
     "Collector",
     "CutProxy",
@@ -34,18 +35,7 @@ __all__ = [
     "emit_events",
     "event_payload",
     "persisted_events",
-    "wait_until",
 ]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05,
-               message: str = "condition") -> None:
-    """Poll ``predicate`` (a cheap check) until true; AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {message}")
-        time.sleep(interval)
 
 
 def event_payload(name: str, index: int, *, resource: str | None = None,
@@ -117,7 +107,7 @@ class SteadyEmitter:
         self._thread.join(30)
 
     def wait_sent(self, count: int, timeout: float = 60) -> None:
-        wait_until(lambda: len(self.sent) >= count, timeout, message=f"{count} events sent")
+        wait_until(lambda: len(self.sent) >= count, timeout, what=f"{count} events sent")
 
     def _run(self) -> None:
         index = 0
@@ -419,7 +409,3 @@ class CutProxy:
                 writer.transport.abort()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -6,10 +6,15 @@ import uuid
 
 import httpx
 import pytest
-
-from cloud_gateway import CloudGateway, CloudKey, CloudWorkspace, fingerprint
 from constants import AUTH_STRING
-from servers import basic_auth_header
+
+from prefect_nbauth.testing._cloud import (
+    CloudGateway,
+    CloudKey,
+    CloudWorkspace,
+    fingerprint,
+)
+from prefect_nbauth.testing._server import basic_auth_header
 
 pytestmark = pytest.mark.server
 

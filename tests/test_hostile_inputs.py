@@ -40,7 +40,7 @@ from prefect_nbauth._inputs import (
     check_headers,
 )
 from prefect_nbauth._secrets import redact
-from prefect_nbauth._server import MAX_BODY, probe_cloud, probe_server
+from prefect_nbauth._probe import MAX_BODY, probe_cloud, probe_server
 from prefect_nbauth._sources import CREDENTIAL_SETTINGS, _normalise, _read_toml
 from prefect_nbauth._status import expiry_of, jwt_claims
 
@@ -380,7 +380,8 @@ _FILTER_KEYS = st.sampled_from(["event", "resource", "related", "occurred", "any
 @given(_ANY, _ANY, _ANY, _ANY, _ANY, st.one_of(_ANY, st.dictionaries(_FILTER_KEYS, _ANY, max_size=3)))
 def test_event_filter_inputs_give_a_filter_or_a_configuration_error(
         prefix: Any, resource: Any, labels: Any, related: Any, since: Any, filter: Any) -> None:
-    events_filter = pytest.importorskip("prefect_nbauth._events_filter")
+    from prefect_nbauth.events import _filter as events_filter
+
     try:
         events_filter.build_filter(prefix=prefix, resource=resource, labels=labels, related=related,
                                    since=since, filter=filter)

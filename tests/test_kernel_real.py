@@ -4,7 +4,7 @@ The server's auth string is ``nbuser:<canary>``, a fresh random value; the kerne
 gets it only through its environment (``NB_TEST_AUTH``). The notebook loads the
 extension, logs in through the login widget (the secret delivered the way a
 front end delivers it) and through ``%prefect_login --auth-string-env``, shows
-the status widget, runs a flow and, when ``prefect_nbauth._events`` is there,
+the status widget, runs a flow and, when ``prefect_nbauth.events._stream`` is there,
 streams events into the event widget. Then the saved ``.ipynb`` (outputs AND
 the widget-state metadata nbclient records from every comm message) and the
 kernel's IPython history database are scanned for the canary: zero hits.
@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from servers import PrefectServer, isolated_env
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 pytestmark = pytest.mark.server
 
-EVENTS_AVAILABLE = importlib.util.find_spec("prefect_nbauth._events") is not None
+EVENTS_AVAILABLE = importlib.util.find_spec("prefect_nbauth.events._stream") is not None
 
 
 def canary_forms(canary: str, auth_string: str) -> list[str]:
@@ -58,11 +58,7 @@ def _cells(api_url: str, with_events: bool) -> list[str]:
         "from prefect_nbauth.widgets import AuthStatusWidget, EventStreamWidget, LoginWidget\n"
         "def newest(cls):\n"
         "    return [w for w in ipywidgets.widgets.widget._instances.values() if isinstance(w, cls)][-1]\n"
-        "def wait_for(condition, timeout=60):\n"
-        "    deadline = time.monotonic() + timeout\n"
-        "    while not condition():\n"
-        "        assert time.monotonic() < deadline, 'timed out'\n"
-        "        time.sleep(0.05)\n"
+        "from prefect_nbauth.testing import wait_until as wait_for\n"
         "form = newest(LoginWidget)\n"
         "form._auth_string._handle_msg({'content': {'data': {'method': 'update', 'buffer_paths': [],\n"
         "    'state': {'value': os.environ['NB_TEST_AUTH']}}}, 'buffers': []})\n"
@@ -153,7 +149,7 @@ def test_login_status_and_flow_in_a_real_kernel(executed: dict[str, Any]) -> Non
 
 def test_events_stream_into_the_widget_in_a_real_kernel(executed: dict[str, Any]) -> None:
     if not EVENTS_AVAILABLE:
-        pytest.skip("prefect_nbauth._events (the event stream) is not in this tree yet")
+        pytest.skip("prefect_nbauth.events._stream (the event stream) is not in this tree yet")
     text = _stdout(executed["nb"], "EVENTS:")
     assert "EVENTS: ['nbauth.kernel.7', 'nbauth.kernel.6', 'nbauth.kernel.5', 'nbauth.kernel.4', " \
            "'nbauth.kernel.3']" in text

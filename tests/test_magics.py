@@ -8,12 +8,10 @@ typed on a line must be refused and scrubbed from that history file.
 
 from __future__ import annotations
 
+import base64
 import json
 
-import base64
-
 import pytest
-
 from constants import AUTH_STRING
 from test_widgets import CLOUD_BOT_KEY, CLOUD_USER_KEY, cloud  # noqa: F401  (module fixture)
 

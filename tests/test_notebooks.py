@@ -23,7 +23,6 @@ import importlib.util
 import json
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +33,8 @@ from typing import Any
 
 import nbformat
 import pytest
+
+from prefect_nbauth.testing import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BINDER = REPO / "binder"
@@ -60,12 +61,6 @@ def _load_runner() -> Any:
     sys.modules.setdefault("run_notebooks", module)
     spec.loader.exec_module(module)
     return module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def secret_forms(value: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Self-tests of tests/rotating_gateway.py against a REAL Prefect server (auth string on)."""
+"""Self-tests of prefect_nbauth.testing.RotatingGateway against a REAL Prefect server (auth string on)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import httpx
 import jwt
 import pytest
 import websockets
+from constants import AUTH_STRING
 from websockets.asyncio.client import connect as ws_connect
 
-from constants import AUTH_STRING
-from rotating_gateway import REJECTION_REASONS, RotatingGateway
-from servers import basic_auth_header
+from prefect_nbauth.testing._gateway import REJECTION_REASONS, RotatingGateway
+from prefect_nbauth.testing._server import basic_auth_header
 
 pytestmark = pytest.mark.server
 

@@ -1,6 +1,6 @@
 """Token rotation end to end: real Prefect server, a gateway issuing 2-second JWTs.
 
-``tests/rotating_gateway.py`` stands for an OAuth2 proxy in front of Prefect: it
+``prefect_nbauth.testing.RotatingGateway`` stands for an OAuth2 proxy in front of Prefect: it
 issues short-lived JWTs from a client-credentials endpoint and checks them on
 every request. Each scenario runs in its own interpreter with the gateway in it
 (so the test can revoke tokens and read the gateway's counters).
@@ -9,7 +9,6 @@ every request. Each scenario runs in its own interpreter with the gateway in it
 from __future__ import annotations
 
 import pytest
-
 from constants import AUTH_STRING
 
 pytestmark = pytest.mark.server
@@ -18,7 +17,7 @@ PRELUDE = """
 import asyncio, threading, time
 import prefect_nbauth as nb
 from prefect import flow, get_client, task
-from rotating_gateway import RotatingGateway
+from prefect_nbauth.testing._gateway import RotatingGateway
 from scenario_helpers import emit, read_flows_sync
 
 gateway = RotatingGateway({upstream!r}, upstream_auth_string={auth!r}, token_lifetime={lifetime})
@@ -26,12 +25,7 @@ gateway.start()
 provider = nb.OAuth2ClientCredentials(gateway.token_url, gateway.client_id, gateway.client_secret)
 nb.login(gateway.api_url, headers={{"Authorization": provider}})
 
-def wait_for(condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.02)
+from prefect_nbauth.testing import wait_until as wait_for
 """
 
 

@@ -21,20 +21,9 @@ from typing import Any, Callable
 
 import pytest
 
+from prefect_nbauth.testing import wait_until
+
 # ----------------------------------------------------------------- helpers
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Wait for ``condition()`` to be truthy (checked every 10 ms); AssertionError on timeout."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        pause.wait(0.01)
 
 
 def install_recording_comm() -> list[dict[str, Any]]:
@@ -78,7 +67,7 @@ def front_end_update(widget: Any, **state: Any) -> None:
 
 
 class FakeStream:
-    """The shape of prefect_nbauth._events' stream: state, stats, run_in_background."""
+    """The shape of prefect_nbauth.events._stream' stream: state, stats, run_in_background."""
 
     def __init__(self, **filters: Any) -> None:
         self.filters = filters
@@ -228,8 +217,7 @@ def test_login_form_explains_what_is_missing_and_keeps_the_form(comm_log: list[d
 
 
 def test_unreachable_server_is_reported_without_blocking_the_caller(comm_log: list[dict[str, Any]]) -> None:
-    from servers import free_port
-
+    from prefect_nbauth.testing._server import free_port
     from prefect_nbauth.widgets import LoginWidget
 
     form = LoginWidget(api_url=f"http://127.0.0.1:{free_port()}/api")
@@ -264,7 +252,7 @@ def test_widgets_have_readable_text_forms(comm_log: list[dict[str, Any]]) -> Non
 
 def test_status_widget_shows_mode_and_countdown(comm_log: list[dict[str, Any]]) -> None:
     from prefect_nbauth.widgets import AuthStatusWidget
-    from prefect_nbauth.widgets.status import countdown
+    from prefect_nbauth.notebook.widgets.status import countdown
 
     widget = AuthStatusWidget(check_server=False, watch=False)
     html = widget._summary.value
@@ -287,7 +275,7 @@ def test_status_widget_follows_notifications_and_closes_cleanly(comm_log: list[d
     _listeners.notify("login")  # as _session will after a login
     wait_until(lambda: widget._generation > before, 5, "the widget to re-read the status")
     widget.close()
-    from prefect_nbauth.widgets.status import _WATCHER
+    from prefect_nbauth.notebook.widgets.status import _WATCHER
 
     wait_until(lambda: _WATCHER._thread is None, 5, "the watcher thread to stop")
 
@@ -490,8 +478,9 @@ emit(out)
 
 @pytest.fixture(scope="module")
 def cloud(auth_server):
-    from cloud_gateway import CloudGateway, CloudKey, CloudWorkspace
     from constants import AUTH_STRING
+
+    from prefect_nbauth.testing._cloud import CloudGateway, CloudKey, CloudWorkspace
 
     prod, dev = CloudWorkspace.new("acme", "prod"), CloudWorkspace.new("acme", "dev")
     keys = [CloudKey(CLOUD_USER_KEY, "user", "marvin", [prod, dev]),

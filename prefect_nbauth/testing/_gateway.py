@@ -83,7 +83,7 @@ while a websocket is open does NOT close it; only new upgrades are refused.
 Counters (``issued``, ``accepted``, ``rejected``, ``token_requests``, ``rejected_log``) are
 updated under a lock; ``rejected_log`` holds ``(time.time(), path, reason)`` and never a raw
 token. The HTTP relay, the websocket relay and the uvicorn set-up are imported from
-:mod:`cloud_gateway`.
+:mod:`prefect_nbauth.testing._cloud`.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect as ws_connect
 
-from cloud_gateway import _ALL_METHODS, _HOP_BY_HOP, CloudGateway, LoopbackServer
+from ._cloud import _ALL_METHODS, _HOP_BY_HOP, CloudGateway, LoopbackServer
 
 __all__ = ["RotatingGateway", "REJECTION_REASONS", "TOKEN_ENDPOINT_MODES"]
 

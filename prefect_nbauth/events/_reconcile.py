@@ -31,9 +31,9 @@ import time
 from typing import Any, Awaitable, Callable, Sequence
 from uuid import UUID
 
-from ._events_filter import StreamFilter
-from ._events_ledger import Ledger
-from ._events_transport import RestEvents
+from ._filter import StreamFilter
+from ._ledger import Ledger
+from ._transport import RestEvents
 
 __all__ = ["Reconciler"]
 
@@ -126,7 +126,7 @@ class Reconciler:
 
     async def fetch_range(self, lo: int, hi: int) -> int:
         """Read every matching event in [lo, hi], oldest first; return how many were new."""
-        from ._events_filter import to_us
+        from ._filter import to_us
 
         delivered = 0
         cursor = lo

@@ -1,8 +1,8 @@
 """EventStreamWidget: the newest Prefect events, live, without flooding the front end.
 
-The stream (``prefect_nbauth._events``) runs its own event loop on a daemon
+The stream (``prefect_nbauth.events._stream``) runs its own event loop on a daemon
 thread; its callback only appends the event to a ring buffer and pokes a
-:class:`~prefect_nbauth.widgets._throttle.Throttle`. Rendering happens on the
+:class:`~prefect_nbauth.notebook.widgets._throttle.Throttle`. Rendering happens on the
 throttle's thread, at most ``max_updates_per_second`` times a second and within
 ``max_bytes_per_second``, as ONE comm message per update (the whole view is a
 single HTML widget). So the kernel's main thread never does per-event work, and
@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import ipywidgets as widgets
 
-from .. import _prefect_seam as seam
+from ... import _prefect_seam as seam
 from ._base import TextForm, esc
 from ._throttle import Throttle
 from ._watch import WATCHER
@@ -81,10 +81,10 @@ def event_row(event: Any) -> EventRow:
 
 def _default_factory(**filters: Any) -> Any:
     try:
-        from .._events import stream_events
+        from ...events._stream import stream_events
     except ImportError as exc:
         raise RuntimeError(
-            "Live events need prefect_nbauth._events, which this installation does not "
+            "Live events need prefect_nbauth.events._stream, which this installation does not "
             f"have ({exc}). Upgrade prefect-nbauth."
         ) from None
     return stream_events(**filters)
@@ -116,7 +116,7 @@ class EventStreamWidget(TextForm, widgets.VBox):
         start: start streaming now (else call :meth:`start`).
         stream_factory: ``factory(prefix=, resource=, since=)`` returning a stream with
             ``state``, ``stats`` and ``run_in_background(on_event=, on_change=)``;
-            defaults to ``prefect_nbauth._events.stream_events``.
+            defaults to ``prefect_nbauth.events._stream.stream_events``.
     """
 
     def __init__(

@@ -31,14 +31,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._exceptions import (
+from .._exceptions import (
     AuthenticationError,
     ConfigurationError,
     CredentialProviderError,
     NotPrefectServerError,
     PrefectAuthError,
 )
-from ._secrets import redact
+from .._secrets import redact
 
 __all__ = [
     "AuthRejected",
@@ -123,26 +123,17 @@ def socket_url(api_url: str) -> str:
 
 
 def tls_settings() -> tuple[Any, ssl.SSLContext | None]:
-    """(httpx verify, websocket SSL context) as Prefect's own clients would use them."""
-    from prefect.settings import get_current_settings
+    """(httpx verify, websocket SSL context): one context, as Prefect's own clients trust (:mod:`._tls`)."""
+    from .._tls import ssl_context
 
-    api = get_current_settings().api
-    if api.tls_insecure_skip_verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return False, context
-    cert_file = getattr(api, "ssl_cert_file", None)
-    if cert_file:
-        context = ssl.create_default_context(cafile=str(cert_file))
-        return context, context
-    return True, None
+    context = ssl_context()
+    return context, context
 
 
 def user_agent() -> str:
     import prefect
 
-    from . import __version__
+    from .. import __version__
 
     return f"prefect-nbauth/{__version__} prefect/{prefect.__version__}"
 
@@ -172,7 +163,7 @@ class CredentialKeeper:
         self.current: Any = None
 
     async def _read(self) -> Any:
-        from ._session import socket_credential
+        from .._session import socket_credential
 
         try:
             credential = await asyncio.to_thread(socket_credential)
@@ -211,7 +202,7 @@ class CredentialKeeper:
 
     async def rejected(self, used: Any, how: str, status_code: int | None = None) -> Any:
         """``used`` was refused: return a credential to retry with, or raise AuthenticationError."""
-        from ._session import refresh_socket_credential
+        from .._session import refresh_socket_credential
 
         async with self._lock:
             if self._failed is not None:

@@ -22,8 +22,8 @@ from typing import Callable
 
 import ipywidgets as widgets
 
-from .._session import logout, refresh, status
-from .._status import AuthMode, AuthStatus
+from ..._session import logout, refresh, status
+from ..._status import AuthMode, AuthStatus
 from ._base import TextForm, esc
 from ._watch import WATCHER as _WATCHER
 

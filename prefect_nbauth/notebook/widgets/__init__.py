@@ -1,4 +1,4 @@
-"""Jupyter widgets for prefect_nbauth (plain ipywidgets 8: they run wherever widgets run).
+"""The widgets (plain ipywidgets 8: they run wherever widgets run); users import them from prefect_nbauth.widgets.
 
 - :class:`LoginWidget`: log in with an auth string, a Cloud API key or gateway headers;
 - :class:`AuthStatusWidget`: what Prefect in this kernel sends, kept up to date;

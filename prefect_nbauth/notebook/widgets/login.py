@@ -23,14 +23,14 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Unicode
 
-from .. import _prefect_seam as seam
-from .._exceptions import ConfigurationError
-from .._inputs import is_cloud_url
-from .._secrets import Secret
-from .._session import login
-from .._status import AuthStatus
+from ... import _prefect_seam as seam
+from ..._exceptions import ConfigurationError
+from ..._inputs import is_cloud_url
+from ..._secrets import Secret
+from ..._session import login
+from ..._status import AuthStatus
 from ._base import TextForm, esc
-from ._cloud import cloud_api_url, list_workspaces
+from ..._workspaces import cloud_api_url, list_workspaces
 
 __all__ = ["LoginWidget", "SecretField"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import _prefect_seam as seam
-from .. import _server
-from .._inputs import Credential, check_api_key
-from .._secrets import Secret
-from .._session import verify_setting
+from . import _prefect_seam as seam
+from . import _probe
+from ._inputs import Credential, check_api_key
+from ._secrets import Secret
+from ._session import verify_setting
 
 __all__ = ["cloud_api_url", "list_workspaces"]
 
@@ -29,7 +29,7 @@ def cloud_api_url() -> str:
     return str(_settings().cloud.api_url).rstrip("/")
 
 
-def list_workspaces(api_key: str | Secret, *, timeout: float = _server.DEFAULT_TIMEOUT) -> list[str]:
+def list_workspaces(api_key: str | Secret, *, timeout: float = _probe.DEFAULT_TIMEOUT) -> list[str]:
     """Handles (``account/workspace``) of the workspaces ``api_key`` can use, sorted.
 
     Raises AuthenticationError when Cloud rejects the key, ServerUnreachableError /
@@ -38,5 +38,5 @@ def list_workspaces(api_key: str | Secret, *, timeout: float = _server.DEFAULT_T
     """
     key = check_api_key(api_key)
     cloud = cloud_api_url()
-    return _server.list_workspaces(Credential(api_url=cloud, api_key=key), cloud_api_url=cloud,
+    return _probe.list_workspaces(Credential(api_url=cloud, api_key=key), cloud_api_url=cloud,
                                    verify=verify_setting(_settings()), timeout=timeout)

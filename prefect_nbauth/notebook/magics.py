@@ -29,8 +29,8 @@ from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ._exceptions import ConfigurationError, PrefectAuthError
-from ._inputs import check_api_url
+from .._exceptions import ConfigurationError, PrefectAuthError
+from .._inputs import check_api_url
 
 __all__ = ["PrefectMagics", "load_ipython_extension"]
 
@@ -221,7 +221,7 @@ def _display(obj: Any) -> None:
 
 
 def _login_or_usage(**kwargs: Any) -> Any:
-    from ._session import login
+    from .._session import login
 
     try:
         return login(**kwargs)
@@ -351,9 +351,9 @@ class PrefectMagics(Magics):
         print(status)
 
     def _prompt_login(self, url: str | None, args: Any) -> None:
-        from . import _prefect_seam as seam
-        from ._inputs import is_cloud_url
-        from .widgets._cloud import cloud_api_url, list_workspaces
+        from .. import _prefect_seam as seam
+        from .._inputs import is_cloud_url
+        from .._workspaces import cloud_api_url, list_workspaces
 
         cloud = cloud_api_url()
         try:
@@ -404,7 +404,7 @@ class PrefectMagics(Magics):
 
             _display(AuthStatusWidget(check_server=not args.no_check))
             return
-        from ._session import status
+        from .._session import status
 
         print(status(check_server=not args.no_check))
 
@@ -414,7 +414,7 @@ class PrefectMagics(Magics):
     def prefect_refresh(self, line: str = "") -> None:
         """Refresh the credential now (rotating tokens are fetched again) and check it."""
         _parse(self.prefect_refresh, line, "prefect_refresh")
-        from ._session import refresh
+        from .._session import refresh
 
         try:
             print(refresh())
@@ -429,7 +429,7 @@ class PrefectMagics(Magics):
     def prefect_logout(self, line: str = "") -> None:
         """Go back to exactly the settings in force before the first login."""
         args = _parse(self.prefect_logout, line, "prefect_logout")
-        from ._session import logout
+        from .._session import logout
 
         try:
             print(logout(forget=args.forget))
@@ -480,7 +480,7 @@ class PrefectMagics(Magics):
         args = _parse(self.prefect_audit, line, "prefect_audit")
         if args.url_arg and _has_userinfo(args.url_arg):
             _usage("Do not put credentials in the URL (it lands in the history file); log in first.")
-        from ._audit import audit
+        from ..auditing._audit import audit
 
         try:
             report = audit(args.url_arg, timeout=args.timeout)
@@ -489,13 +489,21 @@ class PrefectMagics(Magics):
         _display(report)
 
 
+#: Every Magics class the extension registers; unloading removes exactly their magics.
+MAGICS: tuple[type[Magics], ...] = (PrefectMagics,)
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext prefect_nbauth``); loading again is harmless."""
-    ipython.register_magics(PrefectMagics)
+    for magics in MAGICS:
+        ipython.register_magics(magics)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """``%unload_ext prefect_nbauth``: remove the magics again."""
-    for name in ("prefect_login", "prefect_status", "prefect_refresh", "prefect_logout", "prefect_events",
-                 "prefect_audit"):
-        ipython.magics_manager.magics["line"].pop(name, None)
+    """``%unload_ext prefect_nbauth``: remove the magics again (``%load_ext`` brings them back)."""
+    manager = ipython.magics_manager
+    for magics in MAGICS:
+        for kind, names in magics.magics.items():
+            for name in names:
+                manager.magics[kind].pop(name, None)
+        manager.registry.pop(magics.__name__, None)

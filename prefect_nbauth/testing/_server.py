@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -31,11 +32,19 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 
-__all__ = ["PrefectServer", "UNCHANGED", "free_port", "basic_auth_header", "isolated_env"]
+__all__ = [
+    "PrefectServer",
+    "UNCHANGED",
+    "auth_server",
+    "basic_auth_header",
+    "free_port",
+    "isolated_env",
+    "new_auth_string",
+]
 
 
 class _Unchanged:
@@ -392,3 +401,36 @@ atexit.register(stop_all_servers)
 def remove_home(home: Path) -> None:
     """Delete a server's PREFECT_HOME (only call once it is stopped)."""
     shutil.rmtree(home, ignore_errors=True)
+
+
+def new_auth_string(user: str = "nbauth") -> str:
+    """A fresh ``user:password`` with punctuation Prefect must not split on (``@ : # % & !``)."""
+    import secrets
+
+    return f"{user}:{secrets.token_urlsafe(18)}@#%&!"
+
+
+@contextlib.contextmanager
+def auth_server(auth_string: str | None = None, *, home: Path | None = None,
+                extra_env: dict[str, str] | None = None,
+                timeout: float = 120) -> Iterator[PrefectServer]:
+    """A real Prefect server that requires ``auth_string`` (a fresh one by default).
+
+    The server runs on a free 127.0.0.1 port with its own ``PREFECT_HOME`` (a
+    temporary directory unless ``home`` is given, removed afterwards) and stops
+    when the block ends, also on an error. ``server.api_url`` and
+    ``server.auth_string`` are what a client needs; the auth string is never printed.
+    """
+    import tempfile
+
+    own_home = home is None
+    base = Path(tempfile.mkdtemp(prefix="prefect-nbauth-server-")) if own_home else Path(home)
+    server = PrefectServer(base, auth_string=auth_string or new_auth_string(),
+                           extra_env=extra_env)
+    try:
+        server.start(timeout=timeout)
+        yield server
+    finally:
+        server.stop()
+        if own_home:
+            remove_home(base)

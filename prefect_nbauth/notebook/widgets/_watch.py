@@ -18,8 +18,8 @@ import threading
 import weakref
 from typing import Any, Callable, Protocol
 
-from .. import _listeners
-from .. import _prefect_seam as seam
+from ... import _listeners
+from ... import _prefect_seam as seam
 
 __all__ = ["WATCHER", "Watched"]
 

@@ -46,8 +46,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._exceptions import ConfigurationError, ServerUnreachableError
-from ._inputs import check_api_url, plain_http_warning
+from .._exceptions import ConfigurationError, ServerUnreachableError
+from .._inputs import check_api_url, plain_http_warning
 
 __all__ = ["AuditReport", "Finding", "Outcome", "audit"]
 
@@ -225,7 +225,7 @@ class _Auditor:
         self.real_token = token if use_credential else None
         self.use_credential = use_credential and bool(headers or token)
         self.verify = verify
-        self.ssl_context = _ssl_context(verify)
+        self.ssl_context: ssl.SSLContext = verify  # _tls.ssl_context(): the one TLS context
         self.timeout = timeout
         self.client = httpx.Client(verify=self.ssl_context, timeout=timeout, follow_redirects=False,
                                    headers={"User-Agent": "prefect-nbauth-audit"}, trust_env=True)
@@ -336,20 +336,6 @@ class _Auditor:
             return _Socket("error", error=type(exc).__name__)
 
 
-def _ssl_context(verify: Any) -> ssl.SSLContext:
-    """Prefect's TLS settings as one context, for httpx and websockets alike."""
-    if verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
-
-
 def _where(location: str) -> str:
     parts = urlsplit(location)
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else location[:100]
@@ -402,7 +388,8 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     """
     from prefect.settings import get_current_settings
 
-    from ._session import verify_setting, socket_credential
+    from .._session import socket_credential
+    from .._tls import ssl_context
 
     started = time.monotonic()
     credential = socket_credential()
@@ -422,7 +409,7 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     is_cloud = url.startswith(cloud_api)
 
     auditor = _Auditor(url, dict(credential.headers), credential.auth_token,
-                       verify=verify_setting(settings), timeout=timeout,
+                       verify=ssl_context(settings), timeout=timeout,
                        use_credential=use_credential)
     try:
         findings, version, advertised = _run(auditor, settings, is_cloud)

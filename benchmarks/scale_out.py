@@ -47,9 +47,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-import prefect_nbauth as nb  # noqa: E402
-from prefect_nbauth import _events_reconcile  # noqa: E402
-from prefect_nbauth._events import stream_events  # noqa: E402
 from scale_cases import (  # noqa: E402
     case_burst,
     case_in_memory,
@@ -58,7 +55,12 @@ from scale_cases import (  # noqa: E402
     print_figures,
 )
 from scaled_stack import ScaledStack  # noqa: E402
-from test_events_support import Collector, wait_until  # noqa: E402
+from test_events_support import Collector  # noqa: E402
+
+import prefect_nbauth as nb  # noqa: E402
+from prefect_nbauth.events import _reconcile as _events_reconcile  # noqa: E402
+from prefect_nbauth.events import stream_events  # noqa: E402
+from prefect_nbauth.testing import wait_until  # noqa: E402
 
 AUTH = "bench:" + uuid.uuid4().hex
 
@@ -135,7 +137,7 @@ def _insert_sql(cols: dict[str, str], count: int, name_sql: str, occurred_sql: s
 def _quiet_passes(meter: PassMeter, stream: Any, count: int, timeout: float = 120) -> list[tuple[float, int, int]]:
     mark = meter.mark()
     wait_until(lambda: len([p for p in meter.since(mark) if p[2] == 0]) >= count, timeout, interval=0.2,
-               message=f"{count} quiet passes")
+               what=f"{count} quiet passes")
     return [p for p in meter.since(mark) if p[2] == 0][:count]
 
 
@@ -174,14 +176,14 @@ def reconcile_cost(stack: ScaledStack, bulk: int, matching: int = 1000, late: in
         stream = stream_events(prefix=prefix, since=since, reconcile_interval=1.0)
         handle = stream.run_in_background(collector.add)
         try:
-            wait_until(lambda: len(collector.events) >= matching, 300, interval=0.2, message="the catch-up")
+            wait_until(lambda: len(collector.events) >= matching, 300, interval=0.2, what="the catch-up")
             catch_up = [p for p in meter.since(mark) if p[2] > 0]
             quiet = _summary(_quiet_passes(meter, stream, 5))
             # Events the websocket never saw: straight into the database, occurred = now.
             mark = meter.mark()
             _psql(stack, _insert_sql(cols, late, f"'{prefix}late'", "now()"))
             wait_until(lambda: len(collector.events) >= matching + late, 120, interval=0.2,
-                       message="the late events")
+                       what="the late events")
             recover = [p for p in meter.since(mark) if p[2] > 0]
             stats = stream.stats
         finally:
@@ -213,7 +215,7 @@ def idle_streams(stack: ScaledStack, count: int, seconds: float) -> dict[str, An
             handles.append(stream.run_in_background(lambda e: None))
             streams.append(stream)
         wait_until(lambda: all(s.state.value == "connected" and s.stats.passes >= 2 for s in streams), 180,
-                   interval=0.2, message="the idle streams to settle")
+                   interval=0.2, what="the idle streams to settle")
         _, offset = stack.upstreams_since(0)
         before = sum(s.stats.requests for s in streams)
         t0 = time.monotonic()

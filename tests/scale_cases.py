@@ -28,9 +28,6 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from websockets.sync.client import connect as sync_connect
-
-from prefect_nbauth._events import stream_events
 from scaled_stack import ScaledStack
 from test_events_support import (
     Collector,
@@ -38,8 +35,11 @@ from test_events_support import (
     emit_events,
     event_payload,
     persisted_ids_settled,
-    wait_until,
 )
+from websockets.sync.client import connect as sync_connect
+
+from prefect_nbauth.events import stream_events
+from prefect_nbauth.testing import wait_until
 
 __all__ = ["PrefectSubscriber", "case_burst", "case_in_memory", "case_redis_restart", "case_replica_kill"]
 
@@ -120,12 +120,12 @@ class Sides:
         try:
             self.prefect.start()
             wait_until(lambda: self.stream.state.value in ("connected", "reconciling"), 60,
-                       message="our stream to connect")
+                       what="our stream to connect")
             warm = []
             for replica in stack.replicas:  # wherever NGINX put Prefect's socket, it sees one
                 warm += emit_events(replica.api_url, stack.auth_string, prefix + "warmup", 1)
             wait_until(lambda: set(warm) & set(self.prefect.ids) or self.prefect.error is not None, 60,
-                       message="Prefect's subscriber to receive a warm-up event")
+                       what="Prefect's subscriber to receive a warm-up event")
             self.ours.wait_ids(warm, 60)
         except BaseException:
             self.close()
@@ -215,7 +215,7 @@ def case_replica_kill(stack: ScaledStack, *, rate: float = 100, before: int = 30
         reconnects = sides.stream.stats.reconnects
         stack.kill_replica(victim)
         killed_at = len(emitter.sent)
-        wait_until(lambda: sides.stream.stats.reconnects > reconnects, 90, message="our stream to reconnect")
+        wait_until(lambda: sides.stream.stats.reconnects > reconnects, 90, what="our stream to reconnect")
         stack.start_replica(victim)
         emitter.wait_sent(killed_at + after, 180)
         emitter.stop()

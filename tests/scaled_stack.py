@@ -632,7 +632,7 @@ class ScaledStack:
         body = {"filter": {"id": {"id": ids},
                            "occurred": {"since": (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()}},
                 "limit": 10}
-        for target, event_id in zip(targets, ids):
+        for target, event_id in zip(targets, ids, strict=True):
             event = {"id": event_id, "occurred": datetime.now(timezone.utc).isoformat(),
                      "event": "nbauth.stack.ready", "resource": {"prefect.resource.id": "nbauth.stack"}}
             ws = connect(target.replace("http://", "ws://") + "/api/events/in",

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-
-import prefect_nbauth as nb
 from constants import AUTH_STRING
 from scale_cases import (
     case_burst,
@@ -34,6 +32,8 @@ from scale_cases import (
     print_figures,
 )
 from scaled_stack import RunningStack, ScaledStack, _pid_alive
+
+import prefect_nbauth as nb
 
 pytestmark = [
     pytest.mark.scale,
@@ -134,7 +134,7 @@ def stack() -> Iterator[ScaledStack]:
 
 LOGIN_SCENARIO = """
 import prefect_nbauth as nb
-from prefect_nbauth._audit import audit
+from prefect_nbauth.auditing import audit
 from scenario_helpers import *
 r = {{}}
 r["before"] = [read_flows_sync(), read_flows_async()]
@@ -178,10 +178,11 @@ ROTATION_SCENARIO = """
 import time, uuid
 import prefect_nbauth as nb
 from prefect import flow, get_client, task
-from rotating_gateway import RotatingGateway
+from prefect_nbauth.testing import RotatingGateway
 from scenario_helpers import emit
-from test_events_support import Collector, emit_events, wait_until
-from prefect_nbauth._events import stream_events
+from test_events_support import Collector, emit_events
+from prefect_nbauth.testing import wait_until
+from prefect_nbauth.events import stream_events
 
 gateway = RotatingGateway({api!r}, upstream_auth_string={auth!r}, token_lifetime=2)
 gateway.start()

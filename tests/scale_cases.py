@@ -25,16 +25,17 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+import httpx
 from scaled_stack import ScaledStack
 from test_events_support import (
     Collector,
     SteadyEmitter,
     emit_events,
     event_payload,
-    persisted_ids_settled,
+    persisted_events,
 )
 from websockets.sync.client import connect as sync_connect
 
@@ -141,11 +142,34 @@ class Sides:
         self.handle.stop()
         self.prefect.stop()
 
+    def _settle(self, sent: int, headers: dict[str, str], timeout: float, quiet: float = 10.0) -> None:
+        """Until the server has persisted all ``sent`` events, or its count stood still for ``quiet`` s.
+
+        On a loaded machine Prefect's persister can lag a 10,000-event burst by many seconds,
+        so a short pause in the count does not mean it is done.
+        """
+        body = {"filter": {"event": {"prefix": [self.prefix + "e"]},
+                           "occurred": {"since": self.since.isoformat(),
+                                        "until": (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()}},
+                "limit": 1}
+        deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
+        with httpx.Client(headers=headers, timeout=30) as client:
+            while True:
+                total = client.post(f"{self.stack.api_url}/events/filter", json=body).json()["total"]
+                if total >= sent:
+                    return
+                if total != last:
+                    last, since = total, time.monotonic()
+                elif time.monotonic() - since >= quiet or time.monotonic() > deadline:
+                    return
+                time.sleep(0.5)
+
     def figures(self, sent: list[str], *, timeout: float = 300) -> dict[str, Any]:
         """Settle, wait for ours to hold every persisted event, then count both sides."""
         headers = self.stack.auth_headers()
-        persisted = persisted_ids_settled(self.stack.api_url, headers, self.prefix + "e", self.since,
-                                          timeout=timeout)
+        self._settle(len(sent), headers, timeout)
+        persisted = {e["id"] for e in persisted_events(self.stack.api_url, headers, self.prefix + "e", self.since)}
         try:
             self.ours.wait_ids(persisted, timeout)
         except AssertionError:

@@ -31,7 +31,7 @@ from scale_cases import (
     case_replica_kill,
     print_figures,
 )
-from scaled_stack import RunningStack, ScaledStack, _pid_alive
+from scaled_stack import RunningStack, ScaledStack, _child_setup, _pid_alive
 
 import prefect_nbauth as nb
 
@@ -70,52 +70,28 @@ def login_to():
         nb.logout()
 
 
-# --------------------------------------------------- in-memory variant, via the script
-
-
-@pytest.fixture
-def script_stack() -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
-    env = dict(os.environ, SCALED_STACK_AUTH_STRING=AUTH_STRING)
-    proc = subprocess.Popen([str(REPO / "scripts" / "scaled-stack"), "--messaging", "memory", "--until-eof"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # blocks until the stack is up (or the script failed)
-        assert line, f"scripts/scaled-stack exited with {proc.wait()} before the stack was up"
-        yield proc, json.loads(line)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
-def test_in_memory_messaging_script_stack_exactly_once_then_nothing_left(script_stack, login_to):
-    proc, info = script_stack
-    assert info["messaging"] == "memory" and len(info["replicas"]) == 2 and info["redis"] is None
-    assert all(_pid_alive(pid) for pid in info["pids"]) and Path(info["root"]).is_dir()
-    stack = RunningStack(info, AUTH_STRING)
-    login_to(stack.api_url)
-    result = case_in_memory(stack, 600)  # type: ignore[arg-type]
-    _record("in_memory_messaging", result)
-    _assert_exactly_once(result)
-    # Both replicas ingested events, and Prefect's subscriber (one replica's queue) missed
-    # what the other one ingested: the failure this variant exists to show.
-    assert len(result["ingested_per_replica"]) == 2, result
-    assert result["prefect"]["delivered"] < result["persisted"], result
-    # SIGTERM the script: every process it started is gone, and its directory too.
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(120) == 0
-    assert proc.stdout is not None and json.loads(proc.stdout.read().strip().splitlines()[-1]) == {"stopped": True}
-    assert [pid for pid in info["pids"] if _pid_alive(pid)] == []
-    assert not Path(info["root"]).exists()
-
-
 # --------------------------------------------------- the Redis stack
+
+
+_LAUNCHED: dict[str, subprocess.Popen[str]] = {}
+
+
+def _launch_script() -> subprocess.Popen[str]:
+    """``scripts/scaled-stack --messaging memory`` in the background (the last test reads it)."""
+    env = dict(os.environ, SCALED_STACK_AUTH_STRING=AUTH_STRING)
+    return subprocess.Popen([str(REPO / "scripts" / "scaled-stack"), "--messaging", "memory", "--until-eof"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True, preexec_fn=_child_setup(None, None))
+
+
+def _end_script(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +100,14 @@ def stack() -> Iterator[ScaledStack]:
     try:
         stack.start()
         print(f"[scale] stack up in {stack.startup_seconds:.1f} s: {stack.describe()}")
+        # The in-memory variant (the module's last test) starts meanwhile: its start-up
+        # overlaps the waits of the tests below (emitters, persister flushes, passes).
+        _LAUNCHED["memory"] = _launch_script()
         yield stack
     finally:
+        unused = _LAUNCHED.pop("memory", None)
+        if unused is not None:
+            _end_script(unused)
         pids, root = stack.pids(), getattr(stack, "root", None)
         stack.stop()
         leftovers = [pid for pid in pids if _pid_alive(pid)]
@@ -279,3 +261,39 @@ def test_stack_refuses_wrong_credentials_at_every_door(stack):
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+# --------------------------------------------------- in-memory variant, via the script
+
+
+@pytest.fixture
+def script_stack() -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    proc = _LAUNCHED.pop("memory", None) or _launch_script()
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until the stack is up (or the script failed)
+        assert line, f"scripts/scaled-stack exited with {proc.wait()} before the stack was up"
+        yield proc, json.loads(line)
+    finally:
+        _end_script(proc)
+
+
+def test_in_memory_messaging_script_stack_exactly_once_then_nothing_left(script_stack, login_to):
+    proc, info = script_stack
+    assert info["messaging"] == "memory" and len(info["replicas"]) == 2 and info["redis"] is None
+    assert all(_pid_alive(pid) for pid in info["pids"]) and Path(info["root"]).is_dir()
+    stack = RunningStack(info, AUTH_STRING)
+    login_to(stack.api_url)
+    result = case_in_memory(stack, 600)  # type: ignore[arg-type]
+    _record("in_memory_messaging", result)
+    _assert_exactly_once(result)
+    # Both replicas ingested events, and Prefect's subscriber (one replica's queue) missed
+    # what the other one ingested: the failure this variant exists to show.
+    assert len(result["ingested_per_replica"]) == 2, result
+    assert result["prefect"]["delivered"] < result["persisted"], result
+    # SIGTERM the script: every process it started is gone, and its directory too.
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(120) == 0
+    assert proc.stdout is not None and json.loads(proc.stdout.read().strip().splitlines()[-1]) == {"stopped": True}
+    assert [pid for pid in info["pids"] if _pid_alive(pid)] == []
+    assert not Path(info["root"]).exists()

@@ -44,6 +44,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -171,6 +173,19 @@ def reconcile_cost(stack: ScaledStack, bulk: int, matching: int = 1000, late: in
         print(f"[bench] bulk-inserted {bulk + matching} events in {insert_s:.1f} s; {in_db} in the database",
               flush=True)
 
+        # What one REST count costs the server, by the width of the window it covers (the
+        # catch-up covers the hour; a regular pass covers `lookback`, 5 minutes).
+        count_ms = {}
+        with httpx.Client(headers=stack.auth_headers(), timeout=120) as client:
+            for label, width in (("window_1h", timedelta(hours=1)), ("window_5min", timedelta(minutes=5))):
+                now = datetime.now(timezone.utc)
+                body = {"filter": {"event": {"prefix": [prefix]},
+                                   "occurred": {"since": (now - width).isoformat(), "until": now.isoformat()}},
+                        "limit": 1}
+                t1 = time.perf_counter()
+                client.post(f"{stack.api_url}/events/filter", json=body).raise_for_status()
+                count_ms[label] = round((time.perf_counter() - t1) * 1000, 1)
+
         collector = Collector()
         mark = meter.mark()
         stream = stream_events(prefix=prefix, since=since, reconcile_interval=1.0)
@@ -201,6 +216,7 @@ def reconcile_cost(stack: ScaledStack, bulk: int, matching: int = 1000, late: in
                              "ms": round(sum(p[0] for p in recover), 1)},
             "ours": {"delivered": len(set(ids)), "duplicates": len(ids) - len(set(ids)),
                      "requests": stats.requests},
+            "rest_count_ms": count_ms,
             "bulk_insert_s": round(insert_s, 1),
         }
     finally:

@@ -184,6 +184,7 @@ class Process:
         self.user = user
         self.stop_signal = stop_signal
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started_pids: list[int] = []  # every pid this process ever had (restarts included)
 
     @property
     def pid(self) -> int | None:
@@ -205,6 +206,7 @@ class Process:
             self.proc = subprocess.Popen(
                 self.argv, env=self.env, cwd=str(self.cwd), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_child_setup(uid, gid))
+        self.started_pids.append(self.proc.pid)
         return self
 
     def stop(self, grace: float = 15.0) -> None:
@@ -296,7 +298,7 @@ class Replica:
 class ScaledStack:
     """The whole stack; ``with ScaledStack(auth_string=...) as stack: stack.api_url``."""
 
-    auth_string: str
+    auth_string: str = field(repr=False)  # never in a repr or a traceback
     messaging: str = "redis"  # "redis" | "memory"
     replicas_count: int = 2
     python: str = sys.executable
@@ -353,6 +355,10 @@ class ScaledStack:
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes() if p.pid is not None]
+
+    def started_pids(self) -> list[int]:
+        """Every pid the stack ever started (also after stop(): to check none is left)."""
+        return [pid for p in self.processes() for pid in p.started_pids]
 
     def replica_at(self, address: str) -> Replica:
         """The replica NGINX names ``address`` (``X-Prefect-Replica``, ``$upstream_addr``)."""
@@ -662,7 +668,7 @@ class RunningStack:
     """A stack another process started (``scripts/scaled-stack``), seen through its JSON line."""
 
     info: dict[str, Any]
-    auth_string: str
+    auth_string: str = field(repr=False)
 
     @property
     def api_url(self) -> str:

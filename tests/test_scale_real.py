@@ -114,6 +114,18 @@ def stack() -> Iterator[ScaledStack]:
         assert leftovers == [] and (root is None or not root.exists()), (leftovers, root)
 
 
+def test_a_stack_that_fails_to_start_leaves_nothing_behind(tmp_path):
+    """PostgreSQL and Redis are up when the Prefect step fails: both go, and the directory too."""
+    broken = ScaledStack(auth_string=AUTH_STRING, python=str(tmp_path / "no-such-python"))
+    with pytest.raises(FileNotFoundError):
+        broken.start()
+    started = broken.started_pids()
+    assert broken.postgres is not None and broken.redis is not None and len(started) >= 2
+    assert AUTH_STRING not in repr(broken)
+    assert [pid for pid in started if _pid_alive(pid)] == []
+    assert not broken.root.exists()
+
+
 LOGIN_SCENARIO = """
 import prefect_nbauth as nb
 from prefect_nbauth.auditing import audit

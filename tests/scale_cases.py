@@ -213,12 +213,12 @@ def _drop_private(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def emit_burst(stack: ScaledStack, name: str, count: int) -> list[str]:
-    """``count`` events as fast as one socket through NGINX takes them; closed only once Prefect read them all.
+    """``count`` events as fast as one socket through NGINX takes them; then a patient close.
 
-    The client writes far faster than the replica publishes to Redis; the frames wait in
-    socket and NGINX buffers. A close that times out (websockets' default: 10 s) resets the
-    connection and those frames never reach Prefect. Prefect answers the close frame only
-    after its handler has read every frame before it, so a patient close means "received".
+    The client writes far faster than a replica reads, so the frames wait in socket and
+    NGINX buffers; websockets' default close timeout (10 s) would reset the connection with
+    frames still in flight. The server answers the close frame only after it has received
+    every frame sent before it, so once ``close()`` returns, all ``count`` reached Prefect.
     """
     ids: list[str] = []
     url = stack.api_url.replace("http://", "ws://", 1) + "/events/in"

@@ -49,6 +49,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+from events_support import Collector  # noqa: E402
 from scale_cases import (  # noqa: E402
     case_burst,
     case_in_memory,
@@ -57,7 +58,6 @@ from scale_cases import (  # noqa: E402
     print_figures,
 )
 from scaled_stack import ScaledStack  # noqa: E402
-from test_events_support import Collector  # noqa: E402
 
 import prefect_nbauth as nb  # noqa: E402
 from prefect_nbauth.events import _reconcile as _events_reconcile  # noqa: E402

@@ -31,6 +31,7 @@ from ._exceptions import (
     ServerUnreachableError,
 )
 from ._inputs import Credential
+from ._redaction import scrub_text
 from ._secrets import redact
 
 __all__ = ["CloudInfo", "ServerInfo", "list_workspaces", "probe_cloud", "probe_server", "DEFAULT_TIMEOUT"]
@@ -80,7 +81,7 @@ class _Probe:
         self.client.close()
 
     def scrub(self, text: str) -> str:
-        return redact(text, *self.credential.secrets())
+        return scrub_text(redact(text, *self.credential.secrets()))
 
     def get(self, url: str, *, authenticated: bool) -> tuple[httpx.Response, bytes]:
         if authenticated:
@@ -89,7 +90,7 @@ class _Probe:
             # Gateway headers (an Authorization header among them) go on every request:
             # the gateway sits in front of the public routes too. Prefect's own
             # credential (Basic auth string, Bearer key) only where it is checked.
-            headers = {n: v.reveal() for n, v in self.credential.headers.items()}
+            headers = self.credential.request_headers(prefect_credential=False)
         try:
             deadline = time.monotonic() + 2 * self.client.timeout.read
             with self.client.stream("GET", url, headers=headers) as response:
@@ -271,8 +272,9 @@ def _rejected_message(credential: Credential, status: int, auth_required: bool |
         return (f"{where} rejected the Authorization header you passed in headers (HTTP {status}). "
                 "Get a fresh token from your gateway and log in again.")
     if credential.auth_string is not None:
-        return (f"{where} rejected the auth string for user {credential.username!r} (HTTP {status}): "
-                "the user or the password is wrong. It must equal the server's "
+        who = f" for user {credential.username!r}" if credential.username else ""
+        return (f"{where} rejected the auth string{who} (HTTP {status}): "
+                "it is wrong. It must equal the server's "
                 "PREFECT_SERVER_API_AUTH_STRING exactly, including case and punctuation.")
     if credential.api_key is not None:
         return (f"{where} rejected the API key {credential.api_key.masked} (HTTP {status}). "

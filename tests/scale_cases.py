@@ -1,4 +1,4 @@
-"""The fault cases of the scale-out suite, shared by tests/test_scale_real.py and
+"""The fault cases of the scale-out suite, shared by tests/scale/test_scale_real.py and
 benchmarks/scale_out.py (no tests in here).
 
 Each case subscribes BOTH Prefect's own ``get_events_subscriber`` and our
@@ -29,14 +29,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import httpx
-from scaled_stack import ScaledStack
-from test_events_support import (
+from events_support import (
     Collector,
     SteadyEmitter,
     emit_events,
     event_payload,
     persisted_events,
 )
+from scaled_stack import ScaledStack
 from websockets.sync.client import connect as sync_connect
 
 from prefect_nbauth.events import stream_events

@@ -30,7 +30,6 @@ is logged or put into the report.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import logging
@@ -46,18 +45,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .. import _versions
+from .._boundary import public
 from .._exceptions import ConfigurationError, ServerUnreachableError
-from .._inputs import check_api_url, plain_http_warning
+from .._headers import basic
+from .._inputs import check_api_url, check_timeout, is_cloud_url, plain_http_warning
+from .._websocket import SILENT, ws_url
 
 __all__ = ["AuditReport", "Finding", "Outcome", "audit"]
 
 logger = logging.getLogger("prefect_nbauth.audit")
-
-# websockets logs every handshake header and frame at DEBUG, the Authorization header and
-# the auth message included. The audit's sockets log to this logger instead, which is not
-# in the logging tree, so no logging configuration can switch it on.
-_SILENT = logging.Logger("prefect_nbauth.audit.websockets", level=logging.CRITICAL + 1)
-_SILENT.propagate = False
 
 DEFAULT_TIMEOUT = 3.0
 MAX_BODY = 64 * 1024  # every answer we look at is a few hundred bytes
@@ -241,15 +238,13 @@ class _Auditor:
             if name.lower() == "authorization":
                 scheme = value.split(" ", 1)[0] if " " in value else "Bearer"
                 if scheme.lower() == "basic":
-                    raw = f"nbauth-audit:{secrets.token_urlsafe(18)}".encode()
-                    wrong[name] = "Basic " + base64.b64encode(raw).decode()
+                    wrong[name] = basic(f"nbauth-audit:{secrets.token_urlsafe(18)}")
                 else:
                     wrong[name] = f"{scheme} {secrets.token_urlsafe(24)}"
             else:
                 wrong[name] = secrets.token_urlsafe(24)
         if not any(n.lower() == "authorization" for n in wrong):
-            raw = f"nbauth-audit:{secrets.token_urlsafe(18)}".encode()
-            wrong["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+            wrong["Authorization"] = basic(f"nbauth-audit:{secrets.token_urlsafe(18)}")
         return wrong
 
     def close(self) -> None:
@@ -291,13 +286,13 @@ class _Auditor:
         from websockets.exceptions import ConnectionClosed, InvalidStatus
         from websockets.sync.client import connect
 
-        url = "ws" + self.api_url[len("http"):] + "/" + path
+        url = ws_url(self.api_url, path)
         try:
             with connect(url, subprotocols=["prefect"] if subprotocol else None,
                          additional_headers=headers, open_timeout=self.timeout,
                          close_timeout=1, ssl=self._ssl(),
                          user_agent_header="prefect-nbauth-audit",
-                         max_size=MAX_BODY, logger=_SILENT) as ws:
+                         max_size=MAX_BODY, logger=SILENT) as ws:
                 chosen = ws.subprotocol
                 if first is None:
                     return _Socket("accepted", subprotocol=chosen)
@@ -375,6 +370,7 @@ def _client_sends(headers: dict[str, str]) -> str:
 # --------------------------------------------------------------------------- audit
 
 
+@public(urls=("api_url",))
 def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> AuditReport:
     """Probe the Prefect API this process talks to and say what it really enforces.
 
@@ -391,6 +387,7 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     from .._session import socket_credential
     from .._tls import ssl_context
 
+    timeout = check_timeout(timeout)
     started = time.monotonic()
     credential = socket_credential()
     configured = credential.api_url.rstrip("/") if credential.api_url else None
@@ -406,7 +403,7 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     use_credential = configured is not None and url == check_api_url(configured)
     settings = get_current_settings()
     cloud_api = str(settings.cloud.api_url).rstrip("/")
-    is_cloud = url.startswith(cloud_api)
+    is_cloud = is_cloud_url(url, cloud_api)
 
     auditor = _Auditor(url, dict(credential.headers), credential.auth_token,
                        verify=ssl_context(settings), timeout=timeout,
@@ -484,6 +481,7 @@ def _run(a: _Auditor, settings: Any, is_cloud: bool) -> tuple[list[Finding], str
     findings += _socket_findings(a, r)
     findings.append(_redirect_finding(a))
     findings.append(_version_finding(version, is_cloud, a.use_credential))
+    findings.append(_versions.compatibility_finding(version, advertised, is_cloud))
     return findings, version, advertised
 
 

@@ -424,8 +424,11 @@ class _Engine:
             self._malformed()
             return
         data = message.get("event")
+        if type(data) is not dict:
+            self._malformed()
+            return
         try:
-            event_id = UUID(data["id"])  # type: ignore[index]
+            event_id = UUID(data["id"])
         except (TypeError, KeyError, ValueError, AttributeError):
             self._malformed()
             return

@@ -188,9 +188,6 @@ class StreamFilter:
         """Checks Prefect's server skips on the live socket (it does not apply ``related``)."""
         return self._related_match(event)
 
-    def describe(self) -> dict[str, Any]:
-        return dict(self._body)
-
 
 def _glob(pattern: str) -> Callable[[str | None], bool]:
     negated = pattern.startswith("!")
@@ -230,7 +227,8 @@ def _related_matcher(spec: Any) -> Callable[[Any], bool]:
         if not (ids or roles or pairs or labels):
             continue
 
-        def check(event: Any, ids=ids, roles=roles, pairs=pairs, labels=labels) -> bool:
+        def check(event: Any, ids: set[Any] = ids, roles: set[Any] = roles, pairs: set[Any] = pairs,
+                  labels: dict[str, Any] = labels) -> bool:
             for resource in event.related:
                 rid, role = resource.get("prefect.resource.id"), resource.get("prefect.resource.role", "")
                 if not roles and not role:

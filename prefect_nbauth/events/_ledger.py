@@ -24,7 +24,7 @@ rest; past it the oldest entries go and the floor moves above them.
 from __future__ import annotations
 
 import bisect
-from typing import Iterable
+from typing import Any, Iterable
 from uuid import UUID
 
 __all__ = ["Ledger", "CONFIRMED", "UNCONFIRMED", "GHOST"]
@@ -37,7 +37,7 @@ class Ledger:
 
     def __init__(self, max_tracked: int) -> None:
         # id -> [occurred_us, arrived (monotonic s), state]
-        self._entries: dict[UUID, list] = {}
+        self._entries: dict[UUID, list[Any]] = {}
         self._confirmed: list[int] = []  # sorted occurred_us of confirmed entries
         self._unconfirmed: dict[UUID, int] = {}
         self.max_tracked = max_tracked
@@ -94,10 +94,6 @@ class Ledger:
         found = [(ts, eid, entries[eid][1]) for eid, ts in self._unconfirmed.items() if lo_us <= ts <= hi_us]
         found.sort(key=lambda item: item[0])
         return found
-
-    @property
-    def unconfirmed_count(self) -> int:
-        return len(self._unconfirmed)
 
     # ---------------------------------------------------------------- memory
     def evict(self, floor_us: int, arrived_before: float) -> int:

@@ -145,9 +145,10 @@ class Reconciler:
             link = page.get("next_page")
             moved = False
             while link:
-                page = await self.rest.next_page(link)
-                if not page:
+                following = await self.rest.next_page(link)
+                if not following:
                     break
+                page = following
                 events = page["events"]
                 delivered += await self._take(events)
                 newest = _occurred_us(events[-1], to_us) if events else None

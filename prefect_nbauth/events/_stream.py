@@ -15,6 +15,7 @@ import weakref
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
+from .._boundary import public
 from .._exceptions import ConfigurationError
 from ._engine import StreamState, StreamStats, _Engine, _Options, exponential_backoff
 from ._filter import build_filter, check_seconds
@@ -120,7 +121,8 @@ class EventStream:
             if self._engine.error is not None:
                 raise self._engine.error
             raise StopAsyncIteration
-        return item
+        event: ReceivedEvent = item
+        return event
 
     def __iter__(self) -> Iterator["ReceivedEvent"]:
         self._start_thread()
@@ -215,6 +217,7 @@ class BackgroundStream:
         return f"<BackgroundStream {'running' if self.running else 'stopped'} {self.stream!r}>"
 
 
+@public()
 def stream_events(
     *,
     prefix: str | Sequence[str] | None = None,

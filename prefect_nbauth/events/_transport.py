@@ -38,7 +38,9 @@ from .._exceptions import (
     NotPrefectServerError,
     PrefectAuthError,
 )
+from .._redaction import scrub_text
 from .._secrets import redact
+from .._websocket import SILENT, connect_without_redirects, ws_url
 
 __all__ = [
     "AuthRejected",
@@ -96,7 +98,10 @@ def _secrets_of(credential: Any) -> list[str]:
 
 
 def scrub(text: str, credential: Any) -> str:
-    return redact(text, *_secrets_of(credential)) if credential is not None else text
+    """Others' text without the credential (every form), any secret in force, or an auth frame."""
+    if credential is not None:
+        text = redact(text, *_secrets_of(credential))
+    return scrub_text(text)
 
 
 def fingerprint(credential: Any) -> str:
@@ -114,12 +119,7 @@ def origin(url: str) -> str:
 
 
 def socket_url(api_url: str) -> str:
-    base = api_url.rstrip("/")
-    if base.startswith("https://"):
-        return "wss://" + base[len("https://"):] + "/events/out"
-    if base.startswith("http://"):
-        return "ws://" + base[len("http://"):] + "/events/out"
-    raise ConfigurationError(f"{api_url!r} is not an http(s) Prefect API URL.")
+    return ws_url(api_url, "events/out")
 
 
 def tls_settings() -> tuple[Any, ssl.SSLContext | None]:
@@ -268,35 +268,18 @@ def classify_closed(exc: BaseException, credential: Any) -> Exception:
     return Retryable(f"websocket closed ({detail})")
 
 
-# websockets logs every handshake header (Authorization) and frame (the auth token) at
-# DEBUG on its own logger; ours goes to a logger outside the logging tree that drops all.
-_SILENT = logging.Logger("prefect_nbauth.websocket", level=logging.CRITICAL + 1)
-_SILENT.propagate = False
-
-
-def _no_redirect_connect() -> Any:
-    """websockets' connect, minus redirects: the credential must never reach another host."""
-    from websockets.asyncio.client import connect
-
-    class NoRedirect(connect):  # type: ignore[misc, valid-type]
-        def process_redirect(self, exc: Exception) -> Exception:
-            return exc  # the 3xx stays an InvalidStatus, handled below
-
-    return NoRedirect
-
-
 async def open_socket(api_url: str, credential: Any, filter_body: dict[str, Any], *,
                       ssl_context: ssl.SSLContext | None, open_timeout: float = 10.0) -> Socket:
     """Connect, authenticate and subscribe; raise AuthRejected, Retryable or a terminal error."""
     from websockets import Subprotocol
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-    connect = _no_redirect_connect()
+    connect = connect_without_redirects()
     url = socket_url(api_url)
     try:
         connection = await connect(
             url,
-            logger=_SILENT,
+            logger=SILENT,
             additional_headers=dict(credential.headers),
             subprotocols=[Subprotocol("prefect")],
             open_timeout=open_timeout,

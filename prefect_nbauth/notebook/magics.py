@@ -29,8 +29,10 @@ from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from .._boundary import public
 from .._exceptions import ConfigurationError, PrefectAuthError
-from .._inputs import check_api_url
+from .._inputs import check_api_url, check_timeout
+from .._secrets import Secret
 
 __all__ = ["PrefectMagics", "load_ipython_extension"]
 
@@ -182,16 +184,32 @@ def scrub_history(shell: Any, secrets: list[str]) -> None:
         pass
 
 
-def _env_value(var: str, flag: str) -> str:
-    var = _var_name(var)
-    value = os.environ.get(var)
+def _env_value(var: str, flag: str, shell: Any = None) -> Secret:
+    """The value of the environment variable named ``var``, as a Secret.
+
+    A name that is not a set variable may be the secret itself, typed where its
+    variable's name belongs: it is never repeated in the message, and it is
+    scrubbed from the history like any secret on the line.
+    """
+    name = _var_name(var)
+    value = os.environ.get(name)
     if value is None:
-        _usage(f"{flag} {var}: the environment variable {var} is not set in this kernel. Set it in "
-               f"the environment Jupyter starts kernels with ({var}=… jupyter lab), or run "
-               "%prefect_login alone for the login form.")
+        scrub_history(shell, [str(var), name])
+        _usage(f"{flag}: no environment variable of the name given is set in this kernel (the "
+               "name is not repeated here, in case it was a secret typed in its place; it was "
+               "scrubbed from this session's history). Set the variable in the environment "
+               "Jupyter starts kernels with (VAR=… jupyter lab), or run %prefect_login alone for "
+               "the login form.")
     if value == "":
-        _usage(f"{flag} {var}: the environment variable {var} is empty.")
-    return value
+        _usage(f"{flag} {name}: the environment variable {name} is empty.")
+    return Secret(value)
+
+
+def _timeout_or_usage(value: Any) -> float:
+    try:
+        return check_timeout(value, "--timeout")
+    except ConfigurationError as exc:
+        _usage(str(exc))
 
 
 def _parse_since(value: str | None) -> datetime | None:
@@ -250,6 +268,7 @@ class PrefectMagics(Magics):
     @argument("--no-widget", action="store_true", help="prompt (getpass) instead of showing the form")
     @argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     @line_magic
+    @public(lines=("line",))
     def prefect_login(self, line: str = "") -> None:
         """Log this kernel in to Prefect (every client, flow and event stream in it).
 
@@ -278,8 +297,7 @@ class PrefectMagics(Magics):
                 url = check_api_url(url)
             except ConfigurationError as exc:
                 _usage(f"--url: {exc}")
-        if args.timeout <= 0:
-            _usage("--timeout must be a positive number of seconds.")
+        args.timeout = _timeout_or_usage(args.timeout)
         credential_flags = [f for f, v in (("--auth-string-env", args.auth_string_env),
                                            ("--api-key-env", args.api_key_env),
                                            ("--header-env", args.header_env)) if v]
@@ -305,11 +323,12 @@ class PrefectMagics(Magics):
                 if not eq or not name or not var:
                     _usage(f"--header-env {spec}: write NAME=VAR, e.g. --header-env cf-access-token=CF_TOKEN "
                            "(VAR is an environment variable holding the value).")
-                headers[name] = _env_value(var, "--header-env")
+                headers[name] = _env_value(var, "--header-env", self.shell)
             status = _login_or_usage(
                 api_url=url,
-                auth_string=_env_value(args.auth_string_env, "--auth-string-env") if args.auth_string_env else None,
-                api_key=_env_value(args.api_key_env, "--api-key-env") if args.api_key_env else None,
+                auth_string=(_env_value(args.auth_string_env, "--auth-string-env", self.shell)
+                             if args.auth_string_env else None),
+                api_key=_env_value(args.api_key_env, "--api-key-env", self.shell) if args.api_key_env else None,
                 headers=headers or None,
                 workspace=args.workspace, persist=args.persist, timeout=args.timeout,
             )
@@ -325,19 +344,21 @@ class PrefectMagics(Magics):
 
     def _login_from_env(self, args: Any) -> None:
         env = os.environ
-        auth_string = env.get("PREFECT_API_AUTH_STRING") or None
-        api_key = env.get("PREFECT_API_KEY") or None
-        raw_headers = env.get("PREFECT_CLIENT_CUSTOM_HEADERS") or None
+        auth_string = Secret(env["PREFECT_API_AUTH_STRING"]) if env.get("PREFECT_API_AUTH_STRING") else None
+        api_key = Secret(env["PREFECT_API_KEY"]) if env.get("PREFECT_API_KEY") else None
+        raw_headers = Secret(env["PREFECT_CLIENT_CUSTOM_HEADERS"]) if env.get("PREFECT_CLIENT_CUSTOM_HEADERS") else None
         if auth_string and api_key:
             _usage("--from-env: both PREFECT_API_AUTH_STRING and PREFECT_API_KEY are set; Prefect would "
                    "send only the auth string. Unset the one you do not mean.")
-        headers = None
+        headers: Any = None
         if raw_headers:
             try:
-                headers = json.loads(raw_headers)
+                headers = json.loads(raw_headers.reveal())
             except ValueError:
                 headers = None
-            if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            if isinstance(headers, dict) and all(isinstance(v, str) for v in headers.values()):
+                headers = {n: Secret(v) for n, v in headers.items()}
+            else:
                 _usage("--from-env: PREFECT_CLIENT_CUSTOM_HEADERS must be a JSON object of strings, "
                        'e.g. {"cf-access-token": "…"}.')
         if not (auth_string or api_key or headers):
@@ -367,7 +388,7 @@ class PrefectMagics(Magics):
                     except ConfigurationError as exc:
                         _usage(str(exc))
             if url is None or is_cloud_url(url, cloud):
-                key = getpass.getpass("Prefect Cloud API key (pnu_… or pnb_…): ")
+                key = Secret(getpass.getpass("Prefect Cloud API key (pnu_… or pnb_…): "))
                 workspace = args.workspace
                 if not workspace:
                     try:
@@ -380,7 +401,7 @@ class PrefectMagics(Magics):
                 status = _login_or_usage(api_url=url or cloud, api_key=key, workspace=workspace,
                                          persist=args.persist, timeout=args.timeout)
             else:
-                secret = getpass.getpass("Auth string (user:password): ")
+                secret = Secret(getpass.getpass("Auth string (user:password): "))
                 status = _login_or_usage(api_url=url, auth_string=secret, persist=args.persist,
                                          timeout=args.timeout)
         except StdinNotImplementedError:
@@ -393,6 +414,7 @@ class PrefectMagics(Magics):
     @argument("--no-check", action="store_true", help="do not ask the server (version, acceptance)")
     @argument("--text", action="store_true", help="print the text summary instead of the widget")
     @line_magic
+    @public(lines=("line",))
     def prefect_status(self, line: str = "") -> None:
         """Show what Prefect in this kernel sends: mode, API URL, identity, where each value came
         from, server version, expiry, warnings; with Refresh and Log out buttons. The widget
@@ -411,6 +433,7 @@ class PrefectMagics(Magics):
     @no_var_expand
     @magic_arguments()
     @line_magic
+    @public(lines=("line",))
     def prefect_refresh(self, line: str = "") -> None:
         """Refresh the credential now (rotating tokens are fetched again) and check it."""
         _parse(self.prefect_refresh, line, "prefect_refresh")
@@ -426,6 +449,7 @@ class PrefectMagics(Magics):
     @argument("--forget", action="store_true",
               help="also remove the credential that --persist saved to the Prefect profile")
     @line_magic
+    @public(lines=("line",))
     def prefect_logout(self, line: str = "") -> None:
         """Go back to exactly the settings in force before the first login."""
         args = _parse(self.prefect_logout, line, "prefect_logout")
@@ -446,6 +470,7 @@ class PrefectMagics(Magics):
               help="also show events since then: a duration ago (30s, 10m, 2h, 1d) or an ISO time")
     @argument("--max-rows", type=int, default=20, metavar="N", help="rows to keep (1-1000, default 20)")
     @line_magic
+    @public(lines=("line",))
     def prefect_events(self, line: str = "") -> None:
         """Show a live table of the newest Prefect events (with pause, clear and filters).
 
@@ -470,6 +495,7 @@ class PrefectMagics(Magics):
               help="probe this API URL from outside instead (the credential is never sent to it)")
     @argument("--timeout", type=float, default=3.0, help="seconds per probe (default 3)")
     @line_magic
+    @public(lines=("line",))
     def prefect_audit(self, line: str = "") -> None:
         """Audit the Prefect API this kernel talks to: does it really refuse what it should?
 
@@ -478,9 +504,14 @@ class PrefectMagics(Magics):
         advertises; known auth defects of its version. Shown as a table (text elsewhere).
         """
         args = _parse(self.prefect_audit, line, "prefect_audit")
-        if args.url_arg and _has_userinfo(args.url_arg):
-            _usage("Do not put credentials in the URL (it lands in the history file); log in first.")
-        from ..auditing._audit import audit
+        if args.url_arg and (_has_userinfo(args.url_arg) or not _is_url(args.url_arg)):
+            scrub_history(self.shell, [args.url_arg])
+            _usage("Refused: give %prefect_audit an http(s) API URL without credentials in it (a "
+                   "password in the URL lands in the history file; it was scrubbed from this "
+                   "session's history: rotate it if it was real). Log in first, then run "
+                   "%prefect_audit alone.")
+        args.timeout = _timeout_or_usage(args.timeout)
+        from ..auditing import audit
 
         try:
             report = audit(args.url_arg, timeout=args.timeout)

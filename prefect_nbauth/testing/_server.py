@@ -90,7 +90,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A currently free TCP port on ``host`` (bind to port 0 and release it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def basic_auth_header(auth_string: str) -> dict[str, str]:
@@ -424,7 +425,7 @@ def auth_server(auth_string: str | None = None, *, home: Path | None = None,
     import tempfile
 
     own_home = home is None
-    base = Path(tempfile.mkdtemp(prefix="prefect-nbauth-server-")) if own_home else Path(home)
+    base = Path(tempfile.mkdtemp(prefix="prefect-nbauth-server-")) if home is None else Path(home)
     server = PrefectServer(base, auth_string=auth_string or new_auth_string(),
                            extra_env=extra_env)
     try:

@@ -3,46 +3,148 @@
 Where a secret could leak from a notebook form, and what this one does:
 
 * **widget state** (saved into the ``.ipynb`` when the front end saves widget
-  state, and re-sent to every connected front end): a secret box's value is read
-  the moment it reaches the kernel, moved into a private :class:`Secret`, and the
-  box is emptied. Its ``value`` is also excluded from ipywidgets' echo, so the
-  kernel never broadcasts what was typed back over IOPub.
-* **outputs**: every message shows masked values only; errors are the core's,
-  which never contain a secret.
+  state, and re-sent to every connected front end): the secret boxes are
+  :class:`~prefect_nbauth.notebook.widgets.secret_input.SecretInput`, which have no value
+  trait. The page keeps the typed text in its ``<input>`` only and sends it once,
+  as a custom message (Enter, or the Log in button asking for it), clearing the
+  box as it sends. So a save while the kernel is busy, or after it restarted,
+  cannot contain the secret. The kernel keeps what arrives in a private
+  :class:`Secret`.
+* **the URL box** is a plain synced text box, so a URL holding a user name or
+  password (``http://user:pw@host``) is emptied the moment the kernel sees it,
+  and so is anything that is not a URL when Log in is clicked (it may be a
+  pasted secret). Messages show at most ``scheme://host`` of a rejected URL.
+* **outputs**: every message shows masked values only; an error leads with one
+  sentence, and its details (scrubbed of the secrets just tried and of the URL
+  box) sit in a collapsed ``<details>``.
 * **the kernel**: validation (network) runs on a worker thread; the kernel
   stays free to run cells. The stashed secret is dropped after the attempt.
 * **a failed login** changes nothing (``login()`` validates before it switches),
   so the previous login keeps working and the form stays as it was.
+* **a login or logout elsewhere** (``login()``, ``%prefect_login --auth-string-env``,
+  the status widget) replaces whatever the form said: no stale error stays red.
+
+Colours come from JupyterLab's theme variables (``login.css``), so the form reads
+in the light and dark themes and in Notebook 7.
 """
 
 from __future__ import annotations
 
+import base64
 import threading
+import weakref
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import ipywidgets as widgets
-from traitlets import Unicode
 
+from ... import _listeners
 from ... import _prefect_seam as seam
-from ..._exceptions import ConfigurationError
+from ..._exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    CredentialProviderError,
+    NotPrefectServerError,
+    ServerUnreachableError,
+)
 from ..._inputs import is_cloud_url
 from ..._secrets import Secret
 from ..._session import login
 from ..._status import AuthStatus
 from ._base import TextForm, esc
 from ..._workspaces import cloud_api_url, list_workspaces
+from .secret_input import SecretInput
 
-__all__ = ["LoginWidget", "SecretField"]
+__all__ = ["LoginWidget", "SecretInput", "safe_url"]
 
 MODES = ("auth-string", "api-key", "headers")
 TAB_TITLES = ("Self-hosted server", "Prefect Cloud", "Gateway headers")
-_RECEIVED = "received, hidden (type again to replace)"
+
+#: How long Log in waits for the page to send what its secret boxes hold.
+#: Only when a page said it can answer; a page that went away without saying so
+#: costs this much, then the form goes on with what it already received.
+REQUEST_TIMEOUT = 5.0
+
+_NOTHING_CHANGED = "Nothing was changed: the login in force before this attempt is still in use."
 
 
-class SecretField(widgets.Password):
-    """A password box whose value is never echoed back by the kernel (see module docstring)."""
+def safe_url(url: str) -> str:
+    """At most ``scheme://host[:port]`` of ``url``; ``""`` when that much cannot be parsed cleanly.
 
-    value = Unicode(help="Emptied by the owner as soon as it is read.").tag(sync=True, echo_update=False)
+    What a message may show of a URL the form rejected: never a path, a query, a
+    user name or a password (a secret pasted into the URL box must not be echoed).
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return ""
+    if not parts.scheme or not host or "@" in parts.netloc or not parts.scheme.isascii():
+        return ""
+    if not all(c.isalnum() or c in ".-_[]:" for c in host):
+        return ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _has_userinfo(url: str) -> bool:
+    try:
+        return "@" in urlsplit(url.strip()).netloc
+    except ValueError:
+        return "@" in url
+
+
+def _check_url_box(url: str) -> str | None:
+    """Why the URL box cannot be used, or None. Never quotes more than :func:`safe_url`."""
+    if _has_userinfo(url):
+        return ("The API URL held a user name or password, so it was cleared. Type the URL without "
+                "them (http://host:4200/api) and the credential in its own box.")
+    shown = safe_url(url)
+    if not shown:
+        return ("The API URL box did not hold a URL, so it was cleared (it is not shown here, in "
+                "case it was a secret). Type a URL such as http://127.0.0.1:4200/api.")
+    if not shown.startswith(("http://", "https://")):
+        return f"The API URL must start with http:// or https:// (not {shown})."
+    return None
+
+
+def _secret_forms(value: str) -> list[str]:
+    """The forms in which a secret may come back inside an error message."""
+    forms = {value, quote(value, safe=""), quote(value)}
+    raw = value.encode("utf-8", "surrogatepass")
+    b64 = base64.b64encode(raw).decode()
+    forms |= {b64, b64.rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("=")}
+    if ":" in value:
+        forms.add(value.split(":", 1)[1])  # the password alone
+    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: list[Secret], url: str) -> str:
+    for secret in secrets:
+        for form in _secret_forms(secret.reveal()):
+            text = text.replace(form, "****")
+    url = url.strip()
+    if url:
+        shown = safe_url(url) or "the URL in the box"
+        for form in {url, url.rstrip("/")} - {shown}:
+            text = text.replace(form, shown)
+    return text
+
+
+def _lead(exc: Exception) -> str:
+    """One short sentence for a person; the exception's text goes in the details."""
+    if isinstance(exc, AuthenticationError):
+        return "The server refused this credential."
+    if isinstance(exc, NotPrefectServerError):
+        return "Something answered at this URL, but it is not a Prefect API."
+    if isinstance(exc, ServerUnreachableError):
+        return "Could not reach the server."
+    if isinstance(exc, CredentialProviderError):
+        return "The credential could not be used."
+    if isinstance(exc, ConfigurationError):
+        return "The form's values cannot work."
+    return "The login failed."
 
 
 class LoginWidget(TextForm, widgets.VBox):
@@ -55,6 +157,10 @@ class LoginWidget(TextForm, widgets.VBox):
         workspace: the Cloud workspace to use without asking (``"account/workspace"``).
         persist: tick "save to my Prefect profile" (``login(persist=True)``).
         timeout: seconds for each request to the server.
+
+    Without a browser, type into a secret box with its ``receive()`` method (what
+    the page's message does), e.g. ``form._auth_string.receive("user:pw", enter=True)``
+    logs in as Enter would.
     """
 
     def __init__(self, *, api_url: str | None = None, mode: str | None = None,
@@ -66,11 +172,12 @@ class LoginWidget(TextForm, widgets.VBox):
         self.workspace = workspace
         self.result: AuthStatus | None = None  # the status after the last successful login
         self.error: Exception | None = None  # the error of the last failed attempt
-        self._lock = threading.Lock()
-        self._secrets: dict[str, Secret] = {}
+        self._lock = threading.RLock()
         self._idle = threading.Event()
         self._idle.set()
         self._message_text = ""
+        self._pending: dict[SecretInput, int] = {}  # secret boxes asked for their value, by request id
+        self._pending_timer: threading.Timer | None = None
 
         cloud = cloud_api_url()
         in_force = seam.global_settings_context().settings.api.url
@@ -85,14 +192,15 @@ class LoginWidget(TextForm, widgets.VBox):
         self._url = widgets.Text(value=url, description="API URL", placeholder="http://127.0.0.1:4200/api",
                                  style=style, layout=wide)
         self._url.add_class("pnb-url")
-        self._auth_string = self._secret_field("auth string", "Auth string",
+        self._url.observe(self._on_url, "value")
+        self._auth_string = self._secret_field("Auth string",
                                                "user:password (the server's PREFECT_SERVER_API_AUTH_STRING)")
         self._auth_string.add_class("pnb-auth-string")
-        self._api_key = self._secret_field("api key", "API key", "pnu_… or pnb_…")
+        self._api_key = self._secret_field("API key", "pnu_… or pnb_…")
         self._api_key.add_class("pnb-api-key")
         self._workspace = widgets.Dropdown(description="Workspace", options=[], value=None, style=style,
                                            layout=widgets.Layout(display="none"))
-        self._header_rows: list[tuple[widgets.Text, SecretField]] = []
+        self._header_rows: list[tuple[widgets.Text, SecretInput]] = []
         self._header_box = widgets.VBox()
         self._add_header_button = widgets.Button(description="Add header", icon="plus")
         self._add_header_button.on_click(lambda _: self._add_header_row())
@@ -101,7 +209,7 @@ class LoginWidget(TextForm, widgets.VBox):
         self._tabs = widgets.Tab(children=[
             widgets.VBox([self._auth_string]),
             widgets.VBox([self._api_key, self._workspace,
-                          widgets.HTML(f'<small>Prefect Cloud at {esc(cloud)}</small>')]),
+                          widgets.HTML(f'<small class="pnb-note">Prefect Cloud at {esc(cloud)}</small>')]),
             widgets.VBox([self._header_box, self._add_header_button]),
         ], titles=TAB_TITLES)
         self._tabs.selected_index = MODES.index(mode)
@@ -121,6 +229,7 @@ class LoginWidget(TextForm, widgets.VBox):
         ]
         self.add_class("prefect-nbauth-login")
         self._on_tab({"new": self._tabs.selected_index})
+        self._unsubscribe = _listeners.subscribe(_weak_listener(self))
 
     # ------------------------------------------------------------------ public
 
@@ -130,7 +239,7 @@ class LoginWidget(TextForm, widgets.VBox):
 
     @property
     def message(self) -> str:
-        """The message the form shows (plain text)."""
+        """The message the form shows (plain text, details included)."""
         return self._message_text
 
     @property
@@ -142,10 +251,90 @@ class LoginWidget(TextForm, widgets.VBox):
         return self._idle.wait(timeout)
 
     def submit(self) -> None:
-        """What the Log in button does: validate on a worker thread, show the outcome here."""
+        """What the Log in button does: collect the secrets, validate on a worker thread."""
+        self._collect_then_submit(skip=None)
+
+    def close(self) -> None:
+        if "_lock" in self.__dict__:  # not when __init__ failed half-way (Widget.__del__)
+            self._unsubscribe()
+            with self._lock:
+                self._cancel_pending()
+            stack = list(self.children)
+            while stack:
+                child = stack.pop()
+                stack.extend(getattr(child, "children", ()))
+                child.close()
+        super().close()
+
+    # --------------------------------------------------------------- internals
+
+    def _secret_field(self, description: str, placeholder: str) -> SecretInput:
+        return SecretInput(description=description, placeholder=placeholder,
+                           on_value=self._on_secret, on_reply=self._on_reply,
+                           layout=widgets.Layout(width="95%"))
+
+    def _mode_fields(self) -> list[SecretInput]:
+        mode = self.mode
+        if mode == "auth-string":
+            return [self._auth_string]
+        if mode == "api-key":
+            return [self._api_key]
+        return [value for _, value in self._header_rows]
+
+    def _on_secret(self, field: SecretInput, enter: bool) -> None:
+        """A secret box received a value from the page; Enter submits the form."""
+        if enter and field in self._mode_fields():
+            self._collect_then_submit(skip=field)
+
+    def _collect_then_submit(self, *, skip: SecretInput | None) -> None:
+        """Ask the page for what the boxes of this mode hold, then submit.
+
+        Runs on the kernel's main thread (a comm message), so it cannot wait for
+        the answers: they arrive as later messages (:meth:`_on_reply`). When no
+        page can answer (no browser, or the view was never shown), it submits now.
+        """
+        with self._lock:
+            if not self._idle.is_set() or self._pending:
+                return  # one attempt at a time
+            ask = [f for f in self._mode_fields() if f is not skip and f.views]
+            if not ask:
+                self._submit_now()
+                return
+            self._pending = {f: f.request() for f in ask}
+            timer = threading.Timer(REQUEST_TIMEOUT, self._pending_expired, args=(dict(self._pending),))
+            timer.daemon = True
+            self._pending_timer = timer
+            timer.start()
+
+    def _on_reply(self, field: SecretInput, request_id: int) -> None:
+        with self._lock:
+            if self._pending.get(field) != request_id:
+                return  # an answer to an older request, or from a second view
+            del self._pending[field]
+            if self._pending:
+                return
+            self._cancel_pending()
+            self._submit_now()
+
+    def _pending_expired(self, pending: dict[SecretInput, int]) -> None:
+        with self._lock:
+            if self._pending != pending:
+                return  # answered in time, or a newer attempt
+            self._pending = {}
+            self._pending_timer = None
+            self._submit_now()
+
+    def _cancel_pending(self) -> None:
+        self._pending = {}
+        if self._pending_timer is not None:
+            self._pending_timer.cancel()
+            self._pending_timer = None
+
+    def _submit_now(self) -> None:
+        """Validate the form (under the lock) and start the worker thread."""
         with self._lock:
             if not self._idle.is_set():
-                return  # one attempt at a time
+                return
             try:
                 job = self._prepare()
             except ConfigurationError as exc:
@@ -157,47 +346,17 @@ class LoginWidget(TextForm, widgets.VBox):
         threading.Thread(target=self._work, args=(job,), name="prefect-nbauth-login",
                          daemon=True).start()
 
-    def close(self) -> None:
-        if "_lock" in self.__dict__:  # not when __init__ failed half-way (Widget.__del__)
-            with self._lock:
-                self._secrets.clear()
-            stack = list(self.children)
-            while stack:
-                child = stack.pop()
-                stack.extend(getattr(child, "children", ()))
-                child.close()
-        super().close()
-
-    # --------------------------------------------------------------- internals
-
-    def _secret_field(self, key: str, description: str, placeholder: str) -> SecretField:
-        field = SecretField(description=description, placeholder=placeholder,
-                            continuous_update=False,  # sent once (Enter or leaving the box), not per key
-                            style={"description_width": "8em"}, layout=widgets.Layout(width="95%"))
-        field.observe(lambda change: self._take(key, field, change["new"]), "value")
-        field._pnb_placeholder = placeholder  # type: ignore[attr-defined]
-        return field
-
-    def _take(self, key: str, field: SecretField, value: str) -> None:
-        """A secret box received a value: keep it privately, empty the box now."""
-        if not value:
-            return
-        with self._lock:
-            self._secrets[key] = Secret(value)
-        field.value = ""
-        field.placeholder = _RECEIVED
-
-    def _forget(self, key: str, field: SecretField | None) -> Secret | None:
-        secret = self._secrets.pop(key, None)
-        if field is not None and field.placeholder == _RECEIVED:
-            field.placeholder = field._pnb_placeholder  # type: ignore[attr-defined]
-        return secret
+    def _on_url(self, change: dict[str, Any]) -> None:
+        """A URL box with a user name or password is emptied as soon as the kernel sees it."""
+        value = change["new"] or ""
+        if value and _has_userinfo(value):
+            self._url.value = ""
+            self._show(_check_url_box(value) or "", "error")
 
     def _add_header_row(self) -> None:
-        n = len(self._header_rows)
         name = widgets.Text(description="Header", placeholder="cf-access-token",
                             style={"description_width": "8em"}, layout=widgets.Layout(width="40%"))
-        value = self._secret_field(f"header {n}", "Value", "token (hidden)")
+        value = self._secret_field("Value", "token (hidden)")
         value.layout = widgets.Layout(width="55%")
         self._header_rows.append((name, value))
         self._header_box.children = [widgets.HBox([n_, v_]) for n_, v_ in self._header_rows]
@@ -210,18 +369,24 @@ class LoginWidget(TextForm, widgets.VBox):
         self._button.disabled = not enabled
         self._button.description = "Log in" if enabled else "Connecting…"
 
-    def _show(self, text: str, kind: str) -> None:
-        self._message_text = text
-        colour = {"error": "#c62828", "ok": "#2e7d32", "choose": "#1565c0"}.get(kind, "#555")
-        self._message.value = (f'<div class="pnb-{kind}" style="color:{colour};white-space:pre-wrap">'
-                               f"{esc(text)}</div>")
+    def _show(self, text: str, kind: str, details: str = "", note: str = "") -> None:
+        """Show a message: one lead sentence, a note, and the details collapsed below them."""
+        self._message_text = text + (f" {note}" if note else "") + (f"\nDetails: {details}" if details else "")
+        html = ""
+        if text:
+            html = (f'<div class="pnb-{kind}"><span class="pnb-lead">{esc(text)}</span>'
+                    + (f' <span class="pnb-note-text">{esc(note)}</span>' if note else "") + "</div>")
+        if details:
+            html += ('<details class="pnb-details"><summary>Details</summary>'
+                     f"<pre>{esc(details)}</pre></details>")
+        self._message.value = html
 
     def _prepare(self) -> dict[str, Any]:
         """Read the form (under the lock); ConfigurationError for what is plainly missing."""
         mode = self.mode
-        job: dict[str, Any] = {"mode": mode, "persist": bool(self._persist.value)}
+        job: dict[str, Any] = {"mode": mode, "persist": bool(self._persist.value), "url": ""}
         if mode == "api-key":
-            if "api key" not in self._secrets:
+            if self._api_key.secret is None:
                 raise ConfigurationError("Type your Prefect Cloud API key (pnu_… or pnb_…) first.")
             if self._workspace.layout.display != "none":
                 if not self._workspace.value:
@@ -229,27 +394,33 @@ class LoginWidget(TextForm, widgets.VBox):
                 job["workspace"] = self._workspace.value
             else:
                 job["workspace"] = self.workspace
-            job["api_key"] = self._secrets["api key"]  # kept until the attempt ends
+            job["api_key"] = self._api_key.secret  # kept until the attempt ends
             return job
-        job["api_url"] = self._url.value.strip() or None
+        url = self._url.value.strip()
+        if url:
+            problem = _check_url_box(url)
+            if problem is not None:
+                if not problem.startswith("The API URL must start"):
+                    self._url.value = ""  # may be a secret: do not keep it in widget state
+                raise ConfigurationError(problem)
+        job["api_url"] = job["url"] = url or None
         if mode == "auth-string":
-            secret = self._forget("auth string", self._auth_string)
+            secret = self._auth_string.take()
             if secret is None:
                 raise ConfigurationError("Type the auth string (user:password) first.")
             job["auth_string"] = secret
             return job
         headers: dict[str, Secret] = {}
-        for i, (name, value) in enumerate(self._header_rows):
-            key = f"header {i}"
+        for name, value in self._header_rows:
             if not name.value.strip():
                 continue
-            if key not in self._secrets:
+            if value.secret is None:
                 raise ConfigurationError(f"Type a value for the header {name.value.strip()!r} first.")
-            headers[name.value.strip()] = self._secrets[key]
+            headers[name.value.strip()] = value.secret
         if not headers:
             raise ConfigurationError("Give at least one header name and its value.")
-        for i, (_, value) in enumerate(self._header_rows):
-            self._forget(f"header {i}", value)
+        for _, value in self._header_rows:
+            value.take()
         job["headers"] = headers
         return job
 
@@ -262,7 +433,7 @@ class LoginWidget(TextForm, widgets.VBox):
                            headers=job.get("headers"), persist=job["persist"], timeout=self.timeout)
             self._succeeded(status)
         except Exception as exc:  # noqa: BLE001 - shown in the form
-            self._failed(exc)
+            self._failed(exc, job)
         finally:
             job.clear()  # drop our references to the secret
             self._set_enabled(True)
@@ -285,12 +456,10 @@ class LoginWidget(TextForm, widgets.VBox):
                 workspace = handles[0] if handles else None
             status = login(api_url=cloud_api_url(), api_key=key, workspace=workspace,
                            persist=job["persist"], timeout=self.timeout)
-            with self._lock:
-                self._forget("api key", self._api_key)
+            self._api_key.take()
             self._succeeded(status)
         except Exception:
-            with self._lock:
-                self._forget("api key", self._api_key)
+            self._api_key.take()
             raise
 
     def _succeeded(self, status: AuthStatus) -> None:
@@ -303,10 +472,24 @@ class LoginWidget(TextForm, widgets.VBox):
                  "Prefect in this kernel uses it now.")
         self._show(text, "ok")
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, job: dict[str, Any]) -> None:
         self.error = exc
-        self._show(f"{type(exc).__name__}: {exc}\nNothing was changed: the credential in force "
-                   "before this attempt is still in use. Correct the form and try again.", "error")
+        secrets = [s for s in (job.get("auth_string"), job.get("api_key"), *(job.get("headers") or {}).values())
+                   if isinstance(s, Secret)]
+        details = _scrub(f"{type(exc).__name__}: {exc}", secrets, job.get("url") or "")
+        self._show(_lead(exc), "error", details, note=_NOTHING_CHANGED)
+
+    def _credential_changed(self, event: str) -> None:
+        """A login or logout made elsewhere: what the form says no longer holds (listener thread)."""
+        if event not in ("login", "logout") or self.busy:
+            return  # our own attempt reports its own outcome
+        if event == "login":
+            self.error = None
+            self._show("Logged in from elsewhere in this kernel; see %prefect_status for the "
+                       "credential in force.", "info")
+        elif self._message_text:  # an empty form stays empty
+            self.error = None
+            self._show("Logged out from elsewhere in this kernel.", "info")
 
     def text_form(self) -> str:
         text = ("Prefect login form. If you see this text instead of a form, this front end cannot "
@@ -315,3 +498,15 @@ class LoginWidget(TextForm, widgets.VBox):
         if self._message_text:
             text += f"\n  {self._message_text}"
         return text
+
+
+def _weak_listener(form: LoginWidget) -> Callable[[str], None]:
+    """A ``_listeners`` subscriber that does not keep a forgotten form alive."""
+    ref = weakref.ref(form)
+
+    def listener(event: str) -> None:
+        target = ref()
+        if target is not None:
+            target._credential_changed(event)
+
+    return listener

@@ -4,7 +4,6 @@ names the provider, never the token, and keeps what was in force."""
 from __future__ import annotations
 
 import pytest
-
 from constants import AUTH_STRING
 
 pytestmark = pytest.mark.server
@@ -39,7 +38,7 @@ def test_every_provider_kind_logs_in_and_bad_ones_change_nothing(auth_server, ru
             "async raises": async_bad,
             "hangs": nb.CallableToken(lambda: __import__("time").sleep(60), timeout=0.5),
             "empty": lambda: "   ",
-            "malformed": lambda: "no-colon-here",
+            "malformed": lambda: '"nbuser:quoted"',  # (no ':' is fine: Prefect compares it whole)
             "exits non-zero": nb.CommandToken([sys.executable, "-c",
                 "import sys; print('x', file=sys.stderr); sys.exit(2)"]),
             "missing env": nb.EnvToken("NBAUTH_NOT_SET"),
@@ -64,7 +63,7 @@ def test_every_provider_kind_logs_in_and_bad_ones_change_nothing(auth_server, ru
         "async raises": ("CredentialProviderError", "vault sealed"),
         "hangs": ("CredentialProviderError", "did not return within 0.5 s"),
         "empty": ("CredentialProviderError", "empty token"),
-        "malformed": ("ConfigurationError", "has no ':'"),
+        "malformed": ("ConfigurationError", "wrapped in quotes"),
         "exits non-zero": ("CredentialProviderError", "exited with status 2"),
         "missing env": ("CredentialProviderError", "NBAUTH_NOT_SET is not set"),
         "missing file": ("CredentialProviderError", "does not exist"),

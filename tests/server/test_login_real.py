@@ -7,7 +7,6 @@ Every check of Prefect's process-global state runs in a fresh interpreter
 from __future__ import annotations
 
 import pytest
-
 from constants import AUTH_STRING
 
 pytestmark = pytest.mark.server

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from canaries import assert_no_secret
 from constants import AUTH_STRING
-from test_hostile_inputs import assert_no_secret
 
 from prefect_nbauth.testing._server import PrefectServer
 

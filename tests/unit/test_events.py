@@ -23,7 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prefect_nbauth as nb
+from prefect_nbauth.events._filter import build_filter, iso_us, to_us
+from prefect_nbauth.events._ledger import CONFIRMED, GHOST, UNCONFIRMED, Ledger
 from prefect_nbauth.events._outbox import _END, _Outbox
+from prefect_nbauth.events._reconcile import Reconciler
 from prefect_nbauth.events._stream import (
     EventStream,
     StreamState,
@@ -31,9 +34,6 @@ from prefect_nbauth.events._stream import (
     exponential_backoff,
     stream_events,
 )
-from prefect_nbauth.events._filter import build_filter, iso_us, to_us
-from prefect_nbauth.events._ledger import CONFIRMED, GHOST, UNCONFIRMED, Ledger
-from prefect_nbauth.events._reconcile import Reconciler
 from prefect_nbauth.testing import wait_until
 
 SECRET = "admin:CANARY-s3cret-VALUE-0123456789"

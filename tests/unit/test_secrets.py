@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pickle
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from prefect_nbauth import Secret, mask
 from prefect_nbauth._secrets import redact

@@ -42,7 +42,7 @@ pytestmark = [
     pytest.mark.skipif(sys.version_info < (3, 11), reason="prefect-redis needs Python 3.11 or newer"),
 ]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BURST = int(os.environ.get("SCALE_BURST", "1000"))
 FIGURES: dict[str, Any] = {}
 
@@ -174,7 +174,7 @@ import prefect_nbauth as nb
 from prefect import flow, get_client, task
 from prefect_nbauth.testing import RotatingGateway
 from scenario_helpers import emit
-from test_events_support import Collector, emit_events
+from events_support import Collector, emit_events
 from prefect_nbauth.testing import wait_until
 from prefect_nbauth.events import stream_events
 

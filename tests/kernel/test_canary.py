@@ -23,7 +23,6 @@ and, for a plain Python process, its stdout and stderr.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import sqlite3
 import stat
@@ -34,20 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from canaries import leak_forms
 
 from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 pytestmark = pytest.mark.server
 
 RAISES = {"tags": ["raises-exception"]}
-
-
-def forms(auth_string: str) -> list[str]:
-    password = auth_string.split(":", 1)[1]
-    out = {auth_string, password}
-    for value in (auth_string, password):
-        out.add(base64.b64encode(value.encode()).decode().rstrip("="))
-    return sorted(out)
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +93,8 @@ from prefect_nbauth.widgets import LoginWidget, AuthStatusWidget, EventStreamWid
 form = LoginWidget(api_url={url!r})
 display(form)
 def type_and_click(value):
-    form._auth_string._handle_msg({{'content': {{'data': {{'method': 'update', 'buffer_paths': [],
-        'state': {{'value': value}}}}}}, 'buffers': []}})
+    form._auth_string._handle_msg({{'content': {{'data': {{'method': 'custom',  # as secret_input.js sends it
+        'content': {{'kind': 'secret', 'value': value, 'enter': False, 'reply_to': None}}}}}}, 'buffers': []}})
     form._button.click()
     assert form.wait(60)
 type_and_click(os.environ["NB_WRONG_AUTH"])
@@ -178,7 +170,7 @@ def run(canary_server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     env = isolated_env(
         HOME=str(home), PREFECT_HOME=str(home / ".prefect"), IPYTHONDIR=str(home / ".ipython"),
         PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false", PREFECT_API_URL=canary_server.api_url,
-        NB_CANARY_AUTH=auth, NB_WRONG_AUTH=auth + "-wrong", NB_CANARY_FORMS=",".join(forms(auth)),
+        NB_CANARY_AUTH=auth, NB_WRONG_AUTH=auth + "-wrong", NB_CANARY_FORMS=",".join(sorted(leak_forms(auth))),
     )
     history = home / ".ipython" / "profile_default" / "history.sqlite"
     client = NotebookClient(nb, timeout=240, kernel_name="python3", ipython_hist_file=str(history),
@@ -207,7 +199,7 @@ def test_every_path_ran(run: dict[str, Any]) -> None:
     records = int(text.split("LOG RECORDS: ")[1].split()[0])
     assert records > 100  # DEBUG logging really ran through all of it
     state = run["nb"].metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    assert {s["model_name"] for s in state.values()} >= {"PasswordModel", "HTMLModel", "ButtonModel"}
+    assert {s["model_name"] for s in state.values()} >= {"AnyModel", "HTMLModel", "ButtonModel"}  # AnyModel: the secret boxes
 
 
 def test_no_secret_in_notebook_history_logs_or_tracebacks(run: dict[str, Any]) -> None:
@@ -217,7 +209,7 @@ def test_no_secret_in_notebook_history_logs_or_tracebacks(run: dict[str, Any]) -
     assert len(rows) >= 15
     text = _text_outputs(run["nb"])
     assert "HITS: 0" in text
-    for form in forms(run["auth"]):
+    for form in sorted(leak_forms(run["auth"])):
         assert form not in saved, "in the saved notebook (outputs, tracebacks or widget state)"
         assert form.encode() not in history, "in IPython's history database"
 
@@ -232,7 +224,7 @@ def test_no_secret_in_files_under_home_except_the_owner_only_profile(run: dict[s
         if not path.is_file() or path == profile or path == run["saved"]:
             continue
         data = path.read_bytes()
-        if any(form.encode() in data for form in forms(run["auth"])):
+        if any(form.encode() in data for form in sorted(leak_forms(run["auth"]))):
             leaks.append(str(path.relative_to(home)))
     assert leaks == []
 
@@ -260,11 +252,11 @@ def test_a_plain_process_prints_no_secret(canary_server, tmp_path: Path) -> None
     """)
     env = isolated_env(PREFECT_HOME=str(tmp_path), URL=canary_server.api_url, AUTH=auth,
                        PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
-                       PYTHONPATH=str(Path(__file__).parent))
+                       PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "200 received" in done.stdout
     assert "AuthenticationError" in done.stderr and "ConfigurationError" in done.stderr
-    for form in forms(auth):
+    for form in sorted(leak_forms(auth)):
         assert form not in done.stdout and form not in done.stderr

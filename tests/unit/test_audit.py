@@ -15,13 +15,15 @@ from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
+from canaries import assert_no_secret
+from fake_servers import AUTH, FakeServer, prefect_like
 from prefect.settings import (
     PREFECT_API_AUTH_STRING,
     PREFECT_API_URL,
     PREFECT_CLIENT_CUSTOM_HEADERS,
     temporary_settings,
 )
-from test_hostile_inputs import AUTH, CANARY, FakeServer, assert_no_secret, prefect_like
+from test_hostile_inputs import CANARY
 
 from prefect_nbauth import ConfigurationError, ServerUnreachableError
 from prefect_nbauth.auditing._audit import (

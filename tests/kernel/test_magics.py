@@ -52,7 +52,8 @@ def test_bad_input_gives_one_clear_usage_error_line(run_scenario):
     cases = {
         "%prefect_login --bogus": "unrecognized arguments: --bogus",
         "%prefect_login --auth-string-env SET_VAR --api-key-env SET_VAR": "not both",
-        "%prefect_login --auth-string-env NOT_SET_ANYWHERE": "NOT_SET_ANYWHERE is not set in this kernel",
+        # The name is not repeated: it may be a secret typed where a variable name belongs.
+        "%prefect_login --auth-string-env NOT_SET_ANYWHERE": "no environment variable of the name given",
         "%prefect_login --auth-string-env EMPTY_VAR": "EMPTY_VAR is empty",
         "%prefect_login --url ftp://example.com/api --auth-string-env SET_VAR": "is not an http(s) URL",
         "%prefect_login --url http://127.0.0.1:4200/api http://127.0.0.1:4201/api": "not both",
@@ -61,7 +62,8 @@ def test_bad_input_gives_one_clear_usage_error_line(run_scenario):
         "%prefect_login --from-env": "found no credential",
         "%prefect_login --no-widget --auth-string-env SET_VAR": "nothing is asked",
         "%prefect_login --header-env cf-access-token": "write NAME=VAR",
-        "%prefect_login --timeout 0 --auth-string-env SET_VAR": "positive",
+        "%prefect_login --timeout 0 --auth-string-env SET_VAR": "more than zero",
+        "%prefect_login --timeout nan --auth-string-env SET_VAR": "finite number",
         "%prefect_login --url http://127.0.0.1:1/api --auth-string-env SET_VAR":
             "Login failed (ServerUnreachableError)",
         "%prefect_login --api-key-env SET_VAR --url http://127.0.0.1:1/api": "Login failed (ConfigurationError)",
@@ -117,7 +119,8 @@ emit({{"results": results, "history": history_text(), "help": help_out,
         assert got["error"] == "UsageError", (line, got)
         assert got["message"].startswith("Refused: do not type a secret"), (line, got["message"])
         assert "--auth-string-env VAR" in got["message"] and "\n" not in got["message"]
-    assert by_name["error"] == "UsageError" and "MY_SECRET is not set" in by_name["message"]
+    assert by_name["error"] == "UsageError" and "no environment variable of the name" in by_name["message"]
+    assert "MY_SECRET" not in by_name["message"]
     assert braces["error"] == "UsageError" and braces["message"].startswith("Refused")
     assert canary not in by_name["message"] + braces["message"]
     assert result["rows"] >= len(lines)  # the lines were stored, scrubbed

@@ -12,8 +12,6 @@ kernel's IPython history database are scanned for the canary: zero hits.
 
 from __future__ import annotations
 
-import base64
-import importlib.util
 import json
 import secrets
 import sqlite3
@@ -21,20 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from canaries import leak_forms
 
 from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 pytestmark = pytest.mark.server
 
-EVENTS_AVAILABLE = importlib.util.find_spec("prefect_nbauth.events._stream") is not None
-
-
-def canary_forms(canary: str, auth_string: str) -> list[str]:
-    """Every form in which the secret could be written down."""
-    forms = {canary, auth_string}
-    for value in (canary, auth_string):
-        forms.add(base64.b64encode(value.encode()).decode().rstrip("="))
-    return sorted(forms)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +38,7 @@ def canary_server(tmp_path_factory: pytest.TempPathFactory):
         server.stop()
 
 
-def _cells(api_url: str, with_events: bool) -> list[str]:
+def _cells(api_url: str) -> list[str]:
     cells = [
         "%load_ext prefect_nbauth\n%load_ext prefect_nbauth",
         "%prefect_status --no-check",
@@ -60,8 +50,9 @@ def _cells(api_url: str, with_events: bool) -> list[str]:
         "    return [w for w in ipywidgets.widgets.widget._instances.values() if isinstance(w, cls)][-1]\n"
         "from prefect_nbauth.testing import wait_until as wait_for\n"
         "form = newest(LoginWidget)\n"
-        "form._auth_string._handle_msg({'content': {'data': {'method': 'update', 'buffer_paths': [],\n"
-        "    'state': {'value': os.environ['NB_TEST_AUTH']}}}, 'buffers': []})\n"
+        "form._auth_string._handle_msg({'content': {'data': {'method': 'custom', 'content': {\n"
+        "    'kind': 'secret', 'value': os.environ['NB_TEST_AUTH'], 'enter': False, 'reply_to': None}}},\n"
+        "    'buffers': []})  # what the secret box's page sends (widgets/secret_input.js)\n"
         "form._button.click()\n"
         "assert form.wait(60)\n"
         "print('FORM:', form.message)",
@@ -76,22 +67,19 @@ def _cells(api_url: str, with_events: bool) -> list[str]:
         "%prefect_status",
         "from prefect import flow\n\n@flow(persist_result=False)\ndef hello(name: str) -> str:\n"
         "    return f'hello {name}'\n\nprint('FLOW:', hello('kernel'))",
+        "%prefect_events --prefix nbauth.kernel. --max-rows 5",
+        "from prefect.events import emit_event\n"
+        "events_widget = newest(EventStreamWidget)\n"
+        "state = lambda: str(getattr(events_widget.stream.state, 'value', events_widget.stream.state))\n"
+        "wait_for(lambda: events_widget.stream is not None and state() == 'connected', 60)\n"
+        "for i in range(8):\n"
+        "    emit_event(event='nbauth.kernel.ping', resource={'prefect.resource.id': f'nbauth.kernel.{i}'},\n"
+        "               payload={'i': i})\n"
+        "wait_for(lambda: len(events_widget.rows) == 5 and events_widget.rows[0].resource == 'nbauth.kernel.7', 60)\n"
+        "wait_for(lambda: 'nbauth.kernel.7' in events_widget._view.value, 10)\n"
+        "print('EVENTS:', [r.resource for r in events_widget.rows])\n"
+        "print(repr(events_widget))",
     ]
-    if with_events:
-        cells += [
-            "%prefect_events --prefix nbauth.kernel. --max-rows 5",
-            "from prefect.events import emit_event\n"
-            "events_widget = newest(EventStreamWidget)\n"
-            "state = lambda: str(getattr(events_widget.stream.state, 'value', events_widget.stream.state))\n"
-            "wait_for(lambda: events_widget.stream is not None and state() == 'connected', 60)\n"
-            "for i in range(8):\n"
-            "    emit_event(event='nbauth.kernel.ping', resource={'prefect.resource.id': f'nbauth.kernel.{i}'},\n"
-            "               payload={'i': i})\n"
-            "wait_for(lambda: len(events_widget.rows) == 5 and events_widget.rows[0].resource == 'nbauth.kernel.7', 60)\n"
-            "wait_for(lambda: 'nbauth.kernel.7' in events_widget._view.value, 10)\n"
-            "print('EVENTS:', [r.resource for r in events_widget.rows])\n"
-            "print(repr(events_widget))",
-        ]
     return cells
 
 
@@ -107,7 +95,7 @@ def executed(canary_server, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     prefect_home.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in _cells(server.api_url, EVENTS_AVAILABLE)]
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in _cells(server.api_url)]
     env = isolated_env(
         PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
         IPYTHONDIR=str(ipython_dir), NB_TEST_AUTH=server.auth_string or "",
@@ -148,8 +136,6 @@ def test_login_status_and_flow_in_a_real_kernel(executed: dict[str, Any]) -> Non
 
 
 def test_events_stream_into_the_widget_in_a_real_kernel(executed: dict[str, Any]) -> None:
-    if not EVENTS_AVAILABLE:
-        pytest.skip("prefect_nbauth.events._stream (the event stream) is not in this tree yet")
     text = _stdout(executed["nb"], "EVENTS:")
     assert "EVENTS: ['nbauth.kernel.7', 'nbauth.kernel.6', 'nbauth.kernel.5', 'nbauth.kernel.4', " \
            "'nbauth.kernel.3']" in text
@@ -161,9 +147,9 @@ def test_no_secret_in_the_saved_notebook_or_the_kernel_history(executed: dict[st
     text = Path(executed["path"]).read_text()
     state = executed["nb"].metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     models = {s["model_name"] for s in state.values()}
-    assert {"PasswordModel", "HTMLModel", "ButtonModel"} <= models  # the scan covers real widget state
-    password_values = [s["state"].get("value") for s in state.values() if s["model_name"] == "PasswordModel"]
-    assert password_values and all(v == "" for v in password_values)
+    assert {"AnyModel", "HTMLModel", "ButtonModel"} <= models  # the scan covers real widget state
+    boxes = [s["state"] for s in state.values() if s["state"].get("_anywidget_id", "").endswith(".SecretInput")]
+    assert boxes and all("value" not in box for box in boxes)  # the secret boxes have no value trait
 
     history = executed["history"]
     assert history.is_file()
@@ -171,6 +157,6 @@ def test_no_secret_in_the_saved_notebook_or_the_kernel_history(executed: dict[st
     assert len(rows) >= 8  # the kernel stored the cells it ran
     history_text = json.dumps(rows)
     raw_bytes = b"".join(p.read_bytes() for p in history.parent.glob("history.sqlite*"))
-    for form in canary_forms(executed["canary"], executed["auth_string"]):
+    for form in sorted(leak_forms(executed["auth_string"]) | leak_forms(executed["canary"])):
         assert form not in text, "the secret is in the saved notebook"
         assert form not in history_text and form.encode() not in raw_bytes, "the secret is in the history"

@@ -66,6 +66,22 @@ def front_end_update(widget: Any, **state: Any) -> None:
                         "buffers": []})
 
 
+def page_sends(widget: Any, content: dict[str, Any]) -> None:
+    """Deliver a custom message (``model.send(content)`` in the page) the way it arrives."""
+    widget._handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
+
+
+def type_secret(field: Any, value: str, *, enter: bool = False) -> None:
+    """What secret_input.js sends when the user types ``value`` and presses Enter (or not yet)."""
+    page_sends(field, {"kind": "secret", "value": value, "enter": enter, "reply_to": None, "view": "v1"})
+
+
+def customs_of(log: list[dict[str, Any]], widget: Any) -> list[dict[str, Any]]:
+    """The custom messages the kernel sent to ``widget``'s pages."""
+    return [m["data"]["content"] for m in log if m["comm_id"] == widget.model_id and m["type"] == "comm_msg"
+            and (m["data"] or {}).get("method") == "custom"]
+
+
 class FakeStream:
     """The shape of prefect_nbauth.events._stream' stream: state, stats, run_in_background."""
 
@@ -171,21 +187,97 @@ def test_listeners_subscribe_notify_unsubscribe() -> None:
 # ------------------------------------------------------------ login widget
 
 
-def test_secret_box_is_emptied_when_read_and_never_echoed(comm_log: list[dict[str, Any]]) -> None:
+def _state_everywhere(form: Any) -> str:
+    """Every place widget state goes: each model's get_state(), the manager state, the embed data."""
+    import ipywidgets
+    from ipywidgets.embed import embed_data, embed_minimal_html
+
+    texts = [all_state_json(form),
+             json.dumps([w.trait_values() for w in all_widgets(form)], default=str),
+             json.dumps(ipywidgets.Widget.get_manager_state(drop_defaults=False), default=str),
+             json.dumps(embed_data(views=[form], drop_defaults=False), default=str)]
+    import io
+
+    page = io.StringIO()
+    embed_minimal_html(page, views=[form], title="x")
+    texts.append(page.getvalue())
+    return "\n".join(texts)
+
+
+def test_secret_boxes_never_hold_the_value_in_widget_state(comm_log: list[dict[str, Any]]) -> None:
+    from prefect_nbauth.notebook.widgets.secret_input import SecretInput
     from prefect_nbauth.widgets import LoginWidget
 
     canary = "CANARY" + uuid.uuid4().hex
     form = LoginWidget(api_url="http://127.0.0.1:9/api")
-    box = form._auth_string
-    front_end_update(box, value=f"nbuser:{canary}")
+    fields = [form._auth_string, form._api_key, form._header_rows[0][1]]
+    assert all(isinstance(f, SecretInput) for f in fields)
+    assert "value" not in fields[0].keys  # no trait to hold it, synced or not
+    for i, field in enumerate(fields):
+        type_secret(field, f"nbuser:{canary}-{i}")  # what the page sends on Enter/request
 
-    assert box.value == ""  # emptied the moment it was read
-    assert "received" in box.placeholder
-    assert canary not in all_state_json(form)
+    for i, field in enumerate(fields):
+        assert field.secret is not None and field.secret.reveal() == f"nbuser:{canary}-{i}"
+        assert field.held is True  # the page shows "received, hidden"
+    everything = _state_everywhere(form)
+    assert "SecretInput" in everything or "AnyModel" in everything  # the boxes are in that state
+    assert canary not in everything
     assert all(canary not in m["json"] for m in comm_log), "the secret went back to the front end"
-    # The kernel told the front end to empty the box (an update, not an echo).
-    assert any(m["data"].get("state", {}).get("value") == "" for m in updates_of(comm_log, box))
+    assert any(m["data"].get("state", {}).get("held") is True for m in updates_of(comm_log, fields[0]))
     assert canary not in repr(form) and canary not in json.dumps(form._repr_mimebundle_(), default=str)
+    assert canary not in repr(fields[0]) and canary not in repr(fields[0].secret)
+    form.close()
+    assert fields[0].secret is None
+
+
+def test_the_page_protocol_of_the_secret_box() -> None:
+    """secret_input.js has no model.set / save_changes: it never writes a trait; it sends and clears."""
+    from prefect_nbauth.notebook.widgets import secret_input
+
+    js = (secret_input._HERE / "secret_input.js").read_text()
+    code = "\n".join(line for line in js.splitlines() if not line.lstrip().startswith("//"))
+    assert "model.set(" not in code and "save_changes" not in code and "touch(" not in code
+    send = code.index("function sendValue")
+    body = code[send:code.index("}", send)]
+    assert body.index('input.value = ""') < body.index("model.send(")  # cleared as it is sent
+    assert secret_input.SecretInput._esm == js  # shipped as is, no build step
+
+
+def test_enter_logs_in_and_log_in_asks_the_page(comm_log: list[dict[str, Any]], monkeypatch) -> None:
+    from prefect_nbauth.notebook.widgets import login as login_module
+    from prefect_nbauth.testing._server import free_port
+    from prefect_nbauth.widgets import LoginWidget
+
+    port = free_port()
+    form = LoginWidget(api_url=f"http://127.0.0.1:{port}/api")
+    # No page has said it can answer: Enter in the box submits at once.
+    type_secret(form._auth_string, "nbuser:first", enter=True)
+    assert form.busy or form.message
+    assert form.wait(30) and "Could not reach the server." in form.message
+    assert form._auth_string.secret is None  # dropped after the attempt
+
+    # A page shows the box: Log in asks it for what it holds, and waits for the answer.
+    page_sends(form._auth_string, {"kind": "view", "state": "open", "view": "v1"})
+    assert form._auth_string.views == 1
+    form._button.click()
+    requests = [c for c in customs_of(comm_log, form._auth_string) if c["kind"] == "request"]
+    assert len(requests) == 1 and not form.busy  # nothing submitted before the answer
+    page_sends(form._auth_string, {"kind": "secret", "value": "nbuser:second", "enter": False,
+                                   "reply_to": requests[0]["id"], "view": "v1"})
+    assert form.wait(30) and "Could not reach the server." in form.message
+    assert form._auth_string.secret is None
+
+    # A page that went away without saying so: Log in goes on after REQUEST_TIMEOUT.
+    monkeypatch.setattr(login_module, "REQUEST_TIMEOUT", 0.2)
+    form._button.click()
+    wait_until(lambda: "Type the auth string" in form.message, 10, "the timed-out request to go on")
+    page_sends(form._auth_string, {"kind": "view", "state": "closed", "view": "v1"})
+    assert form._auth_string.views == 0
+    # Messages that are not ours are ignored.
+    page_sends(form._auth_string, {"kind": "secret", "value": 12345})
+    page_sends(form._auth_string, ["not", "a", "dict"])  # type: ignore[arg-type]
+    assert form._auth_string.secret is None
+    form.close()
 
 
 def test_login_form_explains_what_is_missing_and_keeps_the_form(comm_log: list[dict[str, Any]]) -> None:
@@ -195,41 +287,126 @@ def test_login_form_explains_what_is_missing_and_keeps_the_form(comm_log: list[d
     form._button.click()
     assert "Type the auth string" in form.message and not form.busy
 
-    # A URL that cannot work: refused by login() on the worker thread, shown in the form.
-    form._url.value = "ftp://example.com"
-    front_end_update(form._auth_string, value="nbuser:CANARY-bad-url")
+    # A URL that cannot work: refused before anything is sent, shown in the form.
+    form._url.value = "ftp://example.com/some/path"
+    type_secret(form._auth_string, "nbuser:CANARY-bad-url")
     form._button.click()
-    assert form.wait(30)
-    assert form.error is not None and "is not an http(s) URL" in form.message
-    assert "Nothing was changed" in form.message
-    assert "CANARY" not in form.message
-    assert form._auth_string.placeholder != "received, hidden (type again to replace)"  # dropped
-    assert form._url.value == "ftp://example.com"  # the form is kept
-    assert not form._button.disabled
+    assert "must start with http:// or https:// (not ftp://example.com)" in form.message
+    assert "some/path" not in form.message and "CANARY" not in form.message
+    assert form._auth_string.held  # kept: fix the URL and click again
+    assert form._url.value == "ftp://example.com/some/path"  # the form is kept
+    assert not form._button.disabled and not form.busy
 
     form._tabs.selected_index = 1  # Prefect Cloud
     form._button.click()
     assert "API key" in form.message
     assert form._url.layout.display == "none"
     form._tabs.selected_index = 2  # gateway headers
+    form._url.value = "http://127.0.0.1:9/api"
     form._button.click()
     assert "at least one header" in form.message
+    form.close()
 
 
-def test_unreachable_server_is_reported_without_blocking_the_caller(comm_log: list[dict[str, Any]]) -> None:
+@pytest.mark.parametrize("pasted", [
+    "http://nbuser:{c}@127.0.0.1:4200/api",     # userinfo: cleared as soon as the kernel sees it
+    "ftp://nbuser:{c}@example.com/api",
+    "http://nbuser:{c}@/api",
+])
+def test_url_box_with_userinfo_is_cleared_without_echo(comm_log: list[dict[str, Any]], pasted: str) -> None:
+    from prefect_nbauth.widgets import LoginWidget
+
+    canary = "CANARY" + uuid.uuid4().hex
+    form = LoginWidget(api_url="http://127.0.0.1:9/api")
+    front_end_update(form._url, value=pasted.format(c=canary))
+    assert form._url.value == ""
+    assert "held a user name or password, so it was cleared" in form.message
+    assert canary not in form.message and canary not in form._message.value
+    assert canary not in all_state_json(form) and "nbuser" not in form.message
+    # The kernel told the page to empty the box.
+    assert any(m["data"].get("state", {}).get("value") == "" for m in updates_of(comm_log, form._url))
+    form.close()
+
+
+@pytest.mark.parametrize("pasted", ["{c}", "http://127.0.0.1:{c}/api", "{c}:{c}", "http:///{c}"])
+def test_a_secret_pasted_into_the_url_box_is_not_echoed(comm_log: list[dict[str, Any]], pasted: str) -> None:
+    from prefect_nbauth.widgets import LoginWidget
+
+    canary = "Zq7" + uuid.uuid4().hex
+    form = LoginWidget(api_url="")
+    front_end_update(form._url, value=pasted.format(c=canary))
+    type_secret(form._auth_string, "nbuser:pw")
+    form._button.click()
+    assert form.wait(30)
+    assert "cleared" in form.message, form.message
+    assert canary not in form.message and canary not in form._message.value
+    assert form._url.value == "" and canary not in all_state_json(form)
+    form.close()
+
+
+def test_errors_lead_with_a_sentence_and_show_at_most_scheme_and_host(comm_log: list[dict[str, Any]]) -> None:
     from prefect_nbauth.testing._server import free_port
     from prefect_nbauth.widgets import LoginWidget
 
-    form = LoginWidget(api_url=f"http://127.0.0.1:{free_port()}/api")
-    front_end_update(form._auth_string, value="nbuser:pw")
+    url = f"http://127.0.0.1:{free_port()}/api/PATHCANARY"
+    form = LoginWidget(api_url=url)
+    type_secret(form._auth_string, "nbuser:pw")
     started = time.perf_counter()
     form._button.click()
     returned_after = time.perf_counter() - started
     assert returned_after < 0.5  # the click only starts a worker thread
     assert form.wait(30)
-    assert "ServerUnreachableError" in form.message and "Could not connect" in form.message
+    assert form.message.startswith("Could not reach the server. Nothing was changed")
+    assert "ServerUnreachableError" in form.message  # in the details
+    assert "PATHCANARY" not in form.message and "PATHCANARY" not in form._message.value
+    html = form._message.value
+    lead = html[:html.index("<details")]
+    assert "Error:" not in lead and "http" not in lead and 'class="pnb-lead"' in lead
+    assert '<details class="pnb-details">' in html and "<details open" not in html  # collapsed
     texts = [m["data"]["state"].get("value", "") for m in updates_of(comm_log, form._message)]
     assert any("Connecting…" in t for t in texts), texts  # shown while it validated
+    form.close()
+
+
+def test_a_login_or_logout_elsewhere_clears_a_stale_error(comm_log: list[dict[str, Any]]) -> None:
+    from prefect_nbauth import _listeners
+    from prefect_nbauth.widgets import LoginWidget
+
+    form = LoginWidget(api_url="http://127.0.0.1:9/api")
+    form._button.click()
+    assert 'class="pnb-error"' in form._message.value
+    _listeners.notify("login")  # as _session does after login() / %prefect_login elsewhere
+    assert "pnb-error" not in form._message.value and "Logged in from elsewhere" in form.message
+    form._button.click()
+    assert 'class="pnb-error"' in form._message.value
+    _listeners.notify("logout")
+    assert "pnb-error" not in form._message.value and "Logged out" in form.message
+    _listeners.notify("refresh")  # not a change of who is logged in: nothing to say
+    assert "Logged out" in form.message
+    form.close()
+    form._button.click()  # a closed form is no longer subscribed
+    message = form.message
+    _listeners.notify("login")
+    assert form.message == message
+
+
+def test_login_form_colours_come_from_the_theme(comm_log: list[dict[str, Any]]) -> None:
+    import re
+
+    from prefect_nbauth.notebook.widgets.secret_input import SecretInput
+    from prefect_nbauth.widgets import LoginWidget
+
+    form = LoginWidget(api_url="http://127.0.0.1:9/api")
+    form._button.click()
+    html = form._message.value
+    assert "color" not in html and not re.search(r"#[0-9a-fA-F]{3,6}\b", html)  # no fixed colours
+    css = SecretInput._css
+    for line in css.splitlines():
+        if re.search(r"(^|[\s;{])(color|background|border(-color)?)\s*:", line):
+            assert "var(--jp-" in line, line  # every colour from a theme variable (with a fallback)
+    for kind in ("error", "ok", "info", "choose"):
+        assert f".pnb-{kind}" in css
+    form.close()
 
 
 def test_widgets_have_readable_text_forms(comm_log: list[dict[str, Any]]) -> None:
@@ -251,8 +428,8 @@ def test_widgets_have_readable_text_forms(comm_log: list[dict[str, Any]]) -> Non
 
 
 def test_status_widget_shows_mode_and_countdown(comm_log: list[dict[str, Any]]) -> None:
-    from prefect_nbauth.widgets import AuthStatusWidget
     from prefect_nbauth.notebook.widgets.status import countdown
+    from prefect_nbauth.widgets import AuthStatusWidget
 
     widget = AuthStatusWidget(check_server=False, watch=False)
     html = widget._summary.value
@@ -434,7 +611,7 @@ status_widget = AuthStatusWidget()          # shown in an earlier cell
 status_widget.wait_idle(30)
 out["status before"] = status_widget.status.mode.value
 form = LoginWidget(api_url={auth_server.api_url!r})
-front_end_update(form._auth_string, value={AUTH_STRING!r})
+type_secret(form._auth_string, {AUTH_STRING!r})
 t0 = time.perf_counter(); form._button.click(); out["click returned s"] = time.perf_counter() - t0
 out["busy right after click"] = form.busy
 out["finished"] = form.wait(60)
@@ -446,11 +623,14 @@ status_widget.wait_idle(30)
 wait_until(lambda: "Prefect 3" in status_widget._summary.value, 10, "the server version")
 out["status html"] = status_widget._summary.value
 # A wrong password: refused, shown, and the previous login keeps working.
-front_end_update(form._auth_string, value="admin@corp:wrong")
+type_secret(form._auth_string, "admin@corp:wrong")
 form._button.click(); form.wait(60)
 out["message wrong"] = form.message
 out["flows after failure"] = read_flows_sync()
 out["mode after failure"] = nb.status(check_server=False).mode.value
+out["error html"] = form._message.value
+nb.login({auth_server.api_url!r}, auth_string={AUTH_STRING!r})  # a login made in another cell
+out["after login elsewhere"] = [form._message.value, form.error is None]
 # The status widget's own buttons.
 status_widget._logout_button.click(); status_widget.wait_idle(60)
 wait_until(lambda: status_widget.status.mode.value == "none", 10, "logout to show")
@@ -470,6 +650,9 @@ emit(out)
     assert "admin@corp" in result["status html"] and "auth BASIC" in result["status html"]
     assert "AuthenticationError" in result["message wrong"] and "Nothing was changed" in result["message wrong"]
     assert result["flows after failure"] == 200 and result["mode after failure"] == "basic"
+    assert result["error html"].startswith('<div class="pnb-error"><span class="pnb-lead">The server refused')
+    html, cleared = result["after login elsewhere"]
+    assert "pnb-error" not in html and "Logged in from elsewhere" in html and cleared
     assert result["after logout button"][1] == "none" and "Logged out" in result["after logout button"][0]
     for where in ("state", "messages", "text"):
         assert password not in result[where], f"the password leaked into {where}"
@@ -501,7 +684,7 @@ def test_cloud_key_with_several_workspaces_gets_a_chooser(cloud, run_scenario):
 from prefect_nbauth.widgets import LoginWidget
 out = {{}}
 form = LoginWidget(mode="api-key")
-front_end_update(form._api_key, value={CLOUD_USER_KEY!r})
+type_secret(form._api_key, {CLOUD_USER_KEY!r})
 form._button.click(); form.wait(60)
 out["chooser"] = [form._workspace.layout.display, list(form._workspace.options), form.message]
 out["mode before choosing"] = nb.status(check_server=False).mode.value
@@ -511,11 +694,11 @@ front_end_update(form._workspace, index=list(form._workspace.options).index("acm
 form._button.click(); form.wait(60)
 out["chosen"] = [form.message, nb.status(check_server=False).workspace, read_flows_sync()]
 bot = LoginWidget(mode="api-key")
-front_end_update(bot._api_key, value={CLOUD_BOT_KEY!r})
+type_secret(bot._api_key, {CLOUD_BOT_KEY!r})
 bot._button.click(); bot.wait(60)
 out["bot"] = [bot.message, bot._workspace.layout.display]
 old = LoginWidget(mode="api-key")
-front_end_update(old._api_key, value={CLOUD_EXPIRED_KEY!r})
+type_secret(old._api_key, {CLOUD_EXPIRED_KEY!r})
 old._button.click(); old.wait(60)
 out["expired"] = [old.message, nb.status(check_server=False).identity]
 out["leaks"] = all_state_json(form) + all_state_json(bot) + all_state_json(old) + json.dumps(

@@ -23,7 +23,7 @@ CANARY = "s3cr3t-CANARY-9f2c"
     [
         ("", "empty"),
         ("admin:pässwörd", "non-ASCII"),
-        ("adminpassword", "no ':'"),
+        ("admin:pa\0ss", "NUL"),
         ('"admin:pass"', "quotes"),
         ("'admin:pass'", "quotes"),
         ("admin:pass\n", "newline"),
@@ -34,6 +34,13 @@ CANARY = "s3cr3t-CANARY-9f2c"
 def test_bad_auth_strings_are_refused_with_a_fix(value: object, fragment: str) -> None:
     with pytest.raises(ConfigurationError, match=fragment):
         check_auth_string(value)
+
+
+def test_colon_less_auth_strings_are_accepted_and_name_no_user() -> None:
+    # Prefect's server compares the whole decoded value (PREFECT_FACTS.md): no ':' needed.
+    secret = check_auth_string("Zq7-SECRET-x9")
+    assert secret.reveal() == "Zq7-SECRET-x9"
+    assert Credential("http://x/api", auth_string=secret).username is None
 
 
 def test_auth_string_punctuation_is_fine_and_never_split() -> None:
@@ -53,7 +60,7 @@ def test_bad_api_keys_are_refused(value: str, fragment: str) -> None:
 
 
 def test_error_messages_never_contain_the_secret() -> None:
-    for bad in (f'"{CANARY}:x"', f"{CANARY}:ü", f"{CANARY}", f" {CANARY}:x"):
+    for bad in (f'"{CANARY}:x"', f"{CANARY}:ü", f"{CANARY}\0", f" {CANARY}:x"):
         with pytest.raises(ConfigurationError) as info:
             check_auth_string(bad)
         assert CANARY not in str(info.value)

@@ -147,8 +147,9 @@ def test_event_rows_are_fixed_columns_cut_with_an_ellipsis_and_whole_on_demand(c
         assert cells[1][1] == cells[1][2] == name and cells[2][1] == resource
         assert cells[3][2].endswith("…")  # the preview is cut...
         assert "x" * 300 in row.group(2)  # ...the expanded row holds the whole payload
+        assert name in row.group(2) and resource in row.group(2)  # and the whole name and resource
         # Fixed columns that cannot push the table wider than its area; one line per cell.
-        assert "grid-template-columns:6.5em minmax(0,3fr) minmax(0,3fr) minmax(0,4fr)" in EVENTS_CSS
+        assert "grid-template-columns:6.5em minmax(0,4fr) minmax(0,3fr) minmax(0,3fr)" in EVENTS_CSS
         assert "white-space:nowrap;overflow:hidden;text-overflow:ellipsis" in EVENTS_CSS
         assert ".pnb-events .pnb-ev,.pnb-events .pnb-res,.pnb-events .pnb-pay{font-family:var(--jp-code-font-family)" \
             in EVENTS_CSS

@@ -512,7 +512,8 @@ class EventStreamWidget(TextForm, widgets.VBox):
                 f'<span class="pnb-ev" title="{esc(r.event)}">{_text(r.event)}</span>'
                 f'<span class="pnb-res" title="{esc(r.resource)}">{_text(r.resource)}</span>'
                 f'<span class="pnb-pay">{_text(r.payload)}</span></summary>'
-                f'<div class="pnb-detail">id {_text(r.id)}<pre>{_text(r.payload_full or "no payload")}</pre>'
+                f'<div class="pnb-detail">{_text(r.event)}<br>{_text(r.resource)}<br>id {_text(r.id)}'
+                f'<pre>{_text(r.payload_full or "no payload")}</pre>'
                 "</div></details>")
 
     def text_form(self) -> str:
@@ -537,7 +538,7 @@ EVENTS_CSS = (
     ".pnb-events{font-size:var(--jp-ui-font-size1)}"
     ".pnb-events .pnb-state{margin:2px 0 4px}"
     ".pnb-events .pnb-rows{width:100%;max-width:100%;border-top:1px solid var(--jp-border-color2)}"
-    ".pnb-events .pnb-grid{display:grid;grid-template-columns:6.5em minmax(0,3fr) minmax(0,3fr) minmax(0,4fr);"
+    ".pnb-events .pnb-grid{display:grid;grid-template-columns:6.5em minmax(0,4fr) minmax(0,3fr) minmax(0,3fr);"
     "column-gap:0;align-items:baseline}"
     ".pnb-events .pnb-grid>span{padding:3px 8px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;"
     "min-width:0}"

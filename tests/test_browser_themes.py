@@ -246,19 +246,28 @@ def _drive(page: Any, url: str, name: str, expect: Any) -> dict[str, dict[str, A
 
 
 def _readme_picture(page: Any) -> None:
-    """docs/img/widgets.png is a copy of this: the widgets without the code around them."""
+    """docs/img/widgets.png is a copy of this: the three widgets, without the code around them."""
     page.locator(".prefect-nbauth-events .pnb-row[open] summary").first.click()  # fold the row again
     page.add_style_tag(content=".jp-Cell-inputWrapper, .jp-Notebook .jp-Cell:nth-child(3) .jp-Cell-outputWrapper,"
                                " .jp-Notebook .jp-Cell:nth-child(5) .jp-Cell-outputWrapper { display: none !important; }"
-                               " .jp-OutputPrompt { visibility: hidden; }")
+                               " .jp-OutputPrompt, .jp-Collapser { visibility: hidden; }")
     sidebar = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
     if sidebar.count():
         sidebar.first.click()  # fold the file browser away
     page.set_viewport_size({"width": 1000, "height": 1400})
-    panel = page.locator(".jp-NotebookPanel-notebook").first
-    panel.evaluate("(el) => el.scrollTo(0, 0)")
-    page.wait_for_function("() => document.querySelector('.jp-NotebookPanel-notebook').clientHeight > 1000")
-    panel.screenshot(path=str(ARTIFACTS / "readme-widgets.png"))
+    top = """() => {
+        document.querySelectorAll('.jp-WindowedPanel-outer, .jp-NotebookPanel-notebook').forEach((e) => e.scrollTop = 0);
+        const first = document.querySelector('.prefect-nbauth-status');
+        return first && first.getBoundingClientRect().top >= 0 && first.getBoundingClientRect().top < 300;
+    }"""
+    page.wait_for_function(top)
+    boxes = [page.locator(sel).first.locator("xpath=ancestor::div[contains(@class,'jp-OutputArea-output')][1]")
+             .bounding_box() for sel in WIDGETS.values()]
+    left = min(b["x"] for b in boxes) - 8
+    clip = {"x": max(0, left), "y": max(0, min(b["y"] for b in boxes) - 8),
+            "width": max(b["x"] + b["width"] for b in boxes) - left + 8}
+    clip["height"] = max(b["y"] + b["height"] for b in boxes) - clip["y"] + 8
+    page.screenshot(path=str(ARTIFACTS / "readme-widgets.png"), clip=clip)
 
 
 @pytest.fixture(scope="module")

@@ -494,8 +494,9 @@ class EventStreamWidget(TextForm, widgets.VBox):
             now = datetime.now(timezone.utc)
             body = "".join(self._row_html(r, now) for r in rows)
             table = ('<div class="pnb-rows" role="table">'
-                     '<div class="pnb-grid pnb-head" role="row"><span>time</span><span>event</span>'
-                     "<span>resource</span><span>payload (click a row)</span></div>"
+                     '<div class="pnb-grid pnb-head" role="row"><span title="time (UTC on hover)">time</span>'
+                     '<span title="event">event</span><span title="resource">resource</span>'
+                     '<span title="payload: click a row to see it whole">payload</span></div>'
                      f"{body}</div>")
         else:
             table = '<div class="pnb-empty pnb-muted">No events yet.</div>'

@@ -24,11 +24,19 @@ import urllib.request
 from pathlib import Path
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or not argv[0].isdigit():
         print("usage: python scripts/lab.py PORT NOTEBOOK [JUPYTER ARGS...]", file=sys.stderr)
         return 2
     port, notebook, extra = argv[0], argv[1], argv[2:]
+    # Ctrl-C, a closed terminal or `kill` all end JupyterLab and this script the same way
+    # (SIGINT too: a shell that started us in the background may have ignored it).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     token = secrets.token_hex(24)
     demo_dir = Path(os.environ.get("PREFECT_NBAUTH_DEMO_DIR") or Path.home() / ".prefect-nbauth-demo")
     log_path = demo_dir / "jupyterlab.log"

@@ -474,7 +474,10 @@ class EventStreamWidget(TextForm, widgets.VBox):
         state = info["state"]
         kind = {"connected": "ok", "reconnecting": "warn", "stopped": "off"}.get(state, "info")
         head = (f'<div class="pnb-state"><span class="pnb-dot pnb-{kind}" aria-hidden="true"></span>'
-                f"<b>{esc(state)}</b> · {esc(self._counters(info))}")
+                f"<b>{esc(state)}</b> · "
+                # Each counter stays on one line ("reconnects 0", never "reconnects" / "0").
+                + " · ".join(f'<span class="pnb-nw">{esc(part)}</span>'
+                             for part in self._counters(info).split(" · ")))
         if info["paused"]:
             head += f" · <b>paused</b> ({info['new_since_pause']} new)"
         head += "</div>"
@@ -538,6 +541,7 @@ class EventStreamWidget(TextForm, widgets.VBox):
 EVENTS_CSS = (
     ".pnb-events{font-size:var(--jp-ui-font-size1)}"
     ".pnb-events .pnb-state{margin:2px 0 4px}"
+    ".pnb-events .pnb-nw{white-space:nowrap}"
     ".pnb-events .pnb-rows{width:100%;max-width:100%;border-top:1px solid var(--jp-border-color2)}"
     ".pnb-events .pnb-grid{display:grid;grid-template-columns:6.5em minmax(0,4fr) minmax(0,3fr) minmax(0,3fr);"
     "column-gap:0;align-items:baseline}"

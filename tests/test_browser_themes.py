@@ -283,6 +283,8 @@ def measured(auth_server: PrefectServer, tmp_path_factory: pytest.TempPathFactor
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
+    for stale in ARTIFACTS.glob("theme-*-failure.png"):  # only a failing run leaves one
+        stale.unlink()
     tmp = tmp_path_factory.mktemp("themes")
     work = tmp / "work"
     work.mkdir()

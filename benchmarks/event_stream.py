@@ -42,10 +42,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from servers import PrefectServer, isolated_env  # noqa: E402  (tests/servers.py)
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 # The emitter runs in its own interpreter so that sending never competes with the two
 # subscribers for this process's GIL. It imports only websockets (no prefect).
@@ -150,7 +147,7 @@ async def _subscribe_both(api_url: str, auth: str, name: str):
     try:
         from prefect_nbauth import stream_events
     except ImportError:  # not exported from the package yet
-        from prefect_nbauth._events import stream_events
+        from prefect_nbauth.events._stream import stream_events
 
     prefect_side, ours_side = Side(), Side()
     prefect_sub = get_events_subscriber(filter=EventFilter(event=EventNameFilter(prefix=[name])))
@@ -287,6 +284,7 @@ def main() -> None:
         server.start()
         try:
             import prefect
+
             import prefect_nbauth
 
             print(f"prefect {prefect.__version__}; server {server.api_url} started in "

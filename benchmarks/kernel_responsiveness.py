@@ -10,7 +10,7 @@ Starts its own auth-protected Prefect server (``prefect server start`` on a free
 ``%load_ext prefect_nbauth``, ``%prefect_login --auth-string-env …`` (the secret only in
 the kernel's environment), then an ``EventStreamWidget`` is created and displayed
 (``display(widget)``: its comm messages go out on IOPub, as to a front end) streaming
-a fresh event-name prefix through ``prefect_nbauth._events``.
+a fresh event-name prefix through ``prefect_nbauth.events._stream``.
 
 * **idle**: ``--runs`` trivial cells (``pass``), one every ``--interval`` seconds (a
   user's pace, and it leaves CPU to the server on a small machine); round trip = from
@@ -49,10 +49,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from servers import PrefectServer, isolated_env  # noqa: E402  (tests/servers.py)
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 # The emitter runs in its own interpreter (websockets only, no prefect), so sending never
 # competes with the kernel or this process for a GIL. Batches of 10 keep the pace exact.

@@ -30,10 +30,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from servers import PrefectServer, isolated_env  # noqa: E402  (tests/servers.py)
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 # Each measurement runs in its own interpreter: Prefect reads its settings at
 # import, and the reference must see the credential there, the login run must not.

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/rotation.py [--quick] [--duration S] [--lifetime S]
 
 Starts a real auth-protected Prefect server and, in front of it, the test suite's
-rotating gateway (``tests/rotating_gateway.py``: an OAuth2-proxy stand-in issuing
+rotating gateway (``prefect_nbauth.testing.RotatingGateway``: an OAuth2-proxy stand-in issuing
 JWTs that live ``--lifetime`` seconds, 2 by default, checked on every request).
 Then, each in its own interpreter, the same load for ``--duration`` seconds
 (20; ``--quick``: 6): 8 concurrent callers making Prefect API calls
@@ -42,11 +42,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from rotating_gateway import RotatingGateway  # noqa: E402
-from servers import PrefectServer, isolated_env  # noqa: E402
+from prefect_nbauth.testing._gateway import RotatingGateway
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 AUTH_STRING = "bench:" + os.urandom(9).hex()
 

@@ -6,22 +6,21 @@
   (``$PREFECT_NBAUTH_DEMO_AUTH_STRING``), never in a file or a notebook.
 - :func:`cloud` gives Prefect Cloud credentials: a real key when you provide one
   (``$PREFECT_NBAUTH_CLOUD_API_KEY``), otherwise an EMULATION of Prefect Cloud's
-  documented API (``tests/cloud_gateway.py``) in front of the demo server.
+  documented API (``prefect_nbauth.testing.CloudGateway``) in front of the demo server.
 - :func:`start_gateway` starts an OAuth2-proxy stand-in that issues short-lived
-  JWTs (``tests/rotating_gateway.py``) in front of the demo server.
+  JWTs (``prefect_nbauth.testing.RotatingGateway``) in front of the demo server.
 - :func:`stop_demo_server` / :func:`start_demo_server_again` stop the demo
   server and start it again with the same auth string, port and database
   (``binder/stop`` and ``binder/start --restart``).
 - :func:`wait_until` waits for a condition, with a timeout (never a fixed sleep).
 
-The emulations are test helpers of this repository, loaded from ``tests/`` by
-path; they run on threads of this kernel, on 127.0.0.1 only, and stop with it.
+The emulations come from :mod:`prefect_nbauth.testing`; they run on threads of
+this kernel, on 127.0.0.1 only, and stop with it.
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib
 import json
 import os
 import secrets
@@ -50,7 +49,6 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parent.parent
-TESTS = REPO / "tests"
 AUTH_ENV = "PREFECT_NBAUTH_DEMO_AUTH_STRING"  # set by binder/start for this kernel only
 URL_ENV = "PREFECT_NBAUTH_DEMO_API_URL"
 DIR_ENV = "PREFECT_NBAUTH_DEMO_DIR"
@@ -127,19 +125,6 @@ def _secret(value: str) -> Any:
     return Secret(value)
 
 
-def _load_test_helper(name: str) -> Any:
-    """Import tests/<name>.py (the emulations live with the test-suite)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    if not (TESTS / f"{name}.py").is_file():
-        raise DemoNotFound(f"{TESTS / (name + '.py')} is missing: the emulations need the repository's tests/.")
-    sys.path.insert(0, str(TESTS))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(TESTS))
-
-
 _RUNNING: list[Any] = []
 
 
@@ -197,17 +182,18 @@ def cloud() -> CloudAccess:
         raise RuntimeError("Start the Cloud emulation before `import prefect` (Prefect reads "
                            "PREFECT_CLOUD_API_URL once, at import): restart the kernel and run from the top.")
     demo = find_demo()
-    cg = _load_test_helper("cloud_gateway")
-    prod = cg.CloudWorkspace.new("acme", "prod")
-    dev = cg.CloudWorkspace.new("acme", "dev")
+    from prefect_nbauth.testing import CloudGateway, CloudKey, CloudWorkspace
+
+    prod = CloudWorkspace.new("acme", "prod")
+    dev = CloudWorkspace.new("acme", "dev")
     # Fresh random keys on every run; they exist only in this kernel.
     user_key = "pnu_" + secrets.token_urlsafe(27)
     bot_key = "pnb_" + secrets.token_urlsafe(27)
     expired_key = "pnu_" + secrets.token_urlsafe(27)
-    gateway = cg.CloudGateway(demo.api_url, upstream_auth_string=_auth_string(), keys=[
-        cg.CloudKey(user_key, "user", "marvin", [prod, dev]),
-        cg.CloudKey(bot_key, "service_account", "etl-bot", [prod]),
-        cg.CloudKey(expired_key, "user", "old-marvin", [prod], expired=True),
+    gateway = CloudGateway(demo.api_url, upstream_auth_string=_auth_string(), keys=[
+        CloudKey(user_key, "user", "marvin", [prod, dev]),
+        CloudKey(bot_key, "service_account", "etl-bot", [prod]),
+        CloudKey(expired_key, "user", "old-marvin", [prod], expired=True),
     ])
     gateway.start()
     _RUNNING.append(gateway)
@@ -223,7 +209,7 @@ def cloud() -> CloudAccess:
 
 def start_gateway(*, token_lifetime: float = 5.0, header: str = "Authorization",
                   adds_credential: bool = True) -> Any:
-    """An OAuth2-proxy stand-in in front of the demo server (``tests/rotating_gateway.py``).
+    """An OAuth2-proxy stand-in in front of the demo server (``prefect_nbauth.testing.RotatingGateway``).
 
     Every request must carry one of its short-lived JWTs (``Authorization: Bearer``,
     or the raw token in ``header``); it issues them from ``gateway.token_url``
@@ -234,9 +220,9 @@ def start_gateway(*, token_lifetime: float = 5.0, header: str = "Authorization",
     the gateway's token then). ``gateway.revoke_latest()`` revokes the newest token.
     """
     demo = find_demo()
-    rg = _load_test_helper("rotating_gateway")
+    from prefect_nbauth.testing import RotatingGateway
 
-    class DemoGateway(rg.RotatingGateway):
+    class DemoGateway(RotatingGateway):
         latest_token: str | None = None
 
         def issue(self, lifetime: float | None = None, *, scope: str | None = None) -> str:
@@ -310,10 +296,8 @@ def show_ui_link() -> None:
 def wait_until(condition: Callable[[], Any], *, timeout: float, what: str = "the condition",
                interval: float = 0.05) -> float:
     """Poll ``condition`` until it is true; the seconds waited, or TimeoutError."""
+    from prefect_nbauth.testing import wait_until as _wait_until
+
     started = time.monotonic()
-    while True:
-        if condition():
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"{what} did not happen within {timeout:g} s")
-        time.sleep(interval)
+    _wait_until(condition, timeout, interval=interval, what=what)
+    return time.monotonic() - started

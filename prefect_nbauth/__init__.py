@@ -7,8 +7,8 @@ loads them only when used.
 
 from __future__ import annotations
 
-from ._audit import AuditReport, Finding, Outcome, audit
-from ._events import BackgroundStream, EventStream, StreamState, StreamStats, stream_events
+from .auditing import AuditReport, Finding, Outcome, audit
+from .events import BackgroundStream, EventStream, StreamState, StreamStats, stream_events
 from ._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -70,6 +70,13 @@ __all__ = [
 
 def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
     """``%load_ext prefect_nbauth``: registers the magics (imports IPython only now)."""
-    from .magics import load_ipython_extension as _load
+    from .notebook.magics import load_ipython_extension as _load
 
     _load(ipython)
+
+
+def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%unload_ext prefect_nbauth``: removes the magics; ``%load_ext`` brings them back."""
+    from .notebook.magics import unload_ipython_extension as _unload
+
+    _unload(ipython)

@@ -6,13 +6,20 @@ variable) would keep sending the old token. This Auth instead sets the current
 token on every request, and on HTTP 401 asks for one refresh and retries the
 request once (the httpx auth-flow pattern: ``response = yield request``).
 
+The flow is written once, as one generator (:meth:`NbAuth._flow`), as httpx's own
+auths are. Refreshing may block (a command, an HTTP call to a token endpoint),
+so the generator does not call the refresh itself: it yields a :class:`_Call`,
+which the sync driver runs in place and the async driver on a worker thread,
+never on the event loop.
+
 It does nothing unless a login with a refreshable credential is active, and
 only touches requests to the logged-in API URL.
 """
 
 from __future__ import annotations
 
-from typing import Any, AsyncGenerator, Generator
+from dataclasses import dataclass
+from typing import Any, AsyncGenerator, Callable, Generator, Union
 
 import httpx
 
@@ -21,50 +28,68 @@ from ._exceptions import AuthenticationError
 __all__ = ["NbAuth"]
 
 
+@dataclass(frozen=True)
+class _Call:
+    """A blocking step of the flow, for the driver to run: ``func(*args)``."""
+
+    func: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+    def __call__(self) -> Any:
+        return self.func(*self.args)
+
+
+_Step = Union[httpx.Request, _Call]
+
+
 class NbAuth(httpx.Auth):
     requires_request_body = True  # so a request can be sent a second time after a refresh
 
-    def __init__(self, get_rotation: Any) -> None:
+    def __init__(self, get_rotation: Callable[[], Any]) -> None:
         # get_rotation() -> the active rotation (see _session._Rotation) or None
         self._get_rotation = get_rotation
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        rotation = self._get_rotation()
-        if rotation is None or not rotation.covers(request):
-            yield request
-            return
-        rotation.ensure_fresh()
-        used = rotation.apply(request)
-        response = yield request
-        if response.status_code != 401:
-            return
-        if not rotation.refresh_after_rejection(used):
-            return  # nothing refreshable: Prefect raises its usual 401 error
-        # No response.close() here: httpx reads the rejected response into the
-        # history itself once the flow yields the retry.
-        used = rotation.apply(request)
-        response = yield request
-        if response.status_code == 401:
-            raise AuthenticationError(rotation.rejected_twice_message(), status_code=401)
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        import anyio.to_thread
-
+    def _flow(self, request: httpx.Request) -> Generator[_Step, Any, None]:
         rotation = self._get_rotation()
         if rotation is None or not rotation.covers(request):
             yield request
             return
         if rotation.needs_refresh():
-            await anyio.to_thread.run_sync(rotation.ensure_fresh)
+            yield _Call(rotation.ensure_fresh)
         used = rotation.apply(request)
         response = yield request
         if response.status_code != 401:
             return
-        # The provider may block (a command, an HTTP call): never on the event loop.
-        refreshed = await anyio.to_thread.run_sync(rotation.refresh_after_rejection, used)
-        if not refreshed:
-            return
-        used = rotation.apply(request)
+        if not (yield _Call(rotation.refresh_after_rejection, (used,))):
+            return  # nothing refreshable: Prefect raises its usual 401 error
+        # No response.close() here: httpx reads the rejected response into the
+        # history itself once the flow yields the retry.
+        rotation.apply(request)
         response = yield request
         if response.status_code == 401:
             raise AuthenticationError(rotation.rejected_twice_message(), status_code=401)
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        flow = self._flow(request)
+        sent: Any = None
+        while True:
+            try:
+                step = flow.send(sent)
+            except StopIteration:
+                return
+            sent = step() if isinstance(step, _Call) else (yield step)
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        import anyio.to_thread
+
+        flow = self._flow(request)
+        sent: Any = None
+        while True:
+            try:
+                step = flow.send(sent)
+            except StopIteration:
+                return
+            if isinstance(step, _Call):
+                sent = await anyio.to_thread.run_sync(step)
+            else:
+                sent = yield step

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from ._exceptions import ConfigurationError
+from . import _headers
 from ._secrets import Secret, mask
 
 __all__ = [
@@ -49,39 +50,28 @@ class Credential:
 
     @property
     def username(self) -> str | None:
+        """The user name of an auth string: the part before its first ``:``, only if it has one."""
         if self.auth_string is None:
             return None
-        return self.auth_string.reveal().split(":", 1)[0]
+        raw = self.auth_string.reveal()
+        return raw.split(":", 1)[0] if ":" in raw else None
 
     def authorization(self) -> str | None:
         """The Authorization header value Prefect will send for this credential."""
-        import base64
+        return _headers.authorization(auth_string=self.auth_string, api_key=self.api_key,
+                                      headers=self.headers)
 
-        for name, value in self.headers.items():
-            if name.lower() == "authorization":
-                return value.reveal()
-        if self.auth_string is not None:
-            raw = self.auth_string.reveal().encode("utf-8")
-            return "Basic " + base64.b64encode(raw).decode("ascii")
-        if self.api_key is not None:
-            return "Bearer " + self.api_key.reveal()
-        return None
-
-    def request_headers(self) -> dict[str, str]:
+    def request_headers(self, *, prefect_credential: bool = True) -> dict[str, str]:
         """Every header Prefect's client will send for this credential, raw."""
-        headers = {name: value.reveal() for name, value in self.headers.items()}
-        auth = self.authorization()
-        if auth is not None and not any(n.lower() == "authorization" for n in headers):
-            headers["Authorization"] = auth
-        return headers
+        return _headers.request_headers(auth_string=self.auth_string, api_key=self.api_key,
+                                        headers=self.headers, prefect_credential=prefect_credential)
 
     def secrets(self) -> list[str]:
-        """Raw values to scrub from any text that might echo them."""
+        """Raw values to scrub from any text that might echo them (every form is derived)."""
         values = [s.reveal() for s in (self.auth_string, self.api_key) if s is not None]
         values += [v.reveal() for v in self.headers.values()]
         auth = self.authorization()
         if auth:
-            values.append(auth)
             values.append(auth.split(" ", 1)[-1])
         return values
 
@@ -90,8 +80,30 @@ def _looks_quoted(value: str) -> bool:
     return len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'"
 
 
+def shown_url(url: str) -> str:
+    """What of a rejected URL may be shown: ``scheme://host[:port]`` at most, never user info.
+
+    A URL without a scheme may be a secret pasted into the wrong argument
+    (``login(getpass())``): nothing of it is shown.
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "the value given"
+    if not parts.scheme or not host or not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme, re.I):
+        return "the value given"
+    host = f"[{host}]" if ":" in host else host
+    return f"'{parts.scheme}://{host}" + (f":{port}" if port else "") + "'"
+
+
 def check_api_url(url: object) -> str:
-    """Return ``url`` without a trailing slash, or raise ConfigurationError."""
+    """Return ``url`` without a trailing slash, or raise ConfigurationError.
+
+    A message never repeats the URL beyond its scheme and host (see :func:`shown_url`).
+    """
+    if isinstance(url, Secret):
+        url = url.reveal()
     if url is None or url == "":
         raise ConfigurationError(
             "No Prefect API URL. Pass api_url='http://HOST:4200/api' (self-hosted) or "
@@ -113,43 +125,77 @@ def check_api_url(url: object) -> str:
         raise ConfigurationError(
             "The API URL cannot be parsed. A Prefect API URL looks like 'http://127.0.0.1:4200/api'."
         ) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"{url!r} is not an http(s) URL. A Prefect API URL looks like "
-            "'http://127.0.0.1:4200/api'."
-        )
-    if parts.username or parts.password:
+    try:
+        has_userinfo = parts.username is not None or parts.password is not None
+    except ValueError:
+        has_userinfo = "@" in parts.netloc
+    if has_userinfo or "@" in parts.netloc:
         raise ConfigurationError(
             "Put credentials in auth_string=… or api_key=…, not in the URL: Prefect "
-            "ignores them there and the URL is shown in logs."
+            "ignores them there and the URL is shown in logs. (If that was a password, "
+            "change it: it may be in this notebook's history.)"
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"The API URL ({shown_url(url)}) is not an http(s) URL with a host. A Prefect "
+            "API URL looks like 'http://127.0.0.1:4200/api'. (If you passed a secret as the "
+            "first argument, pass it as auth_string=… or api_key=… instead.)"
         )
     try:
         _ = parts.port  # urlsplit parses the port lazily; an invalid one raises here
     except ValueError:
-        raise ConfigurationError(f"The API URL has an invalid port: {url!r}.") from None
+        raise ConfigurationError(
+            f"The API URL for {parts.scheme}://{_shown_host(parts.hostname)} has an invalid port "
+            "(a number from 1 to 65535 after the host's ':')."
+        ) from None
+    for label in parts.hostname.split("."):
+        if len(label) > 63:
+            raise ConfigurationError(
+                "The API URL's host name has a part longer than 63 characters, which DNS "
+                "forbids. Check the URL (was something pasted into it?)."
+            )
+    if len(parts.hostname) > 253:
+        raise ConfigurationError("The API URL's host name is longer than DNS allows (253 characters).")
     path = parts.path.rstrip("/")
     cleaned = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
     import httpx
 
     try:
         httpx.URL(cleaned)
-    except httpx.InvalidURL as exc:
-        raise ConfigurationError(f"The API URL is not a valid URL ({exc}).") from None
+    except (httpx.InvalidURL, UnicodeError):
+        raise ConfigurationError(
+            f"The API URL ({shown_url(url)}) is not a valid URL; check the host name."
+        ) from None
     return cleaned
 
 
+def _shown_host(host: str | None) -> str:
+    if not host:
+        return "?"
+    return f"[{host}]" if ":" in host else host
+
+
 def check_auth_string(value: object) -> Secret:
-    """Validate a self-hosted server auth string (``user:password``)."""
+    """Validate a self-hosted server auth string (usually ``user:password``).
+
+    Prefect's server compares the WHOLE decoded value and never splits it on
+    ``:``, so a string without ``:`` works too (no user name is known then).
+    """
     if isinstance(value, Secret):
         value = value.reveal()
     if not isinstance(value, str):
         raise ConfigurationError(
-            f"auth_string must be a string 'user:password', not {type(value).__name__}."
+            f"auth_string must be a string (usually 'user:password'), not {type(value).__name__}."
         )
     if value == "":
         raise ConfigurationError(
             "The auth string is empty. Pass the value of the server's "
             "PREFECT_SERVER_API_AUTH_STRING, in the form 'user:password'."
+        )
+    if "\0" in value:
+        raise ConfigurationError(
+            "The auth string contains a NUL character (\\0), which HTTP headers cannot carry. "
+            "Type it again, or check how it was read."
         )
     if any(c in value for c in "\r\n\t"):
         raise ConfigurationError(
@@ -174,10 +220,10 @@ def check_auth_string(value: object) -> Secret:
             "string is non-ASCII, and never accepts one from a client. Choose an ASCII "
             "password (punctuation such as @ : # % & ! is fine)."
         )
-    if ":" not in value:
+    if not value.isprintable():
         raise ConfigurationError(
-            "The auth string has no ':'. It must be 'user:password', the same value "
-            "as the server's PREFECT_SERVER_API_AUTH_STRING."
+            "The auth string contains control characters, which HTTP headers cannot carry. "
+            "Type it again."
         )
     return Secret(value)
 
@@ -257,8 +303,10 @@ def check_headers(headers: object) -> dict[str, Secret]:
 
 
 def is_cloud_url(url: str | None, cloud_api_url: str) -> bool:
-    """True when ``url`` lies under Prefect Cloud's API base (the same test Prefect uses)."""
-    return bool(url) and url.startswith(cloud_api_url.rstrip("/"))  # type: ignore[union-attr]
+    """True when ``url`` lies under Prefect Cloud's API base: same origin, path on a segment boundary."""
+    from ._urls import is_under
+
+    return bool(url) and is_under(str(url), cloud_api_url)
 
 
 def is_loopback_url(url: str) -> bool:
@@ -284,3 +332,19 @@ def plain_http_warning(url: str) -> str | None:
 
 def describe_secret(secret: Secret | None) -> str:
     return mask(secret.reveal()) if secret is not None else "<unset>"
+
+
+def check_timeout(value: object, name: str = "timeout", *, allow_zero: bool = False) -> float:
+    """A finite number of seconds (> 0, or >= 0 with ``allow_zero``), else ConfigurationError."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(
+            f"{name} must be a number of seconds, such as 10, not {type(value).__name__}.")
+    number = float(value)
+    if math.isnan(number) or math.isinf(number):
+        raise ConfigurationError(f"{name} must be a finite number of seconds, such as 10.")
+    if number < 0 or (number == 0 and not allow_zero):
+        raise ConfigurationError(
+            f"{name} must be {'zero or more' if allow_zero else 'more than zero'} seconds.")
+    return number

@@ -25,6 +25,8 @@ import concurrent.futures
 import logging
 from typing import Any
 
+from ._prefect_compat import require_seams
+
 __all__ = [
     "active_settings_context",
     "global_settings_context",
@@ -88,6 +90,7 @@ def settings_with_credential(
     import prefect.context
 
     settings = base_context.settings
+    require_seams(settings, custom_headers=bool(custom_headers), rotating=False)  # no silent copies
     api = settings.api.model_copy(
         update={
             "url": api_url,
@@ -197,10 +200,11 @@ def install_socket_refresh(refresh: Any) -> None:
         cls._reconnect = _reconnect  # type: ignore[method-assign]
 
 
-def refresh_socket_client(client: Any, api_url: str) -> None:
-    """Point an events client's captured credential at the settings in force now."""
-    import base64
+def refresh_socket_client(client: Any, api_url: str, extra_headers: dict[str, str] | None = None) -> None:
+    """Point an events client's captured credential at the settings in force now.
 
+    ``extra_headers``: gateway headers that login() keeps out of the settings.
+    """
     from prefect.events.clients import PrefectCloudEventsClient
     from prefect.settings import get_current_settings
 
@@ -217,17 +221,82 @@ def refresh_socket_client(client: Any, api_url: str) -> None:
     connect = getattr(client, "_connect", None)
     if connect is None:
         return
-    headers = {k: v for k, v in dict(connect.additional_headers or {}).items()
-               if k.lower() != "authorization"}
-    if isinstance(client, PrefectCloudEventsClient) and api_key:
-        headers["Authorization"] = f"bearer {api_key}"
-    elif auth_string and hasattr(client, "_unconfirmed_events"):  # the publisher sends Basic too
-        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
-    for name, value in (settings.client.custom_headers or {}).items():
-        for existing in [k for k in headers if k.lower() == name.lower()]:
-            del headers[existing]
-        headers[name] = value
-    connect.additional_headers = headers
+    from ._headers import request_headers
+
+    cloud_key = api_key if isinstance(client, PrefectCloudEventsClient) else None
+    fresh = request_headers(
+        # Prefect's Cloud events client spells it "bearer"; its publisher sends Basic too.
+        auth_string=auth_string if hasattr(client, "_unconfirmed_events") and not cloud_key else None,
+        api_key=cloud_key,
+        bearer="bearer", headers={**(settings.client.custom_headers or {}), **(extra_headers or {})})
+    replaced = {"authorization", *(k.lower() for k in fresh)}
+    headers = {k: v for k, v in dict(connect.additional_headers or {}).items() if k.lower() not in replaced}
+    connect.additional_headers = {**headers, **fresh}
+
+
+# ------------------------------------------------------- gateway headers off the settings
+#
+# Prefect keeps custom headers in ``client.custom_headers``, a plain dict that
+# ``get_current_settings().model_dump_json()`` prints in clear (its auth string and key
+# are SecretStr). So login() keeps gateway headers out of the settings and these hooks
+# add them where Prefect would have: the httpx Auth above (every HTTP request), every
+# websocket Prefect opens (``websocket_connect`` looks ``connect`` up per call), and the
+# server-version check its events/logs clients make with a client of their own.
+
+_SOCKET_HEADERS = "__prefect_nbauth_socket_headers__"
+
+
+def _no_headers(url: str) -> dict[str, str]:
+    return {}
+
+
+_headers_for: Any = _no_headers
+
+
+def install_gateway_headers(headers_for: Any) -> None:
+    """``headers_for(url) -> {name: value}``: headers to add to Prefect's requests to ``url``."""
+    global _headers_for
+    _headers_for = headers_for
+    import prefect._internal.websockets as prefect_websockets
+
+    connect = prefect_websockets.connect
+    if not getattr(connect, _SOCKET_HEADERS, False):
+        class GatewayHeadersConnect(connect):  # type: ignore[misc, valid-type]
+            def __init__(self, uri: str, *args: Any, **kwargs: Any) -> None:
+                extra = _headers_for(uri)
+                if extra:
+                    wanted = {n.lower() for n in extra}
+                    given = dict(kwargs.get("additional_headers") or {})
+                    kwargs["additional_headers"] = {
+                        **{k: v for k, v in given.items() if k.lower() not in wanted}, **extra}
+                super().__init__(uri, *args, **kwargs)
+
+        setattr(GatewayHeadersConnect, _SOCKET_HEADERS, True)
+        prefect_websockets.connect = GatewayHeadersConnect
+
+    import prefect.events.clients as events_clients
+    import prefect.logging.clients as logging_clients
+
+    for module in (events_clients, logging_clients):
+        original = getattr(module, "check_server_version", None)
+        if original is None or getattr(original, _SOCKET_HEADERS, False):
+            continue
+
+        async def check_server_version(api_url: str, *args: Any, __original: Any = original,
+                                       **kwargs: Any) -> Any:
+            extra = _headers_for(api_url)
+            if not extra:
+                return await __original(api_url, *args, **kwargs)
+            from prefect.settings import PREFECT_CLIENT_CUSTOM_HEADERS, get_current_settings, temporary_settings
+
+            # Only for this check, in this task's context: the headers as Prefect expects them.
+            headers = {**(get_current_settings().client.custom_headers or {}), **extra}
+            with temporary_settings(updates={PREFECT_CLIENT_CUSTOM_HEADERS: headers}):
+                return await __original(api_url, *args, **kwargs)
+
+        setattr(check_server_version, _SOCKET_HEADERS, True)
+        check_server_version.__wrapped__ = original  # type: ignore[attr-defined]
+        module.check_server_version = check_server_version  # type: ignore[attr-defined]
 
 
 # Prefect's clients follow redirects: its httpx clients drop only ``Authorization`` on a
@@ -252,7 +321,7 @@ def _strip_credentials_off_origin(request: Any) -> None:
     api_url = settings.api.url
     if not api_url or _origin_of(request.url) == _origin_of(api_url):
         return
-    for name in ["Authorization", *(settings.client.custom_headers or {})]:
+    for name in ["Authorization", *(settings.client.custom_headers or {}), *_headers_for(str(api_url))]:
         request.headers.pop(name, None)
 
 
@@ -279,11 +348,7 @@ def install_redirect_guard() -> None:
         __init__.__wrapped__ = original  # type: ignore[attr-defined]
         cls.__init__ = __init__  # type: ignore[method-assign]
 
-    connect = prefect_websockets.connect
-    if not getattr(connect, _GUARDED, False):
-        class NoRedirectConnect(connect):  # type: ignore[misc, valid-type]
-            def process_redirect(self, exc: Exception) -> Exception:
-                return exc  # a 3xx stays an InvalidStatus: the token is never sent elsewhere
+    from ._websocket import without_redirects
 
-        setattr(NoRedirectConnect, _GUARDED, True)
-        prefect_websockets.connect = NoRedirectConnect  # websocket_connect() looks it up per call
+    # websocket_connect() looks the class up per call; without_redirects() is idempotent.
+    prefect_websockets.connect = without_redirects(prefect_websockets.connect)

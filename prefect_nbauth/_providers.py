@@ -265,7 +265,7 @@ class CallableToken(CredentialProvider):
         self.timeout = timeout
 
     def describe(self) -> str:
-        return f"function {getattr(self.func, '__qualname__', repr(self.func))}"
+        return f"function {callable_name(self.func)}"
 
     def _fetch(self) -> Any:
         # Run it on its own thread so a hung function cannot hang a refresh for ever:
@@ -368,6 +368,23 @@ class OAuth2ClientCredentials(CredentialProvider):
         if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
             expires_at = datetime.fromtimestamp(started + float(expires_in), tz=timezone.utc)
         return Token(Secret(_clean(value, self)), expires_at or expiry_of(jwt_claims(str(value))))
+
+
+def callable_name(func: Any) -> str:
+    """A callable's qualified name, never its repr: ``functools.partial(fetch, refresh_token)``
+    has a repr that shows its bound arguments (a refresh token), so a partial is named by
+    the function it wraps, and anything without a name by its type."""
+    import functools
+
+    while isinstance(func, functools.partial):
+        func = func.func
+    name = getattr(func, "__qualname__", None)
+    if not isinstance(name, str):
+        name = getattr(func, "__name__", None)
+    if not isinstance(name, str):
+        name = f"{type(func).__qualname__} object"
+    module = getattr(func, "__module__", None)
+    return f"{module}.{name}" if isinstance(module, str) and module not in ("__main__", "builtins") else name
 
 
 def as_provider(value: Any) -> CredentialProvider:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["Secret", "mask", "redact"]
+__all__ = ["Secret", "compile_forms", "mask", "mask_auth_string", "redact", "secret_forms"]
 
 # Keep the recognisable prefix of Prefect Cloud keys: it tells a user which kind
 # of key they pasted without revealing anything usable.
@@ -19,41 +19,112 @@ _KEY_PREFIX = re.compile(r"^(pn[ub]_)")
 
 
 def mask(value: str | None, *, visible: int = 4) -> str:
-    """Return a form of ``value`` that is safe to show: ``pnu_****abcd``.
+    """Return a form of ``value`` that is safe to show: ``****``, or ``pnu_****abcd``.
 
-    Short values show nothing at all: revealing four characters of an
-    eight-character password gives half of it away.
+    Nothing of a password is ever shown. Only a long Prefect Cloud key keeps
+    its prefix and last four characters (out of 40 random ones: harmless, and
+    it tells a user which key is in force); an Authorization value keeps its
+    scheme (``Basic ****``): a Basic value's tail decodes to the password's tail.
     """
     if value is None:
         return "<unset>"
     if value == "":
         return "<empty>"
-    prefix = ""
+    scheme, space, rest = value.partition(" ")
+    if space and scheme.lower() in _SCHEMES:
+        return f"{scheme} ****"
     match = _KEY_PREFIX.match(value)
     if match:
         prefix = match.group(1)
-    rest = value[len(prefix):]
-    if len(rest) < 16:
+        rest = value[len(prefix):]
+        if len(rest) >= 16 and rest.isalnum() and rest.isascii():
+            return f"{prefix}****{rest[-visible:]}"
         return f"{prefix}****"
-    return f"{prefix}****{rest[-visible:]}"
+    return "****"
+
+
+def mask_auth_string(value: str | None) -> str:
+    """``user:****`` when the auth string has a ``:`` (a user name is known), else ``****``."""
+    if not value:
+        return mask(value)
+    if ":" in value:
+        user = value.split(":", 1)[0]
+        return f"{user}:****" if user else "****"
+    return "****"
+
+
+def secret_forms(value: str) -> set[str]:
+    """Every form in which ``value`` may come back in someone else's text.
+
+    The raw value and its password part (after the first ``:``), each in the
+    encodings a server, a library or a log line may apply: base64 (standard and
+    URL-safe, padded and unpadded; Basic auth), percent-encoding (URLs, form
+    bodies), JSON and Python-repr escaping (frames, error bodies, log lines) and
+    hex. Matching is case-insensitive (see :func:`redact`), which also covers a
+    host name echoed back lower-cased.
+    """
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    bases = {value}
+    if ":" in value:
+        bases.add(value.split(":", 1)[1])
+    forms: set[str] = set()
+    for base in bases:
+        raw = base.encode("utf-8", "surrogatepass")
+        for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+            text = encoded.decode("ascii")
+            forms.update({text, text.rstrip("=")})
+        forms.update({
+            base, quote(base, safe=""), quote(base), quote_plus(base), raw.hex(),
+            json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1],
+            repr(base)[1:-1], repr(json.dumps(base))[2:-2],
+            base.replace("'", "\\'"), base.replace('"', '\\"'),
+        })
+    # Very short forms would mask ordinary words; a password of 3 characters or less
+    # is not protected by masking anyway.
+    return {f for f in forms if len(f) >= _MIN_FORM}
+
+
+_MIN_FORM = 3
+_SCHEMES = ("basic", "bearer", "token")
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Replace every occurrence of each secret in ``text`` by its masked form.
+    """Replace every form (:func:`secret_forms`) of each secret in ``text`` by ``****``.
 
     Used on text that came from elsewhere (a server's error body, an
     exception message from httpx) before it reaches a user.
     """
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        if len(secret) >= 3:
-            masked = text.replace(secret, mask(secret))
-            if secret in masked:
-                # The mask completed the secret with its neighbours ("aa***" less "a***").
-                # A filler that shares no character with the secret cannot.
-                filler = next((c for c in "*#~\u2022\u00b7" if c not in secret), "?")
-                masked = text.replace(secret, filler * 4)
-            text = masked
-    return text
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret:
+            forms |= secret_forms(secret)
+    return compile_forms(forms).sub(text)
+
+
+class Forms:
+    """Matches any of a set of secret forms (case-insensitive) and masks them."""
+
+    def __init__(self, forms: set[str]) -> None:
+        ordered = sorted(forms, key=len, reverse=True)
+        self.empty = not ordered
+        self.pattern = re.compile("|".join(re.escape(f) for f in ordered) or r"(?!)", re.IGNORECASE)
+        # "****" must not complete a secret made of '*' with its neighbours: then use a
+        # filler that appears in no form.
+        chars = set("".join(ordered))
+        self.filler = next((c for c in "*#~\u2022\u00b7" if c not in chars), "?") * 4
+
+    def sub(self, text: str) -> str:
+        if self.empty or not text:
+            return text
+        return self.pattern.sub(self.filler, text)
+
+
+def compile_forms(forms: set[str]) -> Forms:
+    """One case-insensitive matcher of any of ``forms``, longest first."""
+    return Forms(forms)
 
 
 class Secret:

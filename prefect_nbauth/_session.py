@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
-from . import _listeners, _redaction
+from . import _headers, _listeners, _prefect_compat, _redaction, _versions
 from . import _prefect_seam as seam
 from ._auth import NbAuth
+from ._boundary import public
 from ._exceptions import ConfigurationError, CredentialProviderError, PrefectAuthError
 from ._inputs import (
     Credential,
@@ -20,15 +22,17 @@ from ._inputs import (
     check_api_url,
     check_auth_string,
     check_headers,
+    check_timeout,
     is_cloud_url,
     plain_http_warning,
 )
 from ._providers import CredentialProvider, StaticToken, Token, as_provider
 from ._refresh import RefreshingToken
-from ._secrets import Secret, mask
-from ._server import DEFAULT_TIMEOUT, probe_cloud, probe_server
+from ._probe import DEFAULT_TIMEOUT, probe_cloud, probe_server
+from ._secrets import Secret, mask, mask_auth_string
 from ._sources import CREDENTIAL_SETTINGS, read_sources
 from ._status import AuthMode, AuthStatus, expiry_of, jwt_claims
+from ._urls import is_under
 
 __all__ = ["login", "logout", "refresh", "status"]
 
@@ -55,20 +59,26 @@ class _Login:
     def rotating(self) -> bool:
         return any(t.provider.refreshable for t in self.tokens.values())
 
+    @property
+    def injects(self) -> bool:
+        """Our hooks must add the credential per request: it rotates, or it has gateway
+        headers (kept out of Prefect's settings, which print them in clear)."""
+        return self.rotating or bool(self.credential.headers)
+
+    def gateway_headers(self) -> dict[str, str]:
+        """The gateway headers to send now, raw (current token values)."""
+        credential = _credential_from(self.credential.api_url, self.tokens, None)
+        return credential.request_headers(prefect_credential=False)
+
 
 _current: _Login | None = None
 
 
 def verify_setting(settings: Any) -> Any:
-    """TLS verification as Prefect's own client does it: off, a CA file, or the defaults."""
-    if settings.api.tls_insecure_skip_verify:
-        return False
-    cert_file = getattr(settings.api, "ssl_cert_file", None)
-    if cert_file:
-        import ssl
+    """TLS verification as Prefect's own client does it (one place: :mod:`._tls`)."""
+    from ._tls import ssl_context
 
-        return ssl.create_default_context(cafile=str(cert_file))
-    return True
+    return ssl_context(settings)
 
 
 def _base_context() -> Any:
@@ -92,7 +102,7 @@ SecretInput = Union[str, Secret, CredentialProvider, Callable[[], Any]]
 def _token_for(slot: str, value: SecretInput, check: Callable[[Any], Any],
                margin: float | None) -> RefreshingToken:
     """Wrap a secret in a RefreshingToken, fetch it once and check the value it gives."""
-    if isinstance(value, (str, Secret)):
+    if isinstance(value, (str, Secret)) or not (isinstance(value, CredentialProvider) or callable(value)):
         check(value)  # a plain value: validate before wrapping, with the plain message
     provider = as_provider(value)
     token = RefreshingToken(provider, slot=slot, margin=margin, on_refresh=_on_refresh)
@@ -107,12 +117,7 @@ def _token_for(slot: str, value: SecretInput, check: Callable[[Any], Any],
 
 
 def _header_value(name: str, token: Token) -> str:
-    value = token.value.reveal()
-    # A provider of a bearer token for the Authorization header gives the bare
-    # token; an explicit scheme ("Bearer x", "Basic y") is kept as given.
-    if name.lower() == "authorization" and " " not in value:
-        return f"Bearer {value}"
-    return value
+    return _headers.gateway_header_value(name, token.value)
 
 
 def _credential_from(url: str, tokens: dict[str, RefreshingToken], workspace: str | None) -> Credential:
@@ -133,10 +138,11 @@ def _settings_for(original: Any, credential: Credential) -> Any:
         api_url=credential.api_url,
         auth_string=credential.auth_string.reveal() if credential.auth_string else None,
         api_key=credential.api_key.reveal() if credential.api_key else None,
-        custom_headers={n: v.reveal() for n, v in credential.headers.items()},
+        custom_headers={},  # gateway headers: added per request (_prefect_seam.install_gateway_headers)
     )
 
 
+@public(secrets=("auth_string", "api_key"), maps=("headers",), urls=("api_url",))
 def login(
     api_url: str | None = None,
     *,
@@ -183,6 +189,12 @@ def login(
         ServerUnreachableError: no Prefect API answered at the URL
             (``NotPrefectServerError`` when something else answered).
     """
+    _versions.require_supported_client()
+    if isinstance(api_url, Secret):
+        check_api_url(api_url)  # not a plain http(s) URL: says why, without showing it
+    timeout = check_timeout(timeout)
+    if refresh_margin is not None:
+        refresh_margin = check_timeout(refresh_margin, "refresh_margin", allow_zero=True)
     base = _base_context()
     settings = base.settings
     cloud_api_url = str(settings.cloud.api_url).rstrip("/")
@@ -209,8 +221,6 @@ def login(
         raise ConfigurationError("workspace= is for Prefect Cloud and needs api_key=….")
     if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
         raise ConfigurationError("workspace must be a non-empty 'account/workspace' handle or id.")
-    if refresh_margin is not None and refresh_margin < 0:
-        raise ConfigurationError("refresh_margin must be zero or more seconds.")
 
     if api_url is None:
         api_url = cloud_api_url if api_key is not None and not settings.api.url else settings.api.url
@@ -249,23 +259,14 @@ def login(
     except CredentialProviderError as exc:
         raise CredentialProviderError(f"{exc} Nothing was changed.") from None
 
+    _prefect_compat.require_seams(settings, custom_headers=bool(header_items),
+                                  rotating=any(t.provider.refreshable for t in tokens.values()))
     credential = _credential_from(url, tokens, workspace)
-    verify = verify_setting(settings)
-    identity = workspace_handle = None
-    if _KEY in tokens:
-        info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
-        credential = Credential(api_url=info.api_url, api_key=credential.api_key,
-                                headers=credential.headers, workspace=info.workspace_handle)
-        identity, workspace_handle, version, server_auth = (
-            info.identity, info.workspace_handle, info.version, "API key")
-    else:
-        server = probe_server(credential, verify=verify, timeout=timeout)
-        version = server.version
-        server_auth = None if server.auth_required is None else ("BASIC" if server.auth_required else "none")
-        identity = credential.username or _token_subject(credential)
+    with _redaction.validating(credential.secrets()):  # provider values: unknown to the boundary
+        identity, workspace_handle, version, server_auth, credential = _validate(
+            credential, tokens, settings, cloud_api_url, timeout)
 
-    for secret in credential.secrets():
-        _redaction.remember_secret(secret)
+    _redaction.set_in_force("login", credential.secrets())
     with _lock:
         global _current
         previous = _current
@@ -276,9 +277,10 @@ def login(
         new_login = _Login(original=original, installed=installed, credential=credential,
                            identity=identity, workspace=workspace_handle, server_version=version,
                            server_auth=server_auth, persisted_to=persisted_to, tokens=tokens)
-        if new_login.rotating:
+        if new_login.injects:
             seam.install_client_auth(_NB_AUTH)
             seam.install_socket_refresh(_refresh_socket)
+            seam.install_gateway_headers(_gateway_headers_for)
         seam.install_redirect_guard()
         seam.install_global_settings_context(installed)
         _current = new_login
@@ -290,6 +292,21 @@ def login(
     logger.info("logged in to %s as %s", credential.api_url, identity or "anonymous")
     _listeners.notify("login")
     return status(check_server=False)
+
+
+def _validate(credential: Credential, tokens: dict[str, RefreshingToken], settings: Any,
+              cloud_api_url: str, timeout: float) -> tuple[Any, ...]:
+    """Ask the server; (identity, workspace handle, version, server auth, final credential)."""
+    verify = verify_setting(settings)
+    if _KEY in tokens:
+        info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
+        credential = Credential(api_url=info.api_url, api_key=credential.api_key,
+                                headers=credential.headers, workspace=info.workspace_handle)
+        return info.identity, info.workspace_handle, info.version, "API key", credential
+    server = probe_server(credential, verify=verify, timeout=timeout)
+    server_auth = None if server.auth_required is None else ("BASIC" if server.auth_required else "none")
+    return (credential.username or _token_subject(credential), None, server.version, server_auth,
+            credential)
 
 
 def _stop_tokens(login_state: _Login) -> None:
@@ -305,8 +322,7 @@ def _on_refresh(token: RefreshingToken, new: Token) -> None:
             return  # a token of a login that has since been replaced
         credential = _credential_from(login_state.credential.api_url, login_state.tokens,
                                       login_state.credential.workspace)
-        for secret in credential.secrets():
-            _redaction.remember_secret(secret)
+        _redaction.set_in_force("login", credential.secrets())
         installed = _settings_for(login_state.original, credential)
         was_in_force = seam.global_settings_context() is login_state.installed
         login_state.installed = installed
@@ -319,8 +335,22 @@ def _on_refresh(token: RefreshingToken, new: Token) -> None:
 
 def _refresh_socket(client: Any) -> None:
     login_state = _current
-    if login_state is not None and login_state.rotating:
-        seam.refresh_socket_client(client, login_state.credential.api_url)
+    if login_state is not None and login_state.injects:
+        seam.refresh_socket_client(client, login_state.credential.api_url,
+                                   _gateway_headers_for(login_state.credential.api_url))
+
+
+def _gateway_headers_for(url: str) -> dict[str, str]:
+    """Our login's gateway headers, for a URL under its API while its settings are in force."""
+    login_state = _current
+    if login_state is None or not login_state.credential.headers:
+        return {}
+    if seam.global_settings_context() is not login_state.installed:
+        return {}  # somebody replaced our settings; do not fight them (as _active_rotation)
+    http_url = re.sub(r"^ws(s?)://", r"http\1://", str(url))
+    if not is_under(http_url, login_state.credential.api_url):
+        return {}
+    return login_state.gateway_headers()
 
 
 class _Rotation:
@@ -331,7 +361,9 @@ class _Rotation:
         self.api_url = login_state.credential.api_url.rstrip("/")
 
     def covers(self, request: Any) -> bool:
-        return str(request.url).startswith(self.api_url)
+        # Parsed origin and path on segment boundaries: a token for https://gw.example.com
+        # never goes to https://gw.example.com.evil.net/ (a string prefix would).
+        return is_under(request.url, self.api_url)
 
     def needs_refresh(self) -> bool:
         return any(t.token.expired() for t in self.login.tokens.values() if t.provider.refreshable)
@@ -343,11 +375,8 @@ class _Rotation:
     def apply(self, request: Any) -> dict[str, Token]:
         used = {slot: t.token for slot, t in self.login.tokens.items()}
         credential = _credential_from(self.api_url, self.login.tokens, None)
-        auth = credential.authorization()
-        if auth is not None:
-            request.headers["Authorization"] = auth
-        for name, value in credential.headers.items():
-            request.headers[name] = value.reveal()
+        for name, value in credential.request_headers().items():
+            request.headers[name] = value
         return used
 
     def refresh_after_rejection(self, used: dict[str, Token]) -> bool:
@@ -375,7 +404,7 @@ class _Rotation:
 def _active_rotation() -> _Rotation | None:
     with _lock:
         login_state = _current
-        if login_state is None or not login_state.rotating:
+        if login_state is None or not login_state.injects:
             return None
         if seam.global_settings_context() is not login_state.installed:
             return None  # somebody replaced our settings; do not fight them
@@ -385,6 +414,7 @@ def _active_rotation() -> _Rotation | None:
 _NB_AUTH = NbAuth(_active_rotation)
 
 
+@public()
 def refresh() -> AuthStatus:
     """Refresh the credential now, whatever its expiry, and check it against the server.
 
@@ -409,6 +439,7 @@ def refresh() -> AuthStatus:
     return status(check_server=False)
 
 
+@public()
 def logout(*, forget: bool = False) -> AuthStatus:
     """Go back to exactly the settings in force before the first :func:`login`.
 
@@ -424,6 +455,7 @@ def logout(*, forget: bool = False) -> AuthStatus:
         login_state = _current
         seam.install_global_settings_context(login_state.original)
         _current = None
+        _redaction.set_in_force("login", ())  # still scrubbed for a while, as a recent secret
     _stop_tokens(login_state)
     with _lock:
         if forget:
@@ -516,6 +548,7 @@ def _effective_values(settings: Any) -> dict[str, Any]:
     return values
 
 
+@public()
 def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
     """What Prefect in this process sends right now, where it came from, and what is wrong.
 
@@ -526,12 +559,16 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
     ``check_server`` (the default) it also asks the server for its version and
     whether it accepts the credential.
     """
+    _versions.require_supported_client()
+    timeout = check_timeout(timeout)
     with _lock:
         login_state = _current
         context = seam.active_settings_context()
         global_context = seam.global_settings_context()
     settings = context.settings
     values = _effective_values(settings)
+    if login_state is not None and context is login_state.installed and login_state.credential.headers:
+        values["PREFECT_CLIENT_CUSTOM_HEADERS"] = login_state.gateway_headers()
     url = values["PREFECT_API_URL"]
     auth_string = values["PREFECT_API_AUTH_STRING"]
     api_key = values["PREFECT_API_KEY"]
@@ -705,8 +742,11 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
             )
 
     if mode is AuthMode.BASIC and auth_string:
-        identity = auth_string.split(":", 1)[0]
-        credential_text = f"auth string {identity}:****"
+        # Prefect compares the whole string: only a ':' makes its first part a user name.
+        identity = auth_string.split(":", 1)[0] if ":" in auth_string else identity
+        credential_text = f"auth string {mask_auth_string(auth_string)}"
+        if ":" not in auth_string:
+            credential_text += " (no ':', so no user name is known)"
     elif mode is AuthMode.API_KEY and api_key:
         credential_text = f"API key {mask(api_key)}"
     elif mode is AuthMode.HEADERS:
@@ -748,6 +788,8 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
                     "anyone who can reach it can use it."
                 )
 
+    warnings += _versions.compatibility_warnings(server_version, server_auth,
+                                                 auth_string_set=bool(auth_string))
     return AuthStatus(
         mode=mode, api_url=url, identity=identity, sources=sources, expires_at=expires_at,
         warnings=tuple(dict.fromkeys(warnings)), server_version=server_version,
@@ -805,8 +847,6 @@ class SocketCredential:
 
 def socket_credential() -> SocketCredential:
     """The credential a websocket connecting now must use (login, rotation or plain settings)."""
-    import base64
-
     from prefect.settings import get_current_settings
 
     with _lock:
@@ -816,18 +856,14 @@ def socket_credential() -> SocketCredential:
             token.current()  # refresh first if it already expired
     settings = get_current_settings()
     values = _effective_values(settings)
+    if values["PREFECT_API_URL"] and (gateway := _gateway_headers_for(values["PREFECT_API_URL"])):
+        values["PREFECT_CLIENT_CUSTOM_HEADERS"] = {**(values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}), **gateway}
     url = values["PREFECT_API_URL"]
     auth_string = values["PREFECT_API_AUTH_STRING"]
     api_key = values["PREFECT_API_KEY"]
-    headers: dict[str, str] = {}
-    if auth_string:
-        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
-    elif api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    for name, value in (values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}).items():
-        for existing in [k for k in headers if k.lower() == name.lower()]:
-            del headers[existing]
-        headers[name] = str(value)
+    headers = _headers.request_headers(
+        auth_string=auth_string, api_key=api_key,
+        headers={n: str(v) for n, v in (values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}).items()})
     generation = tuple(t.generation for t in login_state.tokens.values()) if login_state else ()
     return SocketCredential(api_url=url, headers=headers, auth_token=auth_string or api_key,
                             generation=generation)

@@ -74,7 +74,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         import tomllib  # Python 3.11+
 
-        return tomllib.loads(text)
+        table: dict[str, Any] = tomllib.loads(text)
+        return table
     except ImportError:  # Python 3.10: Prefect itself depends on `toml`
         import toml
 

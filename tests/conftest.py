@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-
 from constants import AUTH_STRING  # noqa: F401  (re-exported for tests)
-from servers import PrefectServer, isolated_env
+
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TESTS_DIR = Path(__file__).resolve().parent
@@ -48,23 +48,27 @@ def _tail(text: str, n: int = 4000) -> str:
     return text if len(text) <= n else "...\n" + text[-n:]
 
 
-def scenario_env(home: Path, env: dict[str, str] | None = None) -> dict[str, str]:
-    """os.environ minus every PREFECT_*, plus an isolated PREFECT_HOME and no ephemeral server."""
+def scenario_env(home: Path, env: dict[str, str] | None = None, *,
+                 test_dir: Path | None = None) -> dict[str, str]:
+    """os.environ minus every PREFECT_*, plus an isolated PREFECT_HOME and no ephemeral server.
+
+    Scenario code may import the suite's shared helpers (``tests/``: scenario_helpers,
+    constants, ...) and the modules next to the test that runs it (``test_dir``).
+    """
     result = isolated_env(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
         PYTHONUNBUFFERED="1",
     )
-    # Scenario code may import the test helpers (cloud_gateway, servers, constants).
     result["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH", "")) if p
+        p for p in (str(test_dir or TESTS_DIR), str(TESTS_DIR), os.environ.get("PYTHONPATH", "")) if p
     )
     result.update(env or {})
     return result
 
 
 @pytest.fixture
-def run_scenario(tmp_path: Path) -> RunScenario:
+def run_scenario(tmp_path: Path, request: pytest.FixtureRequest) -> RunScenario:
     """Run Python ``code`` in a fresh interpreter with an isolated Prefect environment.
 
     ``run_scenario(code, *, env=None, cwd=None, timeout=180)``: the code is dedented and
@@ -95,7 +99,7 @@ def run_scenario(tmp_path: Path) -> RunScenario:
         proc = subprocess.Popen(
             [sys.executable, str(script)],
             cwd=str(cwd or work),
-            env=scenario_env(home, env),
+            env=scenario_env(home, env, test_dir=Path(str(request.path)).parent),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -136,3 +140,15 @@ def run_scenario(tmp_path: Path) -> RunScenario:
             ) from None
 
     return run
+
+
+# Tests live in one folder per level; the folder is also a marker, so
+# `./scripts/test -m "not browser"` (or `-m unit`, `-m "server or kernel"`) selects by level.
+LEVELS = ("unit", "server", "kernel", "browser")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.path)).relative_to(TESTS_DIR).parts
+        if parts and parts[0] in LEVELS:
+            item.add_marker(getattr(pytest.mark, parts[0]))

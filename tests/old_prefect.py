@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from constants import AUTH_STRING
-from servers import PrefectServer, isolated_env
+
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 __all__ = ["OLD_PREFECT_VERSION", "OLD_PREFECT_PINS", "ensure_old_prefect", "old_auth_server"]
 

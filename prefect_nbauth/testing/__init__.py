@@ -1,0 +1,79 @@
+"""Test helpers for code that authenticates to Prefect: real servers and emulations.
+
+Like Prefect's own ``prefect.testing``, this ships with the package so that your
+tests, tutorials and benchmarks can use what ours use::
+
+    from prefect_nbauth.testing import auth_server
+
+    with auth_server() as server:          # a real `prefect server start` on 127.0.0.1
+        prefect_nbauth.login(server.api_url, auth_string=server.auth_string)
+
+With pytest, the fixtures of :mod:`prefect_nbauth.testing.plugin` are available
+without any import (the plugin is registered through the ``pytest11`` entry
+point): ``prefect_auth_server`` (one auth-protected server per test session) and
+``prefect_nbauth_login`` (logged in to it for one test, logged out after).
+
+What is here:
+
+- :class:`PrefectServer`, :func:`auth_server`: a real Prefect server process with
+  an auth string (or none), its own ``PREFECT_HOME`` and SQLite database, always
+  stopped and cleaned up (process group, ``PR_SET_PDEATHSIG``, ``atexit``).
+- :class:`CloudGateway`: an EMULATION of Prefect Cloud's documented API surface
+  (``/api/me/``, ``/api/me/workspaces``, workspace URLs, ``pnu_``/``pnb_`` keys) in
+  front of a real server. Prefect Cloud itself cannot be reached from tests.
+- :class:`RotatingGateway`: an OAuth2-proxy stand-in that issues short-lived JWTs
+  (client-credentials grant) and checks them on every request and websocket.
+- :func:`wait_until`, :func:`free_port`: waiting on a condition (never a fixed
+  sleep) and a free loopback port.
+
+The gateways need the ``testing`` extra (``pip install prefect-nbauth[testing]``:
+uvicorn, starlette, websockets, PyJWT); they are imported only when used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._server import (
+    PrefectServer,
+    auth_server,
+    basic_auth_header,
+    free_port,
+    isolated_env,
+)
+from ._wait import wait_until
+
+if TYPE_CHECKING:
+    from ._cloud import CloudGateway, CloudKey, CloudWorkspace, LoopbackServer
+    from ._gateway import RotatingGateway
+
+__all__ = [
+    "CloudGateway",
+    "CloudKey",
+    "CloudWorkspace",
+    "LoopbackServer",
+    "PrefectServer",
+    "RotatingGateway",
+    "auth_server",
+    "basic_auth_header",
+    "free_port",
+    "isolated_env",
+    "wait_until",
+]
+
+_LAZY = {
+    "CloudGateway": "._cloud",
+    "CloudKey": "._cloud",
+    "CloudWorkspace": "._cloud",
+    "LoopbackServer": "._cloud",
+    "RotatingGateway": "._gateway",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The gateways import uvicorn/starlette/jwt: only when someone asks for them.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

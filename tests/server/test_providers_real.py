@@ -1,0 +1,107 @@
+"""Credential providers through login()/refresh() against a real server: every bad input
+names the provider, never the token, and keeps what was in force."""
+
+from __future__ import annotations
+
+import pytest
+from constants import AUTH_STRING
+
+pytestmark = pytest.mark.server
+
+
+def test_every_provider_kind_logs_in_and_bad_ones_change_nothing(auth_server, run_scenario, tmp_path):
+    token_file = tmp_path / "auth-string"
+    token_file.write_text(AUTH_STRING + "\n")
+    result = run_scenario(
+        f"""
+        import os, sys, pathlib
+        import prefect_nbauth as nb
+        from scenario_helpers import emit, read_flows_sync
+        url = {auth_server.api_url!r}
+        os.environ["NBAUTH_AUTH"] = {AUTH_STRING!r}
+        out = {{}}
+        good = {{
+            "env": nb.EnvToken("NBAUTH_AUTH"),
+            "file": nb.FileToken({str(token_file)!r}),
+            "command": nb.CommandToken([sys.executable, "-c", "import os; print(os.environ['NBAUTH_AUTH'])"]),
+            "callable": lambda: os.environ["NBAUTH_AUTH"],
+        }}
+        for name, provider in good.items():
+            s = nb.login(url, auth_string=provider)
+            out[name] = [s.mode.value, s.identity, read_flows_sync()]
+        nb.login(url, auth_string={AUTH_STRING!r})   # the login that must survive what follows
+
+        async def async_bad():
+            raise RuntimeError("vault sealed")
+        bad = {{
+            "raises": lambda: 1 / 0,
+            "async raises": async_bad,
+            "hangs": nb.CallableToken(lambda: __import__("time").sleep(60), timeout=0.5),
+            "empty": lambda: "   ",
+            "malformed": lambda: '"nbuser:quoted"',  # (no ':' is fine: Prefect compares it whole)
+            "exits non-zero": nb.CommandToken([sys.executable, "-c",
+                "import sys; print('x', file=sys.stderr); sys.exit(2)"]),
+            "missing env": nb.EnvToken("NBAUTH_NOT_SET"),
+            "missing file": nb.FileToken("/nonexistent/token"),
+            "endpoint down": nb.OAuth2ClientCredentials("http://127.0.0.1:9/token", "id", "secret", timeout=2),
+        }}
+        for name, provider in bad.items():
+            try:
+                nb.login(url, auth_string=provider)
+                out[name] = ["no error"]
+            except nb.PrefectAuthError as exc:
+                out[name] = [type(exc).__name__, str(exc)]
+            s = nb.status(check_server=False)
+            out[name] += [s.mode.value, read_flows_sync()]
+        emit(out)
+        """
+    )
+    for name in ("env", "file", "command", "callable"):
+        assert result[name] == ["basic", "admin@corp", 200], (name, result[name])
+    expected = {
+        "raises": ("CredentialProviderError", "raised ZeroDivisionError"),
+        "async raises": ("CredentialProviderError", "vault sealed"),
+        "hangs": ("CredentialProviderError", "did not return within 0.5 s"),
+        "empty": ("CredentialProviderError", "empty token"),
+        "malformed": ("ConfigurationError", "wrapped in quotes"),
+        "exits non-zero": ("CredentialProviderError", "exited with status 2"),
+        "missing env": ("CredentialProviderError", "NBAUTH_NOT_SET is not set"),
+        "missing file": ("CredentialProviderError", "does not exist"),
+        "endpoint down": ("CredentialProviderError", "could not be reached"),
+    }
+    for name, (kind, fragment) in expected.items():
+        error, message, mode, flows = result[name]
+        assert error == kind and fragment in message, (name, result[name])
+        assert "p@ss" not in message
+        assert (mode, flows) == ("basic", 200), (name, result[name])
+
+
+def test_a_provider_failing_at_refresh_keeps_the_valid_token(auth_server, run_scenario, tmp_path):
+    token_file = tmp_path / "auth-string"
+    token_file.write_text(AUTH_STRING + "\n")
+    result = run_scenario(
+        f"""
+        import pathlib
+        import prefect_nbauth as nb
+        from scenario_helpers import emit, read_flows_sync
+        path = pathlib.Path({str(token_file)!r})
+        nb.login({auth_server.api_url!r}, auth_string=nb.FileToken(path))
+        path.unlink()                               # the file disappears
+        s = nb.refresh()                            # keeps the token it has
+        out = {{"after_unlink": [read_flows_sync(), s.warnings]}}
+        path.write_text("admin@corp:rotated-but-wrong\\n")
+        try:
+            nb.refresh()
+            out["wrong"] = "no error"
+        except nb.AuthenticationError as exc:
+            out["wrong"] = str(exc)
+        path.write_text({AUTH_STRING!r} + "\\n")
+        out["fixed"] = [nb.refresh().warnings, read_flows_sync()]
+        emit(out)
+        """
+    )
+    flows, warnings = result["after_unlink"]
+    assert flows == 200
+    assert any("does not exist" in w and "previous token stays in use" in w for w in warnings), warnings
+    assert "rejected the auth string" in result["wrong"] and "rotated-but-wrong" not in result["wrong"]
+    assert result["fixed"] == [[], 200]

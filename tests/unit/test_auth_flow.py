@@ -1,0 +1,120 @@
+"""NbAuth: one auth flow, driven by httpx's sync and async clients (MockTransport)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import httpx
+import pytest
+
+from prefect_nbauth import AuthenticationError
+from prefect_nbauth._auth import NbAuth
+
+API = "http://prefect.test/api"
+
+
+class FakeRotation:
+    """The part of _session._Rotation that NbAuth uses; tokens are 't0', 't1', ..."""
+
+    def __init__(self, accepted: set[str], expired: bool = False) -> None:
+        self.token = "t0"
+        self.accepted = accepted
+        self.expired = expired
+        self.refresh_threads: list[str] = []
+
+    def covers(self, request: httpx.Request) -> bool:
+        return str(request.url).startswith(API + "/")
+
+    def needs_refresh(self) -> bool:
+        return self.expired
+
+    def ensure_fresh(self) -> None:
+        self.refresh_threads.append(threading.current_thread().name)
+        self.expired = False
+        self.token = f"t{int(self.token[1:]) + 1}"
+
+    def apply(self, request: httpx.Request) -> str:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return self.token
+
+    def refresh_after_rejection(self, used: str) -> bool:
+        self.refresh_threads.append(threading.current_thread().name)
+        if used != self.token:
+            return True
+        self.token = f"t{int(self.token[1:]) + 1}"
+        return True
+
+    def rejected_twice_message(self) -> str:
+        return "rejected twice"
+
+
+def transport(accepted: set[str], seen: list[str]) -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        seen.append(token)
+        return httpx.Response(200 if token in accepted else 401)
+
+    return httpx.MockTransport(handle)
+
+
+@pytest.mark.parametrize("accepted, expected_status, expected_seen", [
+    ({"t0"}, 200, ["t0"]),           # accepted at once
+    ({"t1"}, 200, ["t0", "t1"]),     # one 401, one refresh, one retry
+])
+def test_sync_flow_refreshes_once_on_401(accepted: set[str], expected_status: int,
+                                         expected_seen: list[str]) -> None:
+    rotation, seen = FakeRotation(accepted), []
+    with httpx.Client(transport=transport(accepted, seen), auth=NbAuth(lambda: rotation)) as client:
+        assert client.get(f"{API}/flows").status_code == expected_status
+    assert seen == expected_seen
+
+
+def test_a_second_401_raises_authentication_error_sync_and_async() -> None:
+    rotation, seen = FakeRotation(set()), []
+    with httpx.Client(transport=transport(set(), seen), auth=NbAuth(lambda: rotation)) as client:
+        with pytest.raises(AuthenticationError, match="rejected twice"):
+            client.get(f"{API}/flows")
+    assert seen == ["t0", "t1"]
+
+    async def go() -> None:
+        rotation2, seen2 = FakeRotation(set()), []
+        async with httpx.AsyncClient(transport=transport(set(), seen2), auth=NbAuth(lambda: rotation2)) as c:
+            with pytest.raises(AuthenticationError):
+                await c.get(f"{API}/flows")
+        assert seen2 == ["t0", "t1"]
+
+    asyncio.run(go())
+
+
+def test_async_flow_refreshes_on_a_worker_thread_never_on_the_loop() -> None:
+    rotation, seen = FakeRotation({"t2"}, expired=True), []
+
+    async def go() -> int:
+        async with httpx.AsyncClient(transport=transport({"t2"}, seen), auth=NbAuth(lambda: rotation)) as c:
+            return (await c.get(f"{API}/flows")).status_code
+
+    loop_thread = threading.current_thread().name
+    assert asyncio.run(go()) == 200
+    assert seen == ["t1", "t2"]  # refreshed before sending (expired), then once more on the 401
+    assert len(rotation.refresh_threads) == 2 and loop_thread not in rotation.refresh_threads
+
+
+def test_requests_elsewhere_and_no_login_pass_through_untouched() -> None:
+    rotation, seen = FakeRotation({"t0"}), []
+    with httpx.Client(transport=transport({"t0"}, seen), auth=NbAuth(lambda: rotation)) as client:
+        assert client.get("http://elsewhere.test/api/flows").status_code == 401  # no token for it
+        assert client.get(f"{API}/flows").status_code == 200
+    with httpx.Client(transport=transport({"t0"}, seen), auth=NbAuth(lambda: None)) as client:
+        assert client.get(f"{API}/flows").status_code == 401  # no login: Prefect's own 401
+    assert seen == ["", "t0", ""]
+    assert rotation.refresh_threads == []
+
+
+def test_flow_code_is_shared() -> None:
+    """The sync and async drivers run the same generator (no second copy of the logic)."""
+    assert NbAuth.sync_auth_flow is not NbAuth.async_auth_flow
+    source_sync = NbAuth.sync_auth_flow.__code__.co_names
+    source_async = NbAuth.async_auth_flow.__code__.co_names
+    assert "_flow" in source_sync and "_flow" in source_async
+    assert "refresh_after_rejection" not in source_sync + source_async

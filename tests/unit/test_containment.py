@@ -1,0 +1,620 @@
+"""Secrets contained by construction (issue 10), in this process.
+
+Each case is driven as a user drives it (``login``/``status``/``audit``/
+``stream_events``/``refresh``, a magic in a real ``InteractiveShell``), then every
+text a user or a tool could see is scanned for the canaries, in every form a
+secret can take (raw, password alone, base64 padded and unpadded, percent-encoded,
+JSON-escaped; case-insensitively): exception messages, tracebacks rendered WITH
+frame locals (``TracebackException(capture_locals=True)``, rich ``show_locals``,
+a post-mortem ``pdb`` doing ``up``/``args``), log records of every logger at
+DEBUG, ``status()`` and ``stats.last_error``.
+
+The canaries contain ``"``, ``'`` and ``\\`` and are over 46 characters long.
+
+``EchoServer`` is NOT Prefect: it is a hostile loopback stand-in that answers
+Prefect's probe routes and events routes and echoes the credential it was sent
+back in a chosen form (item 7 of the issue). Real-server and real-kernel cases
+are in ``test_containment_kernel.py``.
+
+To see these tests fail, switch containment off: ``NBAUTH_TEST_CONTAINMENT_OFF=1``
+makes the fixture below set ``prefect_nbauth._boundary.CONTAIN = False`` (no
+boundary: raw secrets in frame locals, inner frames reachable, messages not
+scrubbed by the boundary) and turn the log scrubber into a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import io
+import json
+import logging
+import os
+import pdb
+import secrets
+import traceback
+from typing import Any, Callable
+from urllib.parse import quote
+
+import httpx
+import pytest
+from canaries import leaks, make_canary
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+import prefect_nbauth as nb
+from prefect_nbauth.testing._cloud import LoopbackServer
+from prefect_nbauth.testing._server import free_port
+
+CONTAINMENT_OFF = os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF") == "1"
+
+
+# Module globals, read inline by the calls under test: a test's own frame must not hold a
+# secret in a local, or the locals rendering would find it there and prove nothing.
+S: dict[str, str] = {}
+
+
+def all_secrets() -> list[str]:
+    return [v for v in S.values() if v]
+
+
+@pytest.fixture(autouse=True)
+def containment(monkeypatch: pytest.MonkeyPatch) -> None:
+    if CONTAINMENT_OFF:
+        from prefect_nbauth import _boundary, _redaction
+
+        monkeypatch.setattr(_boundary, "CONTAIN", False)
+        monkeypatch.setattr(_redaction, "scrub_text", lambda text: text)
+        monkeypatch.setattr(_redaction, "_scrub", lambda record: None)
+
+
+@pytest.fixture(autouse=True)
+def logged_out():
+    yield
+    nb.logout()
+
+
+class LogSink(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def debug_logs():
+    """Every logger at DEBUG (root, websockets, httpcore, httpx, prefect) into one sink."""
+    sink = LogSink()
+    root = logging.getLogger()
+    saved = {name: logging.getLogger(name).level
+             for name in ("", "websockets", "httpcore", "httpx", "prefect", "prefect_nbauth")}
+    for name in saved:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    root.addHandler(sink)
+    logging.getLogger("prefect").addHandler(sink)  # Prefect's loggers do not propagate
+    try:
+        yield sink
+    finally:
+        root.removeHandler(sink)
+        logging.getLogger("prefect").removeHandler(sink)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+# --------------------------------------------------------------------------- hostile server
+
+
+class EchoServer(LoopbackServer):
+    """A hostile stand-in for a Prefect API (not Prefect) that echoes what it was sent.
+
+    ``/ui-settings`` says auth is BASIC; ``/api/admin/version`` accepts exactly
+    ``auth_string`` as HTTP Basic (gateway headers are ignored), unless ``mode`` makes it
+    echo: ``content-type`` (the password alone as a media type), ``redirect`` (to
+    ``<password>.localhost``), ``401-echo`` (401 with the credential in unpadded
+    base64 in WWW-Authenticate and percent-encoded in Location). ``/api/events/out``
+    closes with the token percent-encoded as the close reason in ``ws-close`` mode;
+    ``/api/events/filter`` answers 422 echoing it in ``422`` mode.
+    """
+
+    def __init__(self, auth_string: str) -> None:
+        self.auth_string = auth_string
+        self.mode = "ok"
+        self.api_url = ""
+        self.seen: list[tuple[str, dict[str, str]]] = []  # (path, headers) of what Prefect sent
+        self._http = None
+        self._ws_tasks: set[Any] = set()
+
+    def start(self, timeout: float = 30) -> None:
+        port = self._serve(self._app(), name="echo-server", timeout=timeout)
+        self.api_url = f"http://127.0.0.1:{port}/api"
+
+    @staticmethod
+    def _received(request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("basic "):
+            try:
+                return base64.b64decode(header[6:]).decode()
+            except ValueError:
+                return header
+        return header.split(" ", 1)[-1]
+
+    def _app(self) -> Starlette:
+        async def ui_settings(request: Request) -> Response:
+            return JSONResponse({"auth": "BASIC", "api_url": "http://127.0.0.1:4200/api"})
+
+        async def version(request: Request) -> Response:
+            got = self._received(request)
+            password = got.split(":", 1)[-1]
+            if self.mode == "content-type":
+                return Response("x", headers={"content-type": f"text/{password}"})
+            if self.mode == "redirect":
+                return Response(status_code=307, headers={"location": f"http://{password}.localhost/api"})
+            if self.mode == "401-echo" or got != self.auth_string:
+                b64 = base64.b64encode(got.encode()).decode().rstrip("=")
+                return Response(f"denied {quote(got)}", status_code=401, headers={
+                    "www-authenticate": f'Basic realm="{b64}"',
+                    "location": f"http://127.0.0.1/{quote(got, safe='')}"})
+            return JSONResponse("3.9.1")
+
+        async def events_filter(request: Request) -> Response:
+            if self.mode == "422":
+                got = self._received(request)
+                b64 = base64.b64encode(got.encode()).decode().rstrip("=")
+                return JSONResponse({"detail": f"bad filter from {b64} / {quote(got, safe='')}"},
+                                    status_code=422)
+            return JSONResponse({"events": [], "total": 0, "next_page": None})
+
+        async def hello(request: Request) -> Response:
+            self.seen.append((request.url.path, dict(request.headers)))
+            return JSONResponse("hello")
+
+        async def events_out(ws: WebSocket) -> None:
+            self.seen.append((ws.url.path, dict(ws.headers)))
+            await ws.accept(subprotocol="prefect")
+            auth = json.loads(await ws.receive_text())
+            if self.mode == "ws-close":
+                await ws.close(code=1011, reason=quote(auth.get("token") or "", safe="")[:120])
+                return
+            await ws.send_text(json.dumps({"type": "auth_success"}))
+            try:
+                while True:
+                    await ws.receive_text()
+            except Exception:  # noqa: BLE001 - the client went away
+                return
+
+        return Starlette(routes=[
+            Route("/ui-settings", ui_settings),
+            Route("/api/health", lambda r: JSONResponse(True)),
+            Route("/api/hello", hello),
+            Route("/api/admin/version", version),
+            Route("/api/events/filter", events_filter, methods=["POST"]),
+            WebSocketRoute("/api/events/out", events_out),
+        ])
+
+
+@pytest.fixture(scope="module")
+def echo():
+    S["auth"] = make_canary()
+    S["wrong"] = make_canary()
+    server = EchoServer(S["auth"])
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def echo_mode(request):
+    yield
+    if "echo" in request.fixturenames:
+        request.getfixturevalue("echo").mode = "ok"
+
+
+# --------------------------------------------------------------------------- renderings
+
+
+def _raised(call: Callable[[], Any]) -> BaseException:
+    try:
+        call()
+    except BaseException as exc:  # noqa: BLE001 - the test inspects whatever escaped
+        return exc
+    raise AssertionError("the call did not raise")
+
+
+def render_with_locals(exc: BaseException) -> str:
+    """The exception as tools that show frame locals show it."""
+    from rich.console import Console
+    from rich.traceback import Traceback
+
+    parts = ["".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())]
+    console = Console(file=io.StringIO(), width=300, color_system=None)
+    console.print(Traceback.from_exception(type(exc), exc, exc.__traceback__, show_locals=True))
+    parts.append(console.file.getvalue())  # type: ignore[attr-defined]
+    # A post-mortem debugger, as %debug does it: walk up and print every frame's arguments.
+    out = io.StringIO()
+    debugger = pdb.Pdb(stdin=io.StringIO("args\n" + "up\nargs\np locals()\n" * 12 + "q\n"), stdout=out)
+    debugger.use_rawinput = False
+    debugger.reset()
+    debugger.interaction(None, exc.__traceback__)
+    parts.append(out.getvalue())
+    return "\n".join(parts)
+
+
+def assert_contained(exc: BaseException, *extra: str) -> str:
+    text = render_with_locals(exc) + "\n" + str(exc) + "\n".join(extra)
+    assert leaks(text, *all_secrets()) == []
+    return text
+
+
+# ------------------------------------------------------------- 2. frame locals
+
+
+def _down_url() -> str:
+    return f"http://127.0.0.1:{free_port()}/api"
+
+
+LOCALS_CASES: dict[str, Callable[[EchoServer], Callable[[], Any]]] = {
+    "wrong password": lambda e: lambda: nb.login(e.api_url, auth_string=S["wrong"], timeout=10),
+    "server down": lambda e: lambda: nb.login(_down_url(), auth_string=S["auth"], timeout=5),
+    "non-ascii": lambda e: lambda: nb.login(e.api_url, auth_string=S["auth"] + "\u00e9"),
+    "secret as the URL": lambda e: lambda: nb.login(S["auth"]),
+    "bearer header": lambda e: lambda: nb.login(_down_url(), headers={"Authorization": "Bearer " + S["auth"]},
+                                                timeout=5),
+    "provider raising": lambda e: lambda: nb.login(
+        e.api_url, auth_string=nb.CallableToken(functools.partial(_fail_with, S["auth"]))),
+    "status(timeout=-1) after login": lambda e: (nb.login(e.api_url, auth_string=S["auth"]),
+                                                 lambda: nb.status(timeout=-1))[1],
+}
+
+
+def _fail_with(secret: str) -> str:
+    raise RuntimeError("vault refused " + secret)
+
+
+@pytest.mark.parametrize("case", sorted(LOCALS_CASES))
+def test_frame_locals_and_messages_hold_no_secret(echo: EchoServer, case: str) -> None:
+    exc = _raised(LOCALS_CASES[case](echo))
+    assert isinstance(exc, nb.PrefectAuthError), repr(exc)
+    text = assert_contained(exc)
+    assert "traceback cut at the public API" in text  # the boundary kept a secret-free summary
+    if case == "non-ascii":
+        assert isinstance(exc, nb.ConfigurationError)
+
+
+def test_the_traceback_stops_at_the_boundary(echo: EchoServer) -> None:
+    exc = _raised(lambda: nb.login(_down_url(), auth_string=S["auth"], timeout=5))
+    frames = traceback.extract_tb(exc.__traceback__)
+    assert [f.name for f in frames][-1] == "wrapper"  # nothing inside login() is reachable
+    assert exc.__cause__ is None and exc.__context__ is None
+    notes = "".join(getattr(exc, "__notes__", []))
+    assert "_probe.py" in notes and "login" in notes  # still debuggable: where it went
+
+
+# ---------------------------------------------------------------- 1. masks / colon-less
+
+
+def test_colon_less_auth_string_is_accepted_and_never_shown(echo: EchoServer) -> None:
+    colon_less = make_canary(user=None)
+    S["colon-less"] = colon_less
+    echo.auth_string = colon_less
+    try:
+        status = nb.login(echo.api_url, auth_string=S["colon-less"])
+        shown = str(status) + repr(status) + status.to_json() + str(nb.status())
+        assert "no user name is known" in shown
+        assert status.identity is None
+        assert leaks(shown, *all_secrets()) == []
+        echo.mode = "401-echo"
+        status = nb.status()  # the server now rejects it: the warning must not name a "user"
+        shown = str(status) + repr(status)
+        assert "for user" not in shown and leaks(shown, *all_secrets()) == []
+    finally:
+        echo.auth_string = S["auth"]
+
+
+def test_masks_show_no_part_of_a_password() -> None:
+    assert nb.mask("admin:" + "x" * 30) == "****"
+    assert nb.mask("Zq7-SECRET-x9") == "****"
+    assert nb.mask("Basic " + base64.b64encode(b"admin:hunter2secret").decode()) == "Basic ****"
+    assert nb.mask("pnu_" + "a1" * 18) == "pnu_****a1a1"
+    assert nb.mask("pnu_short") == "pnu_****"
+    from prefect_nbauth._secrets import mask_auth_string
+
+    assert mask_auth_string("admin:hunter2") == "admin:****"
+    assert mask_auth_string("hunter2") == "****"
+
+
+# ------------------------------------------------------------ 3. log redaction
+
+
+def test_auth_frames_and_authorization_lines_are_redacted_by_structure(debug_logs: LogSink) -> None:
+    """Values nobody told the scrubber about, logged the way websockets logs them."""
+    from websockets.frames import Frame, Opcode
+
+    unknown = make_canary()
+    S["unknown"] = unknown
+    log = logging.getLogger("websockets.client")
+    for token in (S["unknown"], S["unknown"] * 2):  # the second is cut short by websockets
+        log.debug("> %s", Frame(Opcode.TEXT, json.dumps({"type": "auth", "token": token}).encode()))
+    log.debug("> %s: %s", "Authorization", "Basic " + base64.b64encode(S["unknown"].encode()).decode())
+    log.debug("> %s: %s", "authorization", "Bearer " + quote(S["unknown"]))
+    text = "\n".join(debug_logs.lines)
+    assert "TEXT" in text and "Authorization" in text
+    assert leaks(text, S["unknown"]) == []
+
+
+def test_rotating_header_keeps_the_static_auth_string_scrubbed_over_30_refreshes(
+        echo: EchoServer, debug_logs: LogSink) -> None:
+    issued: list[str] = []
+
+    def gateway_token() -> str:
+        issued.append("gw-" + secrets.token_hex(24))
+        return issued[-1]
+
+    nb.login(echo.api_url, auth_string=S["auth"],
+             headers={"X-Gateway-Token": nb.CallableToken(gateway_token, ttl=3600)})
+    for _ in range(32):
+        nb.refresh()
+    assert len(issued) >= 33
+    log = logging.getLogger("third.party")
+    log.debug("static %s first token %s current %s", S["auth"], issued[0], issued[-1])
+    log.debug("frame %r", json.dumps({"token": S["auth"]}))
+    text = "\n".join(debug_logs.lines)
+    assert "static" in text and "frame" in text
+    assert leaks(text, S["auth"], issued[-1], issued[-2]) == []
+
+
+def test_a_failing_login_is_scrubbed_from_httpcore_debug_logs(echo: EchoServer, debug_logs: LogSink) -> None:
+    echo.mode = "401-echo"
+    exc = _raised(lambda: nb.login(echo.api_url, auth_string=S["wrong"], timeout=10))
+    assert isinstance(exc, nb.AuthenticationError)
+    text = "\n".join(debug_logs.lines)
+    assert "www-authenticate" in text.lower()  # httpcore really logged the echoing headers
+    assert leaks(text + str(exc), *all_secrets()) == []
+
+
+# ---------------------------------------------------------------- 4. input checks
+
+
+@pytest.mark.parametrize("url", [
+    "{s}", "http://nbuser:{s}@/api", "ftp://nbuser:{s}@host/api", "http://host:{s}/api",
+    "http://[{s}/api", "https://{s}{s}.example.com/api", "{s} http://127.0.0.1/api",
+])
+def test_rejected_urls_are_never_echoed(url: str) -> None:
+    S["url"] = make_canary(user=None).replace("\\", "").replace('"', "").replace("'", "")
+    exc = _raised(lambda: nb.login(url.format(s=S["url"]), auth_string="nbuser:x" * 3))
+    assert isinstance(exc, nb.ConfigurationError)
+    assert_contained(exc)
+
+
+# ---------------------------------------------------------------- 6. describe()
+
+
+def test_callable_tokens_are_described_by_qualified_name_only() -> None:
+    refresh_token = make_canary(user=None)
+
+    def fetch(token: str) -> str:
+        return token
+
+    provider = nb.CallableToken(functools.partial(fetch, refresh_token))
+    assert "fetch" in provider.describe()
+    assert leaks(provider.describe() + repr(provider), refresh_token) == []
+
+    class Holder:
+        def __call__(self) -> str:
+            return refresh_token
+
+        def __repr__(self) -> str:
+            return refresh_token
+
+    assert leaks(nb.CallableToken(Holder()).describe(), refresh_token) == []
+
+
+# ----------------------------------------------------------- 7. hostile echoes
+
+
+@pytest.mark.parametrize("mode", ["content-type", "redirect", "401-echo"])
+def test_probe_echoes_are_scrubbed(echo: EchoServer, mode: str, debug_logs: LogSink) -> None:
+    # A password a host name and a media type can carry, so the echo really happens.
+    simple = "nbuser:pw" + secrets.token_hex(24)
+    S["simple"] = simple
+    echo.auth_string = simple
+    echo.mode = mode
+    try:
+        exc = _raised(lambda: nb.login(echo.api_url, auth_string=S["simple"], timeout=10))
+    finally:
+        echo.auth_string = S["auth"]
+    assert isinstance(exc, nb.PrefectAuthError)
+    assert_contained(exc, *debug_logs.lines)
+    if mode == "redirect":
+        assert ".localhost" in str(exc)  # the echo really came back (lower-cased)
+
+
+async def _stream_until(predicate: Callable[[Any], bool], timeout: float = 60) -> Any:
+    stream = nb.stream_events(reconcile_interval=0.2, credential_wait=10)
+    task = asyncio.ensure_future(stream.__anext__())
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate(stream):
+            assert loop.time() < deadline, f"timed out: {stream.stats}"
+            await asyncio.sleep(0.05)
+        return stream
+    finally:
+        task.cancel()
+        await stream.aclose()
+
+
+@pytest.mark.parametrize("mode", ["ws-close", "422"])
+def test_event_stream_echoes_are_scrubbed(echo: EchoServer, mode: str, debug_logs: LogSink) -> None:
+    nb.login(echo.api_url, auth_string=S["auth"])
+    echo.mode = mode
+    stream = asyncio.run(_stream_until(lambda s: s.stats.last_error is not None
+                                       and ("1011" in s.stats.last_error or "422" in s.stats.last_error)))
+    stats = stream.stats
+    shown = f"{stats.last_error}\n{stats!r}\n{stream.error}\n{stream!r}"
+    assert ("1011" if mode == "ws-close" else "422") in shown
+    assert leaks(shown + "\n".join(debug_logs.lines), *all_secrets()) == []
+
+
+# ----------------------------------------------------------- 8. bad input
+
+
+BAD_NUMBERS = [-1, float("nan"), float("inf"), "5", None]
+
+
+@pytest.mark.parametrize(("call", "value"), [
+    (call, value) for call in ("login timeout", "login refresh_margin", "status", "audit")
+    for value in BAD_NUMBERS if not (call == "login refresh_margin" and value is None)  # None: default
+], ids=repr)
+def test_bad_numbers_are_configuration_errors(echo: EchoServer, call: str, value: Any) -> None:
+    calls = {
+        "login timeout": lambda: nb.login(echo.api_url, auth_string=S["auth"], timeout=value),
+        "login refresh_margin": lambda: nb.login(echo.api_url, auth_string=S["auth"], refresh_margin=value),
+        "status": lambda: nb.status(timeout=value),
+        "audit": lambda: nb.audit(echo.api_url, timeout=value),
+    }
+    exc = _raised(calls[call])
+    assert isinstance(exc, nb.ConfigurationError), repr(exc)
+    assert "seconds" in str(exc)
+    assert_contained(exc)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"api_url": "http://" + "a" * 64 + ".example.com/api"}, "63 characters"),
+    ({"auth_string": 12345}, "must be a string"),
+    ({"auth_string": b"nbuser:bytes"}, "must be a string"),
+    ({"headers": {"X-Token": 12345}}, "must be a string"),
+    ({"auth_string": "nbuser:pass\0word"}, "NUL"),
+])
+def test_bad_values_are_configuration_errors(echo: EchoServer, kwargs: dict[str, Any], fragment: str) -> None:
+    kwargs = {"api_url": echo.api_url, **kwargs}
+    exc = _raised(lambda: nb.login(**kwargs))
+    assert isinstance(exc, nb.ConfigurationError), repr(exc)
+    assert fragment in str(exc) and "several lines" not in str(exc)
+
+
+# ----------------------------------------------------------- 9. gateway headers
+
+
+def test_gateway_headers_are_not_in_prefects_settings_yet_prefect_sends_them(echo: EchoServer) -> None:
+    """Prefect prints client.custom_headers in clear; login() keeps gateway tokens out of it."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.clients import get_events_subscriber
+    from prefect.settings import get_current_settings
+
+    S["gateway"] = "gw-" + secrets.token_hex(30)
+    nb.login(echo.api_url, auth_string=S["auth"], headers={"X-Gateway-Token": S["gateway"]})
+    dumped = get_current_settings().model_dump_json() + repr(get_current_settings())
+    assert leaks(dumped, S["gateway"], S["auth"]) == []
+    assert "X-Gateway-Token" in str(nb.status(check_server=False))  # status still knows it
+
+    echo.seen.clear()
+    with get_client(sync_client=True) as client:
+        assert client.hello().json() == "hello"
+
+    async def subscribe() -> None:
+        async with get_events_subscriber():
+            pass
+
+    asyncio.run(subscribe())
+    sent = {path: headers for path, headers in echo.seen}
+    for path in ("/api/hello", "/api/events/out"):
+        assert sent[path].get("x-gateway-token") == S["gateway"], (path, sorted(sent[path]))
+
+
+# ----------------------------------------------------------- 10. origins
+
+
+def test_a_rotating_token_never_goes_to_a_host_or_path_that_merely_starts_alike(echo: EchoServer) -> None:
+    from prefect_nbauth._inputs import is_cloud_url
+    from prefect_nbauth._session import _NB_AUTH
+    from prefect_nbauth._urls import is_under
+
+    assert not is_under("https://gw.example.com.evil.net/api/flows", "https://gw.example.com/api")
+    assert not is_under("https://gw.example.com/apix", "https://gw.example.com/api")
+    assert is_under("https://GW.example.com:443/api/flows", "https://gw.example.com/api")
+    assert not is_cloud_url("https://api.prefect.cloud.evil.net/api/accounts/x", "https://api.prefect.cloud/api")
+    assert is_cloud_url("https://api.prefect.cloud/api/accounts/x", "https://api.prefect.cloud/api")
+
+    nb.login(echo.api_url, auth_string=S["auth"],
+             headers={"X-Gateway-Token": nb.CallableToken(lambda: "gw-token-" + "x" * 30, ttl=3600)})
+    sent: dict[str, httpx.Headers] = {}
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent[str(request.url)] = request.headers
+        return httpx.Response(200)
+
+    port = echo.api_url.split(":")[2].split("/")[0]
+    ours = f"{echo.api_url}/flows"
+    elsewhere = [f"http://127.0.0.1:{port}0/api/flows",  # a port that starts with ours
+                 f"http://127.0.0.1:{port}/apix/flows", f"http://127.0.0.1.evil.net:{port}/api/flows"]
+    with httpx.Client(transport=httpx.MockTransport(record), auth=_NB_AUTH) as client:
+        for url in [ours, *elsewhere]:
+            client.get(url)
+    assert sent[ours].get("x-gateway-token")
+    for url in elsewhere:
+        assert "x-gateway-token" not in sent[url] and "authorization" not in sent[url], url
+
+
+# ----------------------------------------------------------- 5. magics (real shell)
+
+
+SHELL = """
+import contextlib, io, json, os, sqlite3, sys
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+HISTORY = os.path.abspath("history.sqlite")
+config = Config()
+config.HistoryManager.hist_file = HISTORY
+ip = InteractiveShell.instance(config=config)
+ip.run_line_magic("load_ext", "prefect_nbauth")
+if os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF") == "1":
+    import prefect_nbauth._boundary as b
+    b.CONTAIN = False
+
+def run(line):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        result = ip.run_cell(line, store_history=True)
+    error = result.error_in_exec or result.error_before_exec
+    return f"{type(error).__name__}: {error}\\n{out.getvalue()}\\n{err.getvalue()}"
+
+shown = []
+for line in LINES:
+    shown.append(run(line))
+ip.history_manager.writeout_cache()
+rows = sqlite3.connect(HISTORY).execute("SELECT source, source_raw FROM history").fetchall()
+ns = [v for k, v in ip.user_ns.items() if k.startswith("_i") and isinstance(v, str)]
+print(json.dumps({"shown": shown, "history": json.dumps(rows) + json.dumps(ns)
+                  + json.dumps(ip.history_manager.input_hist_raw)}))
+"""
+
+
+def test_magic_values_that_are_not_set_variables_are_never_echoed_and_are_scrubbed(run_scenario) -> None:
+    looks_like_a_name = "abcDEF123secretTOKEN456xyz" + secrets.token_hex(12)
+    password = "pw" + secrets.token_hex(20)
+    lines = [
+        f"%prefect_login --url http://127.0.0.1:1/api --header-env X-Api-Token={looks_like_a_name}",
+        f"%prefect_login --url http://127.0.0.1:1/api --api-key-env {looks_like_a_name}",
+        f"%prefect_login --url http://127.0.0.1:1/api --auth-string-env {looks_like_a_name}",
+        f"%prefect_audit http://nbuser:{password}@127.0.0.1:1/api",
+        "%prefect_audit --timeout nan",
+        "%prefect_login --url http://127.0.0.1:1/api --auth-string-env NB_SECRET --timeout nan",
+    ]
+    result = run_scenario(f"LINES = {lines!r}\n" + SHELL, env={"NB_SECRET": S.get("auth") or make_canary()})
+    shown = "\n".join(result["shown"])
+    assert all(entry.startswith("UsageError: ") for entry in result["shown"]), shown
+    assert "Traceback" not in shown and "--timeout must be a finite number" in shown
+    for secret in (looks_like_a_name, password):
+        assert leaks(shown, secret) == [], "echoed"
+        assert leaks(result["history"], secret) == [], "left in the history"
+    assert "%prefect_audit" in result["history"]  # the lines are still there, scrubbed

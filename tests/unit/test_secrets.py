@@ -1,0 +1,44 @@
+"""Masking: a secret is never shown, by construction."""
+
+from __future__ import annotations
+
+import pickle
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from prefect_nbauth import Secret, mask
+from prefect_nbauth._secrets import redact
+
+
+def test_mask_keeps_only_the_key_prefix_and_a_short_tail() -> None:
+    assert mask("pnu_0123456789abcdefghij") == "pnu_****ghij"
+    assert mask("pnb_0123456789abcdefghij") == "pnb_****ghij"
+    assert mask("short") == "****"
+    assert mask(None) == "<unset>"
+    assert mask("") == "<empty>"
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_mask_never_reveals_more_than_four_characters(value: str) -> None:
+    masked = mask(value)
+    shown = masked.replace("****", "").removeprefix("pnu_").removeprefix("pnb_")
+    assert len(shown) <= 4
+    if len(value) >= 8:
+        assert value not in masked
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=8, max_size=80))
+def test_secret_reprs_and_pickles_never_contain_the_value(value: str) -> None:
+    secret = Secret(value)
+    for shown in (repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret):
+        assert value not in shown
+    assert value not in pickle.dumps(secret).decode("latin-1")
+    assert secret == value and secret == Secret(value)
+    assert secret.reveal() == value
+
+
+@given(st.text(min_size=3, max_size=40), st.text(max_size=60), st.text(max_size=60))
+def test_redact_removes_every_occurrence(secret: str, before: str, after: str) -> None:
+    text = before + secret + after + secret
+    assert secret not in redact(text, secret) or secret in mask(secret)

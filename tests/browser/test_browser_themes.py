@@ -164,13 +164,16 @@ def _run_cell(page: Any, index: int) -> None:
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
     prompt = cell.locator(".jp-InputPrompt")
     for attempt in range(4):
-        cell.locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Shift+Enter")
+        dialog = page.locator(".jp-Dialog .jp-mod-accept")
+        if dialog.count():  # a late "Select Kernel" dialog swallows clicks: accept its choice
+            dialog.first.click()
         try:  # "[*]:" while it runs, "[3]:" after: either way the kernel has it
+            cell.locator(".jp-InputArea-editor").click(timeout=20_000)
+            page.keyboard.press("Shift+Enter")
             page.wait_for_function("(el) => /\\[(\\*|\\d+)\\]/.test(el.textContent)", arg=prompt.element_handle(),
                                    timeout=20_000 * (attempt + 1))
             return
-        except Exception:  # noqa: BLE001 - Playwright's TimeoutError: try once more
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError (a dialog, a dropped run): again
             if attempt == 3:
                 raise
 

@@ -282,8 +282,9 @@ def show_ui_link() -> None:
         how = ("through Jupyter (jupyter-server-proxy adds the credential; no login page, "
                "and the auth string never reaches your browser)")
     else:
-        how = ("directly: it asks for the auth string, which this demo never shows. Install "
-               "jupyter-server-proxy (./scripts/demo does) to get it through Jupyter without a login")
+        how = ("directly: it asks for the auth string (a JupyterLab terminal shows it: printenv "
+               "PREFECT_NBAUTH_DEMO_AUTH_STRING). Install jupyter-server-proxy (./scripts/demo does) "
+               "to get it through Jupyter without a login")
     from IPython.display import HTML, display
 
     display(HTML(f'<p>Prefect UI: <a href="{url}" target="_blank" rel="noopener">{url}</a>, {how}.</p>'))

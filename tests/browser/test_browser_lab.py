@@ -215,7 +215,7 @@ def test_login_status_and_events_in_jupyterlab_with_chromium(canary_server, tmp_
                 expect(events.locator(".pnb-state")).to_contain_text("connected", timeout=60_000)
                 _run_cell(page, 3)  # emit five events from the kernel
                 for i in range(5):
-                    expect(events.locator(f"td:text-is('nbauth.browser.{i}')")).to_be_visible(timeout=60_000)
+                    expect(events.locator(f".pnb-res:text-is('nbauth.browser.{i}')")).to_be_visible(timeout=60_000)
                 expect(events.locator(".pnb-state")).to_contain_text("live ")
                 events.scroll_into_view_if_needed()
                 shots["events"] = ARTIFACTS / "browser-events.png"

@@ -228,7 +228,9 @@ def test_the_command_gets_the_demo_and_nothing_of_the_callers_prefect(hub_demo: 
     assert env["PREFECT_NBAUTH_DEMO_API_URL"] == f"http://127.0.0.1:{hub_demo.port}/api"
     assert env["PREFECT_HOME"] == str(hub_demo.demo_dir / "client-home")
     prefect_vars = {k for k in env if k.startswith("PREFECT_")}
-    assert all(k == "PREFECT_HOME" or k.startswith("PREFECT_NBAUTH_") for k in prefect_vars), prefect_vars
+    assert all(k in ("PREFECT_HOME", "PREFECT_UI_URL") or k.startswith("PREFECT_NBAUTH_")
+               for k in prefect_vars), prefect_vars
+    assert env["PREFECT_UI_URL"] == f"{BASE}prefect"  # the proxied UI (a path: no JUPYTER_URL here)
     for value in CALLER_CANARIES.values():
         assert value not in json.dumps(env)
     assert env["PREFECT_NBAUTH_DEMO_UI_PROXY_BASE"] == BASE

@@ -49,7 +49,7 @@ def test_the_old_server_is_flagged_while_its_rest_api_refuses_correctly(
     assert all("3.6.22" in fix for fix in fixes)
     version = next(f for f in result["report"]["findings"] if f["check"] == "server-version")
     assert "#17687" in version["detail"] and "3.3.5" in version["detail"]
-    assert result["seconds"] < 5
+    assert "no answer within" not in result["text"]  # no probe timed out (the timeout adapts to the machine)
     assert_no_secret(result["text"], AUTH_STRING)
 
 
@@ -61,13 +61,13 @@ def test_what_the_audit_reports_is_real_anyone_can_post_events(old_auth_server: 
     event = {"id": str(uuid.uuid4()), "occurred": "2026-01-01T00:00:00Z", "event": name,
              "resource": {"prefect.resource.id": "nbauth.intruder"}}
     ws_url = old_auth_server.api_url.replace("http://", "ws://") + "/events/in"
-    with connect(ws_url, open_timeout=5, close_timeout=2) as ws:  # no subprotocol, no auth
+    with connect(ws_url, open_timeout=60, close_timeout=10) as ws:  # no subprotocol, no auth; generous: a busy machine
         ws.send(json.dumps(event))
 
     body = {"filter": {"event": {"name": [name]},
                        "occurred": {"since": "2025-12-31T00:00:00Z", "until": "2026-01-02T00:00:00Z"}},
             "limit": 10}
-    with httpx.Client(timeout=5, headers=basic_auth_header(AUTH_STRING)) as client:
+    with httpx.Client(timeout=60, headers=basic_auth_header(AUTH_STRING)) as client:
         found: list[Any] = []
         deadline = time.monotonic() + 15
         while not found and time.monotonic() < deadline:  # the persister flushes every 0.5 s
@@ -81,7 +81,7 @@ def test_what_the_audit_reports_is_real_anyone_can_post_events(old_auth_server: 
 
 def test_a_crafted_host_header_reads_a_protected_endpoint_without_credentials(
         old_auth_server: PrefectServer) -> None:
-    with httpx.Client(timeout=5) as client:
+    with httpx.Client(timeout=60) as client:
         plain = client.get(f"{old_auth_server.api_url}/admin/version")
         crafted = client.get(f"{old_auth_server.api_url}/admin/version",
                              headers={"Host": f"127.0.0.1:{old_auth_server.port}/health?"})

@@ -1,16 +1,62 @@
-"""What every prefect_nbauth widget shares: a readable text form, small HTML helpers."""
+"""What every prefect_nbauth widget shares: a readable text form, small HTML helpers, theme CSS."""
 
 from __future__ import annotations
 
 import html
 from typing import Any
 
-__all__ = ["TextForm", "esc"]
+import ipywidgets as widgets
+
+__all__ = ["THEME_CSS", "TextForm", "esc", "theme_style"]
 
 
 def esc(value: Any) -> str:
     """HTML-escape anything shown in a widget: event names and server messages are not ours."""
     return html.escape("" if value is None else str(value), quote=True)
+
+
+# Colours come from JupyterLab's theme variables only, so the widgets follow the
+# theme (light, dark, Notebook 7). No single --jp-*-color reaches 4.5:1 (WCAG AA)
+# against both backgrounds: light themes get the darkest shade (…-color0), dark
+# themes (JupyterLab sets body[data-jp-theme-light="false"]) the lightest that
+# still reads as the colour (…-color2). Orange text never reaches 4.5:1 on white,
+# so warnings are ordinary text marked by an orange bar and a word, not by the
+# colour of their letters. The state dot is a graphic (aria-hidden), not text.
+THEME_CSS = """
+.pnb-w { color: var(--jp-content-font-color1); font-family: var(--jp-ui-font-family);
+  font-size: var(--jp-ui-font-size1); line-height: 1.45; max-width: 100%; box-sizing: border-box; }
+.pnb-w * { box-sizing: border-box; }
+.pnb-w .pnb-muted { color: var(--jp-content-font-color2); }
+.pnb-w .pnb-error { color: var(--jp-error-color0); }
+.pnb-w .pnb-ok { color: var(--jp-success-color0); }
+.pnb-w .pnb-info { color: var(--jp-content-font-color1); }
+body[data-jp-theme-light="false"] .pnb-w .pnb-error { color: var(--jp-error-color2); }
+body[data-jp-theme-light="false"] .pnb-w .pnb-ok { color: var(--jp-success-color2); }
+.pnb-w .pnb-note { border-left: 3px solid var(--jp-border-color1); padding: 2px 0 2px 8px; margin: 4px 0; }
+.pnb-w .pnb-note.pnb-warn { border-left-color: var(--jp-warn-color1); }
+.pnb-w .pnb-note.pnb-error { border-left-color: var(--jp-error-color1); }
+.pnb-w .pnb-note.pnb-ok { border-left-color: var(--jp-success-color1); }
+.pnb-w .pnb-dot { display: inline-block; width: 0.7em; height: 0.7em; border-radius: 50%;
+  margin-right: 0.35em; vertical-align: baseline; background: var(--jp-border-color1); }
+.pnb-w .pnb-dot.pnb-ok { background: var(--jp-success-color1); }
+.pnb-w .pnb-dot.pnb-warn { background: var(--jp-warn-color1); }
+.pnb-w .pnb-dot.pnb-error { background: var(--jp-error-color1); }
+.pnb-w .pnb-dot.pnb-info { background: var(--jp-brand-color1); }
+.pnb-w .pnb-badge { display: inline-block; padding: 0 6px; border-radius: 3px; font-weight: 600;
+  border: 1px solid var(--jp-border-color1); background: var(--jp-layout-color2);
+  color: var(--jp-content-font-color0); }
+.pnb-w code, .pnb-w .pnb-mono { font-family: var(--jp-code-font-family); font-size: var(--jp-code-font-size); }
+.pnb-w details > summary { cursor: pointer; }
+.pnb-w a { color: var(--jp-content-link-color); }
+"""
+
+
+def theme_style(extra_css: str = "") -> widgets.HTML:
+    """A hidden child holding :data:`THEME_CSS` (and a widget's own layout CSS) once per
+    widget, so the frequent updates of its views do not carry it."""
+    style = widgets.HTML(value=f"<style>{THEME_CSS}{extra_css}</style>", layout=widgets.Layout(display="none"))
+    style.add_class("pnb-style")
+    return style
 
 
 class TextForm:

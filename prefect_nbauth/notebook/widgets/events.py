@@ -12,6 +12,7 @@ a burst of 10,000 events costs the front end the same as a burst of 20.
 from __future__ import annotations
 
 import collections
+import html
 import json
 import threading
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 import ipywidgets as widgets
 
 from ..._session import api_url_in_force
-from ._base import TextForm, esc
+from ._base import TextForm, esc, theme_style
 from ._throttle import Throttle
 from ._watch import WATCHER
 
@@ -30,6 +31,7 @@ __all__ = ["EventRow", "EventStreamWidget"]
 DEFAULT_MAX_ROWS = 20
 MAX_ROWS_LIMIT = 1000
 PREVIEW_CHARS = 80
+DETAIL_CHARS = 4000  # the expanded payload of one row (pretty JSON)
 # A comm message around the HTML: header, ids, JSON framing (measured ~300 bytes).
 _MESSAGE_OVERHEAD = 300
 
@@ -45,6 +47,8 @@ class EventRow:
     event: str
     resource: str
     payload: str  # compact JSON, cut to PREVIEW_CHARS
+    occurred: datetime | None = None  # UTC, for the relative time and the hover text
+    payload_full: str = ""  # indented JSON, cut to DETAIL_CHARS (the row's expanded view)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -68,15 +72,59 @@ def event_row(event: Any) -> EventRow:
     try:
         preview = json.dumps(payload, default=str, separators=(",", ":"), ensure_ascii=False) \
             if payload else ""
+        full = json.dumps(payload, default=str, indent=1, ensure_ascii=False) if payload else ""
     except (TypeError, ValueError):
-        preview = repr(payload)
+        preview = full = repr(payload)
     return EventRow(
         id=str(getattr(event, "id", "")),
         time=when,
         event=_cut(str(getattr(event, "event", "")), 120),
         resource=_cut(str(resource_id or ""), 120),
         payload=_cut(preview, PREVIEW_CHARS),
+        occurred=occurred if isinstance(occurred, datetime) else None,
+        payload_full=_cut(full, DETAIL_CHARS),
     )
+
+
+def relative_time(occurred: datetime | None, now: datetime) -> str:
+    """``"just now"``, ``"15s ago"`` (5 s steps), ``"3m ago"``, ``"2h ago"``; ``""`` without a time."""
+    if occurred is None:
+        return ""
+    if occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=timezone.utc)
+    age = (now - occurred).total_seconds()
+    if age < 5:
+        return "just now" if age > -5 else "in the future"
+    if age < 60:
+        return f"{int(age) // 5 * 5}s ago"
+    if age < 3600:
+        return f"{int(age) // 60}m ago"
+    if age < 86_400:
+        return f"{int(age) // 3600}h ago"
+    return f"{int(age) // 86_400}d ago"
+
+
+def _absolute(occurred: datetime | None) -> str:
+    return occurred.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC" if occurred else ""
+
+
+def friendly_error(text: str) -> str:
+    """One short sentence for a connection problem; the raw text stays available beside it."""
+    low = text.lower()
+    if "refused" in low or "connect call failed" in low:
+        return "The server does not answer (connection refused); retrying."
+    if "timed out" in low or "timeout" in low:
+        return "The server did not answer in time; retrying."
+    if "401" in low or "403" in low or "auth" in low:
+        return "The server refused the credential; log in again."
+    if "name or service not known" in low or "nodename" in low or "getaddrinfo" in low:
+        return "The server's host name does not resolve; check the API URL."
+    return "The connection dropped; retrying."
+
+
+def _text(value: str) -> str:
+    """Escape for a text node (quotes need no escaping there: JSON stays short)."""
+    return html.escape(value, quote=False)
 
 
 def _default_factory(**filters: Any) -> Any:
@@ -150,6 +198,8 @@ class EventStreamWidget(TextForm, widgets.VBox):
         self._error: str | None = None
         self._wanted = False  # start() was called and stop() was not: restart after a login
         self.received = 0  # events delivered to this widget since the last start/clear
+        self._last_stats: Any = None  # the counters of the stream stopped last (kept after stop())
+        self._shown_key: tuple[Any, ...] | None = None  # state and row ages of the view sent
         self.updates_sent = 0  # front-end updates of the view
         self._received_at_pause = 0
 
@@ -166,6 +216,7 @@ class EventStreamWidget(TextForm, widgets.VBox):
                                                   tooltip="Freeze the table; events keep arriving")
         self._clear_button = widgets.Button(description="Clear", icon="trash", tooltip="Empty the table")
         self._view = widgets.HTML()
+        self._style = theme_style(EVENTS_CSS)
         self._apply_button.on_click(lambda _: self.apply_filters())
         self._clear_button.on_click(lambda _: self.clear())
         self._pause_button.observe(self._on_pause_toggle, "value")
@@ -173,8 +224,10 @@ class EventStreamWidget(TextForm, widgets.VBox):
             widgets.HBox([self._prefix_field, self._resource_field, self._apply_button]),
             widgets.HBox([self._pause_button, self._clear_button]),
             self._view,
+            self._style,
         ]
         self.add_class("prefect-nbauth-events")
+        self.add_class("pnb-w")
 
         self._throttle = Throttle(self._flush, max_per_second=max_updates_per_second,
                                   max_bytes_per_second=max_bytes_per_second,
@@ -218,6 +271,7 @@ class EventStreamWidget(TextForm, widgets.VBox):
             generation = self._generation
             self._error = None
             self._wanted = True
+            self._last_stats = None  # a new stream counts from zero
         filters = {"prefix": self.prefix or None, "resource": self.resource or None, "since": self.since}
         stream = handle = None
         try:
@@ -287,6 +341,9 @@ class EventStreamWidget(TextForm, widgets.VBox):
     def _stop_stream(self) -> None:
         with self._lock:
             handle, self._handle = self._handle, None
+            stats = getattr(self._stream, "stats", None)
+            if stats is not None:  # keep the counters on screen after stop()
+                self._last_stats = stats() if callable(stats) else stats
             self._stream = None
             self._generation += 1  # late callbacks of the old stream are ignored
         if handle is not None:
@@ -314,7 +371,19 @@ class EventStreamWidget(TextForm, widgets.VBox):
             threading.Thread(target=self.start, name="prefect-nbauth-events-restart", daemon=True).start()
 
     def _tick(self) -> None:
-        pass
+        # Once a second (watcher thread): the row ages and the stream's state go stale
+        # without new events; re-render only when what is shown would change.
+        if self._shown_key is not None and self._view_key() != self._shown_key:
+            self._throttle.poke()
+
+    def _view_key(self) -> tuple[Any, ...]:
+        with self._lock:
+            events = list(self._frozen if self._frozen is not None else self._events)
+            stream = self._stream
+        state = getattr(stream, "state", None)
+        now = datetime.now(timezone.utc)
+        return (str(getattr(state, "value", state)),
+                tuple(relative_time(self._row(e).occurred, now) for e in events))
 
     def _on_event(self, event: Any, generation: int) -> None:
         # Runs on the stream's thread, once per event: keep it O(1).
@@ -353,6 +422,7 @@ class EventStreamWidget(TextForm, widgets.VBox):
     def _flush(self) -> int:
         if self._view.comm is None and self.comm is None:
             return 0  # closed
+        self._shown_key = self._view_key()
         text = self._render_html()
         if text == self._view.value:
             return 0
@@ -373,6 +443,10 @@ class EventStreamWidget(TextForm, widgets.VBox):
             for key in [k for k in self._rows_cache if k not in live_keys]:
                 del self._rows_cache[key]
         stats = getattr(stream, "stats", None)
+        if callable(stats):
+            stats = stats()
+        if stats is None:
+            stats = self._last_stats
         state = getattr(stream, "state", None)
         last_error = getattr(stats, "last_error", None)
         info = {
@@ -398,27 +472,53 @@ class EventStreamWidget(TextForm, widgets.VBox):
     def _render_html(self) -> str:
         rows, info = self._snapshot()
         state = info["state"]
-        colour = {"connected": "#2e7d32", "reconnecting": "#e65100", "stopped": "#757575"}.get(state, "#1565c0")
-        head = (f'<div class="pnb-state"><b style="color:{colour}">● {esc(state)}</b> · '
-                f"{esc(self._counters(info))}")
+        kind = {"connected": "ok", "reconnecting": "warn", "stopped": "off"}.get(state, "info")
+        head = (f'<div class="pnb-state"><span class="pnb-dot pnb-{kind}" aria-hidden="true"></span>'
+                f"<b>{esc(state)}</b> · "
+                # Each counter stays on one line ("reconnects 0", never "reconnects" / "0").
+                + " · ".join(f'<span class="pnb-nw">{esc(part)}</span>'
+                             for part in self._counters(info).split(" · ")))
         if info["paused"]:
             head += f" · <b>paused</b> ({info['new_since_pause']} new)"
         head += "</div>"
         notes = ""
         if info["error"]:
-            notes += f'<div class="pnb-error" style="color:#c62828">{esc(info["error"])}</div>'
+            notes += f'<div class="pnb-note pnb-error"><span class="pnb-error">{esc(info["error"])}</span></div>'
         if info["last_error"]:
-            notes += f'<div class="pnb-last-error" style="color:#e65100">last error: {esc(_cut(info["last_error"], 300))}</div>'
+            raw = esc(_cut(info["last_error"], 300))
+            if state in ("connected", "reconciling", "stopped"):
+                # Over: say so quietly; the details stay one click away.
+                notes += (f'<details class="pnb-last-error pnb-muted"><summary>recovered from a connection '
+                          f'problem ({info["reconnects"]} reconnects)</summary><code>{raw}</code></details>')
+            else:
+                notes += (f'<div class="pnb-note pnb-warn pnb-last-error">{esc(friendly_error(info["last_error"]))}'
+                          f' <details><summary>details</summary><code>{raw}</code></details></div>')
         if rows:
-            body = "".join(
-                f"<tr><td>{esc(r.time)}</td><td>{esc(r.event)}</td><td>{esc(r.resource)}</td>"
-                f"<td>{esc(r.payload)}</td></tr>" for r in rows)
-            table = ('<table class="pnb-rows"><thead><tr><th>time (UTC)</th><th>event</th>'
-                     f"<th>resource</th><th>payload</th></tr></thead><tbody>{body}</tbody></table>")
+            now = datetime.now(timezone.utc)
+            body = "".join(self._row_html(r, now) for r in rows)
+            table = ('<div class="pnb-rows" role="table">'
+                     '<div class="pnb-grid pnb-head" role="row"><span title="time (UTC on hover)">time</span>'
+                     '<span title="event">event</span><span title="resource">resource</span>'
+                     '<span title="payload: click a row to see it whole">payload</span></div>'
+                     f"{body}</div>")
         else:
-            table = '<div class="pnb-empty">No events yet.</div>'
-        return (f'<div class="pnb-events" style="font-family:var(--jp-code-font-family,monospace);'
-                f'font-size:12px">{head}{notes}{table}</div>')
+            table = '<div class="pnb-empty pnb-muted">No events yet.</div>'
+        return f'<div class="pnb-events pnb-w">{head}{notes}{table}</div>'
+
+    @staticmethod
+    def _row_html(r: EventRow, now: datetime) -> str:
+        # Kept small: the whole table is resent at every update, within a byte budget.
+        # Cells are cut to one line; hover shows the time, event and resource whole,
+        # and opening the row shows the id and the whole payload.
+        when = _absolute(r.occurred) or r.time
+        return (f'<details class="pnb-row"><summary class="pnb-grid" role="row">'
+                f'<span class="pnb-time" title="{esc(when)}">{_text(relative_time(r.occurred, now) or r.time)}</span>'
+                f'<span class="pnb-ev" title="{esc(r.event)}">{_text(r.event)}</span>'
+                f'<span class="pnb-res" title="{esc(r.resource)}">{_text(r.resource)}</span>'
+                f'<span class="pnb-pay">{_text(r.payload)}</span></summary>'
+                f'<div class="pnb-detail">{_text(r.event)}<br>{_text(r.resource)}<br>id {_text(r.id)}'
+                f'<pre>{_text(r.payload_full or "no payload")}</pre>'
+                "</div></details>")
 
     def text_form(self) -> str:
         rows, info = self._snapshot()
@@ -433,3 +533,33 @@ class EventStreamWidget(TextForm, widgets.VBox):
         for r in rows:
             lines.append(f"  {r.time}  {r.event}  {r.resource}  {r.payload}".rstrip())
         return "\n".join(lines)
+
+
+# Layout only (colours are in _base.THEME_CSS). Fixed columns that never push the
+# output wider than its area; ids and names in the code font, on one line, cut
+# with an ellipsis (whole in the hover text and in the row's expanded view).
+EVENTS_CSS = (
+    ".pnb-events{font-size:var(--jp-ui-font-size1)}"
+    ".pnb-events .pnb-state{margin:2px 0 4px}"
+    ".pnb-events .pnb-nw{white-space:nowrap}"
+    ".pnb-events .pnb-rows{width:100%;max-width:100%;border-top:1px solid var(--jp-border-color2)}"
+    ".pnb-events .pnb-grid{display:grid;grid-template-columns:6.5em minmax(0,4fr) minmax(0,3fr) minmax(0,3fr);"
+    "column-gap:0;align-items:baseline}"
+    ".pnb-events .pnb-grid>span{padding:3px 8px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;"
+    "min-width:0}"
+    ".pnb-events .pnb-head{font-weight:600;border-bottom:1px solid var(--jp-border-color2)}"
+    ".pnb-events .pnb-ev,.pnb-events .pnb-res,.pnb-events .pnb-pay{font-family:var(--jp-code-font-family);"
+    "font-size:var(--jp-code-font-size)}"
+    ".pnb-events summary.pnb-grid{list-style:none}"
+    ".pnb-events summary.pnb-grid::-webkit-details-marker{display:none}"
+    ".pnb-events .pnb-row{border-bottom:1px solid var(--jp-border-color3)}"
+    ".pnb-events .pnb-row>summary:hover{background:var(--jp-layout-color2)}"
+    ".pnb-events .pnb-row[open]>summary{background:var(--jp-layout-color2)}"
+    ".pnb-events .pnb-detail{padding:4px 8px 8px 6.5em}"
+    ".pnb-events .pnb-detail{font-family:var(--jp-code-font-family);font-size:var(--jp-code-font-size);"
+    "overflow-wrap:anywhere}"
+    ".pnb-events .pnb-detail pre{margin:4px 0 0;white-space:pre-wrap;overflow-wrap:anywhere;"
+    "font-family:var(--jp-code-font-family);font-size:var(--jp-code-font-size)}"
+    ".pnb-events .pnb-last-error details{display:inline}"
+    ".pnb-events code{overflow-wrap:anywhere}"
+)

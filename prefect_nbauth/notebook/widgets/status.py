@@ -24,7 +24,7 @@ import ipywidgets as widgets
 
 from ..._session import logout, refresh, status
 from ..._status import AuthMode, AuthStatus
-from ._base import TextForm, esc
+from ._base import TextForm, esc, theme_style
 from ._watch import WATCHER as _WATCHER
 
 __all__ = ["AuthStatusWidget", "countdown"]
@@ -86,9 +86,13 @@ class AuthStatusWidget(TextForm, widgets.VBox):
             tooltip="Go back to the settings in force before the first login")
         self._refresh_button.on_click(lambda _: self._run_action(self._do_refresh))
         self._logout_button.on_click(lambda _: self._run_action(self._do_logout))
-        self.children = [self._summary, self._countdown,
+        self._logout_button.add_class("pnb-logout-button")
+        self._refresh_button.add_class("pnb-refresh-button")
+        self._style = theme_style(_STATUS_CSS)
+        self.children = [self._style, self._summary, self._countdown,
                          widgets.HBox([self._refresh_button, self._logout_button]), self._message]
         self.add_class("prefect-nbauth-status")
+        self.add_class("pnb-w")
         self._render()
         if check_server:
             self._check_server_async()
@@ -123,7 +127,7 @@ class AuthStatusWidget(TextForm, widgets.VBox):
     def close(self) -> None:
         _WATCHER.remove(self)
         if "_message" in self.__dict__:  # not when __init__ failed half-way (Widget.__del__)
-            for child in [self._summary, self._countdown, self._message,
+            for child in [self._style, self._summary, self._countdown, self._message,
                           self._refresh_button, self._logout_button, *self.children]:
                 child.close()
         super().close()
@@ -140,7 +144,7 @@ class AuthStatusWidget(TextForm, widgets.VBox):
 
     def _tick(self) -> None:
         text = countdown(self.status.expires_at)
-        value = f'<div class="pnb-expiry">{esc(text)}</div>' if text else ""
+        value = f'<div class="pnb-expiry pnb-w">{esc(text)}</div>' if text else ""
         if self._countdown.value != value:
             self._countdown.value = value
 
@@ -189,10 +193,10 @@ class AuthStatusWidget(TextForm, widgets.VBox):
             except Exception as exc:  # noqa: BLE001 - shown in the widget
                 text, kind = f"{type(exc).__name__}: {exc}", "error"
             self._set_message(text, kind)
-            self._refresh_button.disabled = self._logout_button.disabled = False
-            self._state_changed()
             with self._lock:
                 self._busy = False
+            self._state_changed()  # re-enables the buttons that apply
+            with self._lock:
                 self._idle.notify_all()
 
         threading.Thread(target=run, name="prefect-nbauth-status-action", daemon=True).start()
@@ -211,8 +215,7 @@ class AuthStatusWidget(TextForm, widgets.VBox):
 
     def _set_message(self, text: str, kind: str) -> None:
         self._message_text = text
-        colour = {"error": "#c62828", "ok": "#2e7d32"}.get(kind, "#555")
-        self._message.value = f'<div class="pnb-message pnb-{kind}" style="color:{colour}">{esc(text)}</div>'
+        self._message.value = f'<div class="pnb-w"><div class="pnb-message pnb-{kind}">{esc(text)}</div></div>'
 
     def _render(self) -> None:
         with self._lock:
@@ -222,6 +225,16 @@ class AuthStatusWidget(TextForm, widgets.VBox):
             value = _status_html(st, checking=checking, checked=checked, check_server=self.check_server)
             if self._summary.value != value:
                 self._summary.value = value
+            busy = self._busy
+        # "Log out" only does something after a login() in this kernel.
+        logout_disabled = busy or not st.logged_in
+        if self._logout_button.disabled != logout_disabled:
+            self._logout_button.disabled = logout_disabled
+        self._logout_button.tooltip = (
+            "Go back to the settings in force before the first login" if st.logged_in
+            else "Nobody is logged in with login() in this kernel: nothing to log out")
+        if self._refresh_button.disabled != busy:
+            self._refresh_button.disabled = busy
         self._tick()
 
     def text_form(self) -> str:
@@ -234,42 +247,52 @@ class AuthStatusWidget(TextForm, widgets.VBox):
         return text
 
 
-_MODE_COLOUR = {
-    AuthMode.NONE: "#757575", AuthMode.BASIC: "#2e7d32",
-    AuthMode.API_KEY: "#1565c0", AuthMode.HEADERS: "#6a1b9a",
-}
+def _server_text(st: AuthStatus, *, checking: bool, checked: bool, check_server: bool) -> str:
+    if st.server_version:
+        return f"Prefect {st.server_version}" + (f", auth {st.server_auth}" if st.server_auth else "")
+    if checking:
+        return "checking…"
+    if not (check_server and checked):
+        return "not checked"
+    # It answered but would not say its version: say why, not "no answer".
+    if st.server_auth == "BASIC" and st.mode is AuthMode.NONE:
+        return "answered: it requires an auth string (log in)"
+    if any(w.startswith("The server rejects") for w in st.warnings):
+        return "answered: it refuses the credential in force (see below)"
+    return "no answer (see below)"
 
 
 def _status_html(st: AuthStatus, *, checking: bool, checked: bool, check_server: bool) -> str:
-    colour = _MODE_COLOUR.get(st.mode, "#555")
     rows: list[tuple[str, str, str]] = []  # (label, value, class)
     rows.append(("API URL", st.api_url or "none: Prefect would start a temporary local server", "pnb-url"))
     rows.append(("Credential", st.credential, "pnb-credential"))
     rows.append(("Identity", st.identity or "unknown", "pnb-identity"))
     if st.workspace:
         rows.append(("Workspace", st.workspace, "pnb-workspace"))
-    if st.server_version:
-        server = f"Prefect {st.server_version}" + (f", auth {st.server_auth}" if st.server_auth else "")
-    elif checking:
-        server = "checking…"
-    elif check_server and checked:
-        server = "no answer (see warnings)"
-    else:
-        server = "not checked"
-    rows.append(("Server", server, "pnb-server"))
+    rows.append(("Server", _server_text(st, checking=checking, checked=checked, check_server=check_server),
+                 "pnb-server"))
     body = "".join(
-        f'<tr class="{cls}"><th style="text-align:left;padding-right:1em">{esc(label)}</th>'
-        f"<td>{esc(value)}</td></tr>" for label, value, cls in rows)
+        f'<tr class="{cls}"><th>{esc(label)}</th><td>{esc(value)}</td></tr>' for label, value, cls in rows)
     sources = "".join(f"<li>{esc(name)} from {esc(src)}</li>" for name, src in st.sources.items())
     warnings = "".join(f"<li>{esc(w)}</li>" for w in st.warnings)
     return (
-        '<div class="pnb-status">'
-        f'<div><b>Prefect auth</b> <span class="pnb-mode" style="background:{colour};color:white;'
-        f'padding:0 6px;border-radius:3px">{esc(st.mode.value)}</span>'
+        '<div class="pnb-status pnb-w">'
+        f'<div><b>Prefect auth</b> <span class="pnb-mode pnb-badge">{esc(st.mode.value)}</span>'
         + (" via login()" if st.logged_in else "") + "</div>"
-        f"<table>{body}</table>"
+        f'<table class="pnb-table">{body}</table>'
         + (f'<details class="pnb-sources"><summary>Where each value came from</summary><ul>{sources}</ul></details>'
            if sources else "")
-        + (f'<ul class="pnb-warnings" style="color:#e65100">{warnings}</ul>' if warnings else "")
+        + (f'<div class="pnb-note pnb-warn"><b>Warning</b><ul class="pnb-warnings">{warnings}</ul></div>'
+           if warnings else "")
         + "</div>"
     )
+
+
+# Layout only (colours are in _base.THEME_CSS): label column, URLs may wrap anywhere.
+_STATUS_CSS = (
+    ".pnb-status .pnb-table{border-collapse:collapse;max-width:100%}"
+    ".pnb-status .pnb-table th{text-align:left;padding:1px 1em 1px 0;vertical-align:top;white-space:nowrap;"
+    "font-weight:600}"
+    ".pnb-status .pnb-table td{padding:1px 0;overflow-wrap:anywhere}"
+    ".pnb-status .pnb-warnings{margin:2px 0;padding-left:1.2em}"
+)

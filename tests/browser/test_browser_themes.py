@@ -1,0 +1,368 @@
+"""The widgets as people see them: JupyterLab light, JupyterLab dark and Notebook 7.
+
+One JupyterLab server (it also serves Notebook 7's ``/notebooks/`` pages: the
+``notebook`` package is in the test extra), Debian's chromium through Playwright, a
+real auth-protected Prefect server. For each front end a notebook shows the status
+widget before the login (the server requires an auth string), the login form after a
+refused password, the status widget after ``%prefect_login``, and the event table with
+long names and payloads (one row expanded). Each widget's output area is saved to
+``test-artifacts/theme-<front end>-<widget>.png`` and measured in the page:
+
+* **contrast**: for every visible element inside the output area that holds text
+  (or an input's value), the text colour from ``getComputedStyle`` composited over
+  the effective background (the element's and its ancestors' background colours,
+  alpha included) reaches 4.5:1 (3:1 for large text), WCAG AA. Disabled controls
+  are exempt, as WCAG exempts inactive components.
+* **overflow**: no element is wider than the output area (outside a scroll box), and
+  no text is clipped unless with an ellipsis and a way to see it whole (a title, or a
+  row that expands).
+
+The check is generic (every text element of the output area; the login form is found by
+its cell), so it covers whatever login widget is there. The login form belongs to
+another change: its results are recorded (``test-artifacts/theme-report.json``) and
+asserted in tests marked ``xfail(strict=False)`` until it passes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from constants import AUTH_STRING
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
+from test_browser_lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, HAVE_PLAYWRIGHT, JupyterLab
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.server,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
+    pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="the playwright Python package is not installed"),
+    pytest.mark.timeout(1200),  # three front ends in the first test's fixture, on a busy machine
+]
+
+FRONT_ENDS = {  # name -> (URL path prefix, JupyterLab theme)
+    "lab-light": ("lab/tree", "JupyterLab Light"),
+    "lab-dark": ("lab/tree", "JupyterLab Dark"),
+    "notebook7": ("notebooks", "JupyterLab Light"),
+}
+WIDGETS = {"status": ".prefect-nbauth-status", "events": ".prefect-nbauth-events"}
+SECRET_ENV = "NBAUTH_UX_AUTH_STRING"
+
+# Measures one output area; returns {"texts": n, "contrast": [failures], "overflow": [...], "clipped": [...]}.
+MEASURE_JS = r"""
+(root) => {
+  const area = root.closest('.jp-OutputArea-output') || root;
+  const parse = (c) => {
+    const m = c && c.match(/rgba?\(([^)]+)\)/);
+    if (!m) return null;
+    const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+  };
+  const over = (top, bottom) => ({r: top.r * top.a + bottom.r * (1 - top.a),
+    g: top.g * top.a + bottom.g * (1 - top.a), b: top.b * top.a + bottom.b * (1 - top.a), a: 1});
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const cs = getComputedStyle(e);
+      const c = parse(cs.backgroundColor);
+      const opacity = Number(cs.opacity);
+      if (c && c.a > 0) { layers.push({...c, a: c.a * opacity}); if (c.a >= 1 && opacity >= 1) break; }
+    }
+    let bg = {r: 255, g: 255, b: 255, a: 1};  // the canvas
+    for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+    return bg;
+  };
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  const visible = (el) => {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) return false;
+    const cs = getComputedStyle(el);
+    return cs.visibility !== 'hidden' && cs.display !== 'none' && el.offsetParent !== null;
+  };
+  const ownText = (el) => {
+    if (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') return el.type === 'password' ? '' : el.value;
+    if (el.tagName === 'STYLE' || el.tagName === 'SCRIPT') return '';
+    return Array.from(el.childNodes).filter((n) => n.nodeType === 3).map((n) => n.textContent).join('').trim();
+  };
+  const describe = (el) => `${el.tagName.toLowerCase()}.${String(el.className).trim().split(/\s+/).slice(0, 3).join('.')}` +
+      ` "${(ownText(el) || '').slice(0, 40)}"`;
+  const areaBox = area.getBoundingClientRect();
+  const out = {texts: 0, contrast: [], overflow: [], clipped: [], width: areaBox.width, lowest: null};
+  for (const el of [area, ...area.querySelectorAll('*')]) {
+    if (!visible(el)) continue;
+    const cs = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    // Overflow: wider than the area, unless a scroll box inside the area holds it.
+    if (box.right > areaBox.right + 1 || box.left < areaBox.left - 1) {
+      let scrolled = false;
+      for (let p = el.parentElement; p && p !== area; p = p.parentElement) {
+        const o = getComputedStyle(p).overflowX;
+        if ((o === 'auto' || o === 'scroll' || o === 'hidden') && p.getBoundingClientRect().right <= areaBox.right + 1) {
+          scrolled = true; break;
+        }
+      }
+      if (!scrolled) out.overflow.push(`${describe(el)} spans ${Math.round(box.left - areaBox.left)}..` +
+                                        `${Math.round(box.right - areaBox.left)} px of ${Math.round(areaBox.width)}`);
+    }
+    const text = ownText(el);
+    if (!text) continue;
+    // Clipped text: needs an ellipsis and a way to see it whole.
+    if (el.tagName !== 'INPUT' && el.tagName !== 'TEXTAREA' && el.scrollWidth > el.clientWidth + 1 &&
+        cs.overflowX !== 'visible') {
+      const whole = (el.title && el.title.length >= text.length - 1) || el.closest('details') !== null;
+      if (cs.textOverflow !== 'ellipsis' || !whole) out.clipped.push(describe(el));
+    }
+    if (el.closest('[disabled], :disabled, .mod-disabled')) continue;  // inactive: exempt (WCAG 1.4.3)
+    out.texts += 1;
+    const fg = parse(cs.color);
+    const bg = background(el);
+    const fgOnBg = over({...fg, a: fg.a * Number(cs.opacity)}, bg);
+    const r = ratio(fgOnBg, bg);
+    const size = parseFloat(cs.fontSize);
+    const bold = Number(cs.fontWeight) >= 700;
+    const needed = (size >= 24 || (size >= 18.66 && bold)) ? 3 : 4.5;
+    if (out.lowest === null || r < out.lowest.ratio) out.lowest = {ratio: Math.round(r * 100) / 100, what: describe(el)};
+    if (r < needed) out.contrast.push(`${describe(el)}: ${r.toFixed(2)}:1 (${cs.color} on ` +
+                                      `rgb(${Math.round(bg.r)},${Math.round(bg.g)},${Math.round(bg.b)}))`);
+  }
+  return out;
+}
+"""
+
+
+def _notebook(api_url: str) -> dict[str, Any]:
+    sources = [
+        "%load_ext prefect_nbauth\n%prefect_status",
+        "%prefect_login",
+        f"%prefect_login --url {api_url} --auth-string-env {SECRET_ENV}",
+        "%prefect_events --prefix nbauth.ux. --max-rows 10",
+        "import uuid\nfrom prefect.events import emit_event\n"
+        "for i, name in enumerate(['flow-run.Completed', 'flow-run.Running', 'task-run.Pending']):\n"
+        "    emit_event(event=f'nbauth.ux.{name}',\n"
+        "               resource={'prefect.resource.id': f'prefect.flow-run.{uuid.uuid4()}'},\n"
+        "               payload={'intended': {'from': 'PENDING', 'to': 'COMPLETED'}, 'note': 'x' * 200, 'i': i})",
+    ]
+    return {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {},
+                   "outputs": [], "source": src} for i, src in enumerate(sources)],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                     "language_info": {"name": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+
+
+def _run_cell(page: Any, index: int) -> None:
+    """Run one cell; run it again if the kernel dropped it (it was not connected yet)."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    prompt = cell.locator(".jp-InputPrompt")
+    for attempt in range(4):
+        dialog = page.locator(".jp-Dialog .jp-mod-accept")
+        if dialog.count():  # a late "Select Kernel" dialog swallows clicks: accept its choice
+            dialog.first.click()
+        try:  # "[*]:" while it runs, "[3]:" after: either way the kernel has it
+            cell.locator(".jp-InputArea-editor").click(timeout=20_000)
+            page.keyboard.press("Shift+Enter")
+            page.wait_for_function("(el) => /\\[(\\*|\\d+)\\]/.test(el.textContent)", arg=prompt.element_handle(),
+                                   timeout=20_000 * (attempt + 1))
+            return
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError (a dialog, a dropped run): again
+            if attempt == 3:
+                raise
+
+
+def _end_sessions(url: str) -> None:
+    import httpx
+
+    with httpx.Client(timeout=60, trust_env=False) as client:
+        for session in client.get(f"{url}/api/sessions").json():
+            client.delete(f"{url}/api/sessions/{session['id']}")
+
+
+def _set_theme(settings: Path, theme: str) -> None:
+    # Read by the page when it loads (JupyterLab and Notebook 7 share the user settings).
+    path = settings / "@jupyterlab" / "apputils-extension" / "themes.jupyterlab-settings"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"theme": theme}))
+
+
+def _measure(page: Any, selector: str, name: str) -> dict[str, Any]:
+    widget = page.locator(selector).first
+    widget.scroll_into_view_if_needed()
+    area = widget.locator("xpath=ancestor-or-self::div[contains(@class,'jp-OutputArea-output')][1]")
+    area.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    return widget.evaluate(MEASURE_JS)
+
+
+# The login form is found by its cell, not by its classes: whatever widget replaces
+# today's is measured the same way.
+LOGIN_AREA = ".jp-Notebook .jp-Cell >> nth=1 >> .jp-OutputArea-output"
+
+
+def _drive(page: Any, url: str, name: str, expect: Any) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+    expect(page.locator("body[data-jp-theme-name]")).to_have_count(1)
+    # A cell run before the kernel is connected is dropped: wait until it is idle.
+    idle = """() => document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+        || Array.from(document.querySelectorAll('.jp-StatusBar-TextItem')).some((e) => /\\| Idle/.test(e.textContent))"""
+    # A "Select Kernel" dialog may come first (it swallows clicks): accept its choice.
+    page.wait_for_function(f"() => document.querySelector('.jp-Dialog .jp-mod-accept') || ({idle})()")
+    if page.locator(".jp-Dialog .jp-mod-accept").count():
+        page.locator(".jp-Dialog .jp-mod-accept").first.click()
+        expect(page.locator(".jp-Dialog")).to_have_count(0)
+    page.wait_for_function(idle)
+    _run_cell(page, 0)  # the status widget, before any login
+    status = page.locator(WIDGETS["status"])
+    expect(status.locator(".pnb-server")).to_contain_text("requires an auth string", timeout=90_000)
+    expect(status.locator("button", has_text="Log out")).to_be_disabled()
+    results["status-before"] = _measure(page, WIDGETS["status"], f"theme-{name}-status-before-login")
+
+    _run_cell(page, 1)  # the login form, with a refused password
+    login = page.locator(LOGIN_AREA).first
+    expect(login.locator("button, input").first).to_be_visible()  # rendered
+    try:  # today's form; a rebuilt one may differ: then it is measured as it first shows
+        login.locator("input[type=password]").first.fill("nbuser:wrong-password", timeout=10_000)
+        login.locator("button", has_text="Log in").first.click()
+        expect(login).to_contain_text("reject", timeout=60_000)
+    except Exception as exc:  # noqa: BLE001 - recorded in the report, the measurement goes on
+        results["login-note"] = {"refused-state-not-shown": str(exc)[:300]}
+    results["login"] = _measure(page, LOGIN_AREA, f"theme-{name}-login-refused")
+
+    _run_cell(page, 2)  # %prefect_login --auth-string-env: the status widget follows
+    expect(status.locator(".pnb-mode")).to_have_text("basic", timeout=90_000)
+    expect(status.locator(".pnb-server")).to_contain_text("Prefect 3.", timeout=90_000)
+    expect(status.locator("button", has_text="Log out")).to_be_enabled()
+    results["status"] = _measure(page, WIDGETS["status"], f"theme-{name}-status")
+
+    _run_cell(page, 3)
+    events = page.locator(WIDGETS["events"])
+    expect(events.locator(".pnb-state")).to_contain_text("connected", timeout=90_000)
+    _run_cell(page, 4)
+    expect(events.locator(".pnb-row")).to_have_count(3, timeout=90_000)
+    events.locator(".pnb-row summary").first.click()  # one row expanded: the whole payload
+    expect(events.locator(".pnb-row[open] .pnb-detail")).to_contain_text("x" * 200)
+    results["events"] = _measure(page, WIDGETS["events"], f"theme-{name}-events")
+    page.screenshot(path=str(ARTIFACTS / f"theme-{name}-page.png"), full_page=True)
+    return results
+
+
+def _readme_picture(page: Any) -> None:
+    """docs/img/widgets.png is a copy of this: the three widgets, without the code around them."""
+    page.locator(".prefect-nbauth-events .pnb-row[open] summary").first.click()  # fold the row again
+    page.add_style_tag(content=".jp-Cell-inputWrapper, .jp-Notebook .jp-Cell:nth-child(3) .jp-Cell-outputWrapper,"
+                               " .jp-Notebook .jp-Cell:nth-child(5) .jp-Cell-outputWrapper { display: none !important; }"
+                               " .jp-OutputPrompt, .jp-Collapser { visibility: hidden; }")
+    sidebar = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
+    if sidebar.count():
+        sidebar.first.click()  # fold the file browser away
+    page.set_viewport_size({"width": 1000, "height": 1400})
+    top = """() => {
+        document.querySelectorAll('.jp-WindowedPanel-outer, .jp-NotebookPanel-notebook').forEach((e) => e.scrollTop = 0);
+        const first = document.querySelector('.prefect-nbauth-status');
+        return first && first.getBoundingClientRect().top >= 0 && first.getBoundingClientRect().top < 300;
+    }"""
+    page.wait_for_function(top)
+    areas = [page.locator(sel).first.locator("xpath=ancestor::div[contains(@class,'jp-OutputArea-output')][1]")
+             for sel in WIDGETS.values()]
+    boxes = [area.bounding_box() for area in [*areas, page.locator(LOGIN_AREA).first]]
+    left = min(b["x"] for b in boxes) - 8
+    clip = {"x": max(0, left), "y": max(0, min(b["y"] for b in boxes) - 8),
+            "width": max(b["x"] + b["width"] for b in boxes) - left + 8}
+    clip["height"] = max(b["y"] + b["height"] for b in boxes) - clip["y"] + 8
+    page.screenshot(path=str(ARTIFACTS / "readme-widgets.png"), clip=clip)
+
+
+@pytest.fixture(scope="module")
+def measured(auth_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    for stale in ARTIFACTS.glob("theme-*-failure.png"):  # only a failing run leaves one
+        stale.unlink()
+    tmp = tmp_path_factory.mktemp("themes")
+    work = tmp / "work"
+    work.mkdir()
+    settings = tmp / "settings"
+    for name in FRONT_ENDS:
+        (work / f"{name}.ipynb").write_text(json.dumps(_notebook(auth_server.api_url), indent=1))
+    env = isolated_env(PREFECT_HOME=str(tmp / "prefect-home"), PREFECT_API_URL=auth_server.api_url,
+                       PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false", IPYTHONDIR=str(tmp / "ipython"),
+                       JUPYTER_CONFIG_DIR=str(tmp / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+                       JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"),
+                       **{SECRET_ENV: AUTH_STRING})
+    lab = JupyterLab(tmp, env)
+    report: dict[str, Any] = {}
+    try:
+        lab.start()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                for name, (prefix, theme) in FRONT_ENDS.items():
+                    _set_theme(settings, theme)
+                    page = browser.new_page(viewport={"width": 1000, "height": 900})
+                    page.set_default_timeout(90_000)
+                    expect.set_options(timeout=90_000)
+                    try:
+                        url = f"{lab.url}/{prefix}/{name}.ipynb" + ("?reset" if prefix.startswith("lab") else "")
+                        report[name] = _drive(page, url, name, expect)
+                        theme_attr = page.evaluate("document.body.dataset.jpThemeName")
+                        assert theme_attr == theme, f"{name}: the page shows {theme_attr}, not {theme}"
+                        if name == "lab-light":
+                            _readme_picture(page)
+                    except BaseException:
+                        page.screenshot(path=str(ARTIFACTS / f"theme-{name}-failure.png"), full_page=True)
+                        raise
+                    finally:
+                        page.close()
+                        _end_sessions(lab.url)  # one kernel at a time on a 2-core machine
+            finally:
+                browser.close()
+    finally:
+        lab.stop()
+        (ARTIFACTS / "theme-report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+CASES = [(fe, w) for fe in FRONT_ENDS for w in ("status-before", "status", "events", "login")]
+
+
+def _mark(widget: str) -> Any:
+    if widget == "login":
+        return pytest.mark.xfail(strict=False, reason="the login form is not ours to restyle here: its inactive "
+                                 "tab labels (ipywidgets' Tab) measure 4.43:1 light, 4.23:1 dark; drop this mark "
+                                 "when the login form passes")
+    return ()
+
+
+@pytest.mark.parametrize(("front_end", "widget"), [pytest.param(fe, w, marks=_mark(w)) for fe, w in CASES],
+                         ids=[f"{fe}-{w}" for fe, w in CASES])
+def test_every_text_reaches_wcag_aa_contrast(measured: dict[str, Any], front_end: str, widget: str) -> None:
+    result = measured[front_end][widget]
+    assert result["texts"] >= 3, f"measured only {result['texts']} text elements"
+    assert result["contrast"] == [], "\n".join(result["contrast"])
+
+
+@pytest.mark.parametrize(("front_end", "widget"), [pytest.param(fe, w, marks=_mark(w)) for fe, w in CASES],
+                         ids=[f"{fe}-{w}" for fe, w in CASES])
+def test_nothing_overflows_its_output_area(measured: dict[str, Any], front_end: str, widget: str) -> None:
+    result = measured[front_end][widget]
+    assert result["overflow"] == [], "\n".join(result["overflow"])
+    assert result["clipped"] == [], "clipped without an ellipsis and a way to see it whole:\n" + \
+        "\n".join(result["clipped"])
+
+
+def test_the_screenshots_are_there(measured: dict[str, Any]) -> None:
+    for name in FRONT_ENDS:
+        for shot in ("status-before-login", "login-refused", "status", "events", "page"):
+            path = ARTIFACTS / f"theme-{name}-{shot}.png"
+            assert path.stat().st_size > 2_000, path
+    assert os.path.getsize(ARTIFACTS / "readme-widgets.png") > 10_000

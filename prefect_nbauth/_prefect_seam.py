@@ -85,9 +85,8 @@ def settings_with_credential(
     the environment, so custom headers set in ``PREFECT_CLIENT_CUSTOM_HEADERS``
     could never be removed.
     """
-    from pydantic import SecretStr
-
     import prefect.context
+    from pydantic import SecretStr
 
     settings = base_context.settings
     require_seams(settings, custom_headers=bool(custom_headers), rotating=False)  # no silent copies
@@ -103,8 +102,8 @@ def settings_with_credential(
     return prefect.context.SettingsContext(profile=base_context.profile, settings=new_settings)
 
 
-def _queue_services() -> list[type]:
-    services: list[type] = []
+def _queue_services() -> list[Any]:
+    services: list[Any] = []
     try:
         from prefect.events.worker import EventsWorker
 
@@ -274,7 +273,10 @@ def install_gateway_headers(headers_for: Any) -> None:
     """``headers_for(url) -> {name: value}``: headers to add to Prefect's requests to ``url``."""
     global _headers_for
     _headers_for = headers_for
-    import prefect._internal.websockets as prefect_websockets
+    import importlib
+
+    # A private Prefect module: typed as Any on purpose (attributes checked at run time).
+    prefect_websockets: Any = importlib.import_module("prefect._internal.websockets")
 
     connect = prefect_websockets.connect
     if not getattr(connect, _SOCKET_HEADERS, False):
@@ -289,7 +291,7 @@ def install_gateway_headers(headers_for: Any) -> None:
                 super().__init__(uri, *args, **kwargs)
 
         setattr(GatewayHeadersConnect, _SOCKET_HEADERS, True)
-        prefect_websockets.connect = GatewayHeadersConnect  # type: ignore[misc]
+        prefect_websockets.connect = GatewayHeadersConnect
 
     import prefect.events.clients as events_clients
     import prefect.logging.clients as logging_clients
@@ -344,7 +346,10 @@ def _strip_credentials_off_origin(request: Any) -> None:
 
 def install_redirect_guard() -> None:
     """No credential leaves the API's origin through a redirect, on HTTP or websockets."""
-    import prefect._internal.websockets as prefect_websockets
+    import importlib
+
+    # A private Prefect module: typed as Any on purpose (attributes checked at run time).
+    prefect_websockets: Any = importlib.import_module("prefect._internal.websockets")
     from prefect.client.base import PrefectHttpxAsyncClient, PrefectHttpxSyncClient
 
     async def strip_async(request: Any) -> None:

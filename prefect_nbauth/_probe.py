@@ -2,7 +2,8 @@
 
 Self-hosted: ``GET /ui-settings`` (public; served by the UI app at the server's
 root, beside ``/api``, not under it: ``/api/ui-settings`` answers 401 on an
-auth-protected 3.9 server) tells whether the server enforces an auth string; ``GET /api/admin/version`` (protected) checks the credential.
+auth-protected 3.9 server) tells whether the server enforces an auth string;
+``GET /api/admin/version`` (protected) checks the credential.
 Prefect Cloud: ``GET /api/me/`` and ``GET /api/me/workspaces`` check the key and
 list the workspaces it can use; a workspace's API URL is built from them.
 
@@ -92,7 +93,7 @@ class _Probe:
             # credential (Basic auth string, Bearer key) only where it is checked.
             headers = self.credential.request_headers(prefect_credential=False)
         try:
-            deadline = time.monotonic() + 2 * self.client.timeout.read
+            deadline = time.monotonic() + 2 * (self.client.timeout.read or DEFAULT_TIMEOUT)
             with self.client.stream("GET", url, headers=headers) as response:
                 body = bytearray()
                 for chunk in response.iter_bytes():

@@ -232,7 +232,8 @@ class CommandToken(CredentialProvider):
             raise CredentialProviderError(
                 f"The token command {self.argv[0]!r} did not finish within {self.timeout:g} s.") from None
         except OSError as exc:
-            raise CredentialProviderError(f"The token command {self.argv[0]!r} could not run: {exc.strerror}.") from None
+            raise CredentialProviderError(
+                f"The token command {self.argv[0]!r} could not run: {exc.strerror}.") from None
         out = done.stdout.decode("utf-8", "replace")
         # stderr can help ("not logged in"), but it might echo the token: scrub what stdout held.
         err = redact(done.stderr.decode("utf-8", "replace").strip(), out.strip())[-300:]

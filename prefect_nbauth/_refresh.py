@@ -112,7 +112,7 @@ class RefreshingToken:
     def refresh(self, *, stale: Token | None = None, reason: str = "forced") -> Token:
         """Get a new token (single flight). Raises only when no valid token is left."""
         with self._cond:
-            if stale is not None and self._token is not stale:
+            if stale is not None and self._token is not None and self._token is not stale:
                 return self._token  # someone refreshed while this caller was failing
             if self._refreshing:
                 start_generation = self.generation

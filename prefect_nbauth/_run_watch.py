@@ -260,13 +260,15 @@ class RunWatch:
         self.name = run.name
         self._created = run.created
         if run.state is not None:
-            self._set_state(run.state.type.value, run.state.name, run.state.timestamp)
+            self._set_state(run.state.type.value, run.state.name or run.state.type.value.title(),
+                            run.state.timestamp)
         with self._lock:
             for task in tasks:
                 key = str(task.id)
                 info = self.tasks.get(key) or TaskRunInfo(key, task.name)
                 if task.state is not None and (task.state.timestamp >= info.updated or info.state_type == "PENDING"):
-                    info.state_type, info.state_name = task.state.type.value, task.state.name
+                    info.state_type = task.state.type.value
+                    info.state_name = task.state.name or task.state.type.value.title()
                     info.updated = task.state.timestamp
                 info.name = task.name
                 self.tasks[key] = info

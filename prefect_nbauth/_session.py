@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -26,9 +27,9 @@ from ._inputs import (
     is_cloud_url,
     plain_http_warning,
 )
+from ._probe import DEFAULT_TIMEOUT, probe_cloud, probe_server
 from ._providers import CredentialProvider, StaticToken, Token, as_provider
 from ._refresh import RefreshingToken
-from ._probe import DEFAULT_TIMEOUT, probe_cloud, probe_server
 from ._secrets import Secret, mask, mask_auth_string
 from ._sources import CREDENTIAL_SETTINGS, read_sources
 from ._status import AuthMode, AuthStatus, expiry_of, jwt_claims
@@ -97,6 +98,10 @@ def _header_slot(name: str) -> str:
 
 
 SecretInput = Union[str, Secret, CredentialProvider, Callable[[], Any]]
+
+
+def _check_header(name: str, value: Any) -> Any:
+    return check_headers({name: value})
 
 
 def _token_for(slot: str, value: SecretInput, check: Callable[[Any], Any],
@@ -256,7 +261,7 @@ def login(
             tokens[_KEY] = _token_for(_KEY, api_key, check_api_key, refresh_margin)
         for name, value in header_items.items():
             tokens[_header_slot(name)] = _token_for(
-                _header_slot(name), value, lambda v, n=name: check_headers({n: v}), refresh_margin)
+                _header_slot(name), value, functools.partial(_check_header, name), refresh_margin)
     except CredentialProviderError as exc:
         raise CredentialProviderError(f"{exc} Nothing was changed.") from None
 
@@ -477,7 +482,7 @@ def _persist(credential: Credential) -> str:
     from prefect.settings import get_current_settings
     from prefect.settings.profiles import load_profiles, save_profiles
 
-    profile_name = _base_context().profile.name
+    profile_name: str = _base_context().profile.name
     path = Path(get_current_settings().profiles_path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -490,13 +495,14 @@ def _persist(credential: Credential) -> str:
         profiles = load_profiles(include_defaults=False)
         if profile_name not in profiles.names:
             profiles = load_profiles()  # the active profile may only exist in Prefect's defaults
-        profiles.update_profile(profile_name, {
+        updates: dict[Any, Any] = {  # setting names: Prefect's update_profile accepts them
             "PREFECT_API_URL": credential.api_url,
             "PREFECT_API_AUTH_STRING": credential.auth_string.reveal() if credential.auth_string else None,
             "PREFECT_API_KEY": credential.api_key.reveal() if credential.api_key else None,
             "PREFECT_CLIENT_CUSTOM_HEADERS": json.dumps(
                 {n: v.reveal() for n, v in credential.headers.items()}) if credential.headers else None,
-        })
+        }
+        profiles.update_profile(profile_name, updates)
         save_profiles(profiles)
         os.chmod(path, 0o600)
     except OSError as exc:
@@ -513,10 +519,9 @@ def _forget_profile(profile_name: str) -> None:
 
     profiles = load_profiles(include_defaults=False)
     if profile_name in profiles.names:
-        profiles.update_profile(profile_name, {
-            "PREFECT_API_AUTH_STRING": None, "PREFECT_API_KEY": None,
-            "PREFECT_CLIENT_CUSTOM_HEADERS": None,
-        })
+        cleared: dict[Any, Any] = {"PREFECT_API_AUTH_STRING": None, "PREFECT_API_KEY": None,
+                                   "PREFECT_CLIENT_CUSTOM_HEADERS": None}
+        profiles.update_profile(profile_name, cleared)
         save_profiles(profiles)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from prefect_nbauth.testing._server import isolated_env
 
 __all__ = ["FLOWS", "FlowProcess", "LOGS_ON", "create_run", "line_numbers", "persisted_logs", "post_logs"]

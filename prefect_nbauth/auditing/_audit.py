@@ -32,6 +32,7 @@ is logged or put into the report.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
@@ -299,12 +300,13 @@ class _Auditor:
 
     def socket(self, path: str, *, subprotocol: bool, headers: dict[str, str],
                first: dict[str, Any] | None) -> _Socket:
+        from websockets import Subprotocol
         from websockets.exceptions import ConnectionClosed, InvalidStatus
         from websockets.sync.client import connect
 
         url = ws_url(self.api_url, path)
         try:
-            with connect(url, subprotocols=["prefect"] if subprotocol else None,
+            with connect(url, subprotocols=[Subprotocol("prefect")] if subprotocol else None,
                          additional_headers=headers, open_timeout=self.timeout,
                          close_timeout=1, ssl=self._ssl(),
                          user_agent_header="prefect-nbauth-audit",
@@ -465,19 +467,19 @@ def _run(a: _Auditor, settings: Any, is_cloud: bool) -> tuple[list[Finding], str
         jobs["gateway:ui"] = lambda: a.http("GET", "ui-settings", root=True, headers=a.gateway_headers,
                                             what="GET /ui-settings")
     for name, path, method, body in _PUBLIC_CANDIDATES:
-        jobs[f"public:{name}"] = (lambda p=path, m=method, b=body:
-                                  a.http(m, p.format(uuid=uuid.uuid4()), body=b))
+        jobs[f"public:{name}"] = functools.partial(a.http, method, path.format(uuid=uuid.uuid4()), body=body)
     for path in SOCKET_PATHS:
-        jobs[f"ws:{path}:nosub"] = lambda p=path: a.socket(
-            p, subprotocol=False, headers=dict(a.gateway_headers), first=None)
-        jobs[f"ws:{path}:noauth"] = lambda p=path: a.socket(
-            p, subprotocol=True, headers=dict(a.gateway_headers), first={"type": "filter", "filter": {}})
-        jobs[f"ws:{path}:wrong"] = lambda p=path: a.socket(
-            p, subprotocol=True, headers=a.prefect_wrong_headers,
+        jobs[f"ws:{path}:nosub"] = functools.partial(
+            a.socket, path, subprotocol=False, headers=dict(a.gateway_headers), first=None)
+        jobs[f"ws:{path}:noauth"] = functools.partial(
+            a.socket, path, subprotocol=True, headers=dict(a.gateway_headers),
+            first={"type": "filter", "filter": {}})
+        jobs[f"ws:{path}:wrong"] = functools.partial(
+            a.socket, path, subprotocol=True, headers=a.prefect_wrong_headers,
             first={"type": "auth", "token": a.wrong_token})
         if a.use_credential:
-            jobs[f"ws:{path}:control"] = lambda p=path: a.socket(
-                p, subprotocol=True, headers=a.real_headers,
+            jobs[f"ws:{path}:control"] = functools.partial(
+                a.socket, path, subprotocol=True, headers=a.real_headers,
                 first={"type": "auth", "token": a.real_token})
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="nbauth-audit") as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
@@ -738,13 +740,14 @@ def _socket_findings(a: _Auditor, r: dict[str, Any]) -> list[Finding]:
         # so the refusals stand; the crash itself is reported by the wrong-token probe.
         # Accepted with the 'prefect' subprotocol and closed 1008: the socket is there and
         # Prefect refused the auth message of the credential in force.
+        control_answer = (control.answer or "") if control is not None else ""
         refused_token = (control is not None and control.kind == "accepted"
-                         and control.subprotocol == "prefect" and control.answer.startswith("closed 1008"))
+                         and control.subprotocol == "prefect" and control_answer.startswith("closed 1008"))
         if refused_token:
             out.append(Finding(f"socket-{path.replace('/', '-')}-your-credential",
                                f"Socket /{path} with your credential", Outcome.FAIL,
                                f"/{path} refused the auth message of the credential in force "
-                               f"({control.answer}): events and live streams fail.",
+                               f"({control_answer}): events and live streams fail.",
                                "Log in with the auth string the server was started with "
                                "(prefect_nbauth.login(URL, auth_string=…))."))
         elif control_refused and control is not None and not _crashed(control):

@@ -58,7 +58,8 @@ def _strings(name: str, value: object) -> list[str] | None:
     items: list[object]
     if isinstance(value, str):
         items = [value]
-    elif isinstance(value, (bytes, bytearray)) or not isinstance(value, Sequence) and not isinstance(value, (set, frozenset)):
+    elif isinstance(value, (bytes, bytearray)) or (
+            not isinstance(value, Sequence) and not isinstance(value, (set, frozenset))):
         raise ConfigurationError(
             f"{name} must be a string or a list of strings, not {type(value).__name__}."
         )
@@ -126,9 +127,8 @@ _STREAM_OWNED = ("occurred", "order")
 
 
 def _advanced(value: object) -> dict[str, Any]:
-    from pydantic import ValidationError
-
     from prefect.events.filters import EventFilter
+    from pydantic import ValidationError
 
     if value is None:
         return {}

@@ -440,7 +440,9 @@ class _LogEngine:
         try:
             message = self._loads(raw)
             data = message["log"] if message.get("type") == "log" else None
-            log_id = UUID(data["id"])  # type: ignore[index]
+            if not isinstance(data, dict):
+                raise TypeError("not a log frame")
+            log_id = UUID(data["id"])
         except (ValueError, TypeError, KeyError, AttributeError):
             self.c_malformed += 1
             self._changed()
@@ -607,7 +609,7 @@ class LogStream(EventStream):
     :class:`LogStreamState`, ``stats`` a :class:`LogStreamStats`.
     """
 
-    _engine: _LogEngine
+    _engine: _LogEngine  # type: ignore[assignment]  # same shape as _Engine (duck-typed shell)
 
     @property
     def state(self) -> LogStreamState:  # type: ignore[override]

@@ -79,7 +79,7 @@ def _parse(magic: Callable[..., Any], line: str, name: str) -> Any:
 
 
 def _tokens(line: str) -> list[str]:
-    from IPython.utils.process import arg_split
+    from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 
     try:
         return arg_split(line, strict=False)

@@ -73,8 +73,9 @@ class RunMagics(Magics):
 
         args = _parse(self.prefect_watch, line, "prefect_watch")
         target: Any = args.run_id
-        if target.isidentifier() and target in self.shell.user_ns:
-            target = self.shell.user_ns[target]
+        user_ns = self.shell.user_ns if self.shell is not None else {}
+        if target.isidentifier() and target in user_ns:
+            target = user_ns[target]
         try:
             run_id = run_id_of(target)
         except PrefectAuthError as exc:

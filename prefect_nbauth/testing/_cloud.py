@@ -45,6 +45,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
@@ -180,6 +181,9 @@ class LoopbackServer:
     port once it accepts connections; ``stop`` (also on ``__exit__``) ends it.
     """
 
+    _http: httpx.AsyncClient | None
+    _ws_tasks: set[asyncio.Task[Any]]
+
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
     _sock: socket.socket | None = None
@@ -253,7 +257,8 @@ class LoopbackServer:
             finally:
                 for task in list(self._ws_tasks):
                     task.cancel()
-                await self._http.aclose()
+                if self._http is not None:
+                    await self._http.aclose()
                 self._http = None
 
         return Starlette(routes=routes, lifespan=lifespan)
@@ -406,7 +411,7 @@ class CloudGateway(LoopbackServer):
         return JSONResponse([ws.as_prefect_workspace() for ws in key.workspaces])
 
     @staticmethod
-    def _raw_remainder(scope: dict[str, Any], account_id: str, workspace_id: str) -> str:
+    def _raw_remainder(scope: MutableMapping[str, Any], account_id: str, workspace_id: str) -> str:
         """The still percent-encoded path after the workspace prefix."""
         raw = scope.get("raw_path") or scope["path"].encode()
         raw_path = raw.decode("latin-1").split("?", 1)[0]

@@ -98,6 +98,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -442,7 +443,7 @@ class RotatingGateway(LoopbackServer):
         return url[: -len("/api")] if url.endswith("/api") else url
 
     @staticmethod
-    def _raw_path(scope: dict[str, Any]) -> str:
+    def _raw_path(scope: MutableMapping[str, Any]) -> str:
         raw = scope.get("raw_path") or scope["path"].encode()
         return raw.decode("latin-1").split("?", 1)[0]
 
@@ -580,6 +581,6 @@ class RotatingGateway(LoopbackServer):
                     await upstream.send(text)
                 elif message.get("bytes") is not None:
                     await upstream.send(message["bytes"])
-            await self._relay(websocket, upstream)
+            await self._relay(websocket, upstream)  # type: ignore[misc]  # CloudGateway's relay, shared
         finally:
             await upstream.close()

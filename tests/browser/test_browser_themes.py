@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from constants import AUTH_STRING
-from prefect_nbauth.testing._server import PrefectServer, isolated_env
 from test_browser_lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, HAVE_PLAYWRIGHT, JupyterLab
+
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 pytestmark = [
     pytest.mark.browser,

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from canaries import leak_forms
 from logs_support import FLOWS, LOGS_ON, create_run
-from prefect_nbauth.testing._server import PrefectServer, isolated_env
 from test_browser_lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, JupyterLab, _run_cell
 from test_browser_lab import pytestmark as _browser_marks
-from canaries import leak_forms
+
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 pytestmark = [*_browser_marks, pytest.mark.timeout(900)]
 

@@ -39,10 +39,10 @@ def _status(**kw: Any) -> AuthStatus:
 # ----------------------------------------------------------------- themes
 
 def test_widget_css_uses_only_jupyterlab_theme_variables(comm_log: Any) -> None:  # noqa: F811
-    from prefect_nbauth.widgets import AuthStatusWidget, EventStreamWidget
     from prefect_nbauth.notebook.widgets._base import THEME_CSS
     from prefect_nbauth.notebook.widgets.events import EVENTS_CSS
     from prefect_nbauth.notebook.widgets.status import _STATUS_CSS, _status_html
+    from prefect_nbauth.widgets import AuthStatusWidget, EventStreamWidget
 
     status = AuthStatusWidget(check_server=False, watch=False)
     status._set_message("boom", "error")
@@ -76,8 +76,8 @@ def test_the_colour_check_catches_fixed_colours() -> None:
 # ----------------------------------------------------------- status widget
 
 def test_log_out_is_disabled_until_someone_logs_in(comm_log: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    from prefect_nbauth.widgets import AuthStatusWidget
     from prefect_nbauth.notebook.widgets import status as status_module
+    from prefect_nbauth.widgets import AuthStatusWidget
 
     widget = AuthStatusWidget(check_server=False, watch=False)
     try:
@@ -126,8 +126,8 @@ def test_relative_times() -> None:
 
 
 def test_event_rows_are_fixed_columns_cut_with_an_ellipsis_and_whole_on_demand(comm_log: Any) -> None:  # noqa: F811
-    from prefect_nbauth.widgets import EventStreamWidget
     from prefect_nbauth.notebook.widgets.events import EVENTS_CSS
+    from prefect_nbauth.widgets import EventStreamWidget
 
     factory = FakeFactory()
     widget = EventStreamWidget(stream_factory=factory)

@@ -96,6 +96,8 @@ class LogStreamWidget(TextForm, widgets.VBox):
             ``stats`` and ``run_in_background``; defaults to ``stream_logs``.
     """
 
+    _throttle: Throttle
+
     def __init__(
         self,
         flow_run_id: Any = None,

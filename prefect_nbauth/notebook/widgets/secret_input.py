@@ -144,7 +144,8 @@ class SecretInput(anywidget.AnyWidget):
         kind = content.get("kind")
         if kind == "secret":
             reply_to = content.get("reply_to")
-            self.receive(content.get("value"), enter=bool(content.get("enter")),
+            value = content.get("value")
+            self.receive(value if isinstance(value, str) else "", enter=bool(content.get("enter")),
                          reply_to=reply_to if isinstance(reply_to, int) else None)
         elif kind == "view" and isinstance(content.get("view"), str):
             if content.get("state") == "open":

@@ -8,6 +8,7 @@ class with its connection swapped for a stub (the real-server version of this is
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import pytest
@@ -65,7 +66,8 @@ def test_the_seam_retries_once_after_a_refresh(monkeypatch: pytest.MonkeyPatch) 
     from prefect.events.clients import PrefectEventsClient, PrefectEventSubscriber
 
     for cls in (PrefectEventsClient, PrefectEventSubscriber):  # undone after the test
-        monkeypatch.setattr(cls, "_reconnect", cls._reconnect)
+        # Prefect's own _reconnect, even if an earlier test's login() already wrapped it.
+        monkeypatch.setattr(cls, "_reconnect", inspect.unwrap(cls._reconnect))
     monkeypatch.setattr(seam, "_ON_REJECTED", [None])
     presented: list[int] = []
     decisions: list[tuple[str | None, int]] = []

@@ -97,7 +97,10 @@ def test_burst_of_10000_events_is_delivered_exactly_once(events_server, login):
     assert sorted(collector.ids()) == sorted(ids)
     # Prefect's server dropped most of the burst for the websocket; REST brought it back.
     assert stats.live + stats.reconciled == 10_000
-    assert stats.reconciled > 0 and stats.duplicates == 0 and stats.malformed == 0
+    # stats.duplicates counts websocket frames dropped because reconciliation had already
+    # delivered that event (on a loaded machine REST can overtake the socket): dropped, never
+    # delivered twice, as the collector shows above.
+    assert stats.reconciled > 0 and stats.malformed == 0
     # `late` marks exactly the events delivered after one that occurred later.
     newest = None
     for event in collector.events:

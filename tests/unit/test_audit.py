@@ -187,6 +187,25 @@ def test_a_real_websocket_server_gets_the_real_token_only_in_the_control_sockets
     assert len(sockets) == 9 and all(f.outcome is Outcome.PASS for f in sockets), str(report)
 
 
+def test_findings_come_in_the_order_of_the_rules_and_rules_that_do_not_apply_are_left_out(
+        logged_in_to: Any) -> None:
+    # The order users read (and docs/security.md lists); the rules are kept in it in _rules.
+    sockets = [f"socket-{path}-{probe}" for path in ("events-out", "events-in", "logs-out")
+               for probe in ("no-subprotocol", "no-auth", "wrong-token")]
+    expected = ["transport", "tls-verification", "advertised-auth", "rest-no-credential",
+                "rest-wrong-credential", "your-credential", "gateway-prefect-credential",
+                "public-endpoints", "health-exemption", *sockets, "redirects", "server-version",
+                "client-server-versions"]
+    with FakeServer(prefect_like()) as server:
+        logged_in_to(f"{server.url}/api")
+        plain = audit()
+        logged_in_to(f"{server.url}/api", **{"cf-access-token": CANARY})  # on top of the first
+        behind_gateway = audit()
+    assert [f.check for f in behind_gateway.findings] == expected
+    # Without gateway headers there is no probe of Prefect's own check behind one.
+    assert [f.check for f in plain.findings] == [c for c in expected if c != "gateway-prefect-credential"]
+
+
 def test_an_unreachable_server_is_reported_quickly(logged_in_to: Any) -> None:
     logged_in_to(f"http://127.0.0.1:{free_port()}/api")
     started = time.monotonic()

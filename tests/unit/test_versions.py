@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 import prefect_nbauth as nb
 from prefect_nbauth import _prefect_compat, _versions
-from prefect_nbauth.auditing._audit import Outcome
+from prefect_nbauth.auditing import Outcome
 
 
 @pytest.mark.parametrize("installed", ["3.2.15", "3.3.7", "3.4.7", "2.20.27", "unknown"])

@@ -1,5 +1,5 @@
 """Rules on versions: the server's, against the auth defects Prefect fixed, and this client's
-against the server's (``_versions.compatibility_finding``)."""
+against the server's (the event-loss pairings in :mod:`.._versions`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from .. import _versions
 from ._evidence import Evidence
 from ._report import Finding, Outcome
 
-__all__ = ["KNOWN_DEFECTS", "client_server_versions", "server_version", "version_finding"]
+__all__ = ["KNOWN_DEFECTS", "client_server_versions", "compatibility_finding", "server_version",
+           "version_finding"]
 
 # (first fixed version, what an older server does); each read in Prefect's released source.
 KNOWN_DEFECTS: tuple[tuple[str, str], ...] = (
@@ -64,5 +65,26 @@ def server_version(seen: Evidence) -> Finding:
 
 
 def client_server_versions(seen: Evidence) -> Finding:
-    finding: Finding = _versions.compatibility_finding(seen.version, seen.advertised, seen.is_cloud)
-    return finding
+    return compatibility_finding(seen.version, seen.advertised, seen.is_cloud)
+
+
+def compatibility_finding(server_version: str | None, server_auth: str | None,
+                          is_cloud: bool) -> Finding:
+    """The audit's ``client-server-versions`` finding: does this client's emitter reach the server?"""
+    title = "Client and server versions"
+    client = _versions.client_version()
+    if is_cloud:
+        return Finding("client-server-versions", title, Outcome.NOT_APPLICABLE,
+                       "Prefect Cloud: no self-hosted server version to pair with.")
+    if _versions.parse_version(server_version) is None:
+        return Finding("client-server-versions", title, Outcome.NOT_APPLICABLE,
+                       f"Client Prefect {client}; the server's version is unknown.")
+    problems = _versions.compatibility_warnings(server_version, server_auth,
+                                      auth_string_set=server_auth == "BASIC", client=client)
+    if problems:
+        sentence, _, fix = problems[0].rpartition("; ")
+        return Finding("client-server-versions", title, Outcome.FAIL, sentence + ".",
+                       fix[:1].upper() + fix[1:])
+    return Finding("client-server-versions", title, Outcome.PASS,
+                   f"Client Prefect {client} and server Prefect {server_version}: events from "
+                   "emit_event() and flow runs reach the server.")

@@ -1,5 +1,5 @@
 """The fault cases of the scale-out suite, shared by tests/scale/test_scale_real.py and
-benchmarks/scale_out.py (no tests in here).
+benchmarks/scale_out.py: Prefect's own subscriber beside ``stream_events`` on a scaled stack.
 
 Each case subscribes BOTH Prefect's own ``get_events_subscriber`` and our
 ``stream_events`` to a fresh event-name prefix through the load balancer, warms both
@@ -29,18 +29,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import httpx
-from events_support import (
-    Collector,
-    SteadyEmitter,
-    emit_events,
-    event_payload,
-    persisted_events,
-)
-from scaled_stack import ScaledStack
+from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as sync_connect
+from websockets.typing import Subprotocol
 
-from prefect_nbauth.events import stream_events
-from prefect_nbauth.testing import wait_until
+from ...events import stream_events
+from .._wait import wait_until
+from ..events import Collector, SteadyEmitter, emit_events, event_payload, persisted_events
+from ._stack import ScaledStack
 
 __all__ = ["PrefectSubscriber", "case_burst", "case_in_memory", "case_redis_restart", "case_replica_kill"]
 
@@ -212,6 +208,20 @@ def _drop_private(result: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ cases
 
 
+def _balancer_socket(stack: ScaledStack) -> ClientConnection:
+    """An authenticated ``/events/in`` socket through NGINX, with a patient close (see emit_burst)."""
+    url = stack.api_url.replace("http://", "ws://", 1) + "/events/in"
+    ws = sync_connect(url, subprotocols=[Subprotocol("prefect")], open_timeout=10, close_timeout=600)
+    try:
+        ws.send(json.dumps({"type": "auth", "token": stack.auth_string}))
+        if json.loads(ws.recv(timeout=10)).get("type") != "auth_success":
+            raise RuntimeError("the stack refused its auth string on /events/in")
+    except BaseException:
+        ws.close()
+        raise
+    return ws
+
+
 def emit_burst(stack: ScaledStack, name: str, count: int) -> list[str]:
     """``count`` events as fast as one socket through NGINX takes them; then a patient close.
 
@@ -221,11 +231,8 @@ def emit_burst(stack: ScaledStack, name: str, count: int) -> list[str]:
     every frame sent before it, so once ``close()`` returns, all ``count`` reached Prefect.
     """
     ids: list[str] = []
-    url = stack.api_url.replace("http://", "ws://", 1) + "/events/in"
-    ws = sync_connect(url, subprotocols=["prefect"], open_timeout=10, close_timeout=600)  # type: ignore[list-item]
+    ws = _balancer_socket(stack)
     try:
-        ws.send(json.dumps({"type": "auth", "token": stack.auth_string}))
-        assert json.loads(ws.recv(timeout=10))["type"] == "auth_success"
         for index in range(count):
             event = event_payload(name, index)
             ws.send(json.dumps(event))
@@ -300,17 +307,13 @@ def emit_round_robin(stack: ScaledStack, name: str, count: int, *, per_socket: i
     """``count`` events at ``rate``/s through NGINX, a new socket every ``per_socket`` events."""
     ids: list[str] = []
     where: Counter[str] = Counter()
-    url = stack.api_url.replace("http://", "ws://", 1) + "/events/in"
     period = 1.0 / rate
     next_at = time.monotonic()
     index = 0
     while index < count:
-        ws = sync_connect(url, subprotocols=["prefect"], open_timeout=10,  # type: ignore[list-item]
-                          close_timeout=600)
+        ws = _balancer_socket(stack)
         try:
-            ws.send(json.dumps({"type": "auth", "token": stack.auth_string}))
-            assert json.loads(ws.recv(timeout=10))["type"] == "auth_success"
-            replica = ws.response.headers.get("X-Prefect-Replica", "?")
+            replica = ws.response.headers.get("X-Prefect-Replica", "?") if ws.response else "?"
             for _ in range(min(per_socket, count - index)):
                 delay = next_at - time.monotonic()
                 if delay > 0:

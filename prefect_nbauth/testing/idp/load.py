@@ -1,4 +1,4 @@
-"""The load that rotation with a real IdP must survive (tests and benchmarks/rotation_real_idp.py).
+"""The load that rotation with a real IdP must survive (the tests and benchmarks/rotation_real_idp.py).
 
 Runs INSIDE a scenario interpreter (a fresh process, like a notebook kernel):
 ``run(cfg, ...)`` logs in through the nginx gateway with an
@@ -20,41 +20,17 @@ returns the figures as a dict.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from ._nginx import cut_connections
+
 HEADER = "X-Gateway-Token"
-
-
-def cut_nginx_connections(master_pid: int, timeout: float = 30.0) -> None:
-    """Reload nginx and wait until its old worker (and so every open connection) is gone."""
-    def workers() -> set[int]:
-        found = set()
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == master_pid:
-                    found.add(int(entry.name))
-        return found
-
-    old = workers()
-    os.kill(master_pid, signal.SIGHUP)
-    deadline = time.monotonic() + timeout
-    while workers() & old:
-        if time.monotonic() > deadline:
-            raise TimeoutError("nginx's old worker did not exit")
-        time.sleep(0.05)
 
 
 def _wait(condition: Any, timeout: float) -> bool:
@@ -106,6 +82,7 @@ def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flo
 
     provider = nb.OAuth2ClientCredentials(cfg["token_url"], cfg["client_id"], cfg["client_secret"])
     nb.login(cfg["api_url"], auth_string=cfg["auth_string"], headers={HEADER: provider})
+    assert _session._current is not None, "login() returned without a session"
     token = _session._current.tokens[f"header {HEADER}"]
     started_refreshes = token.refreshes
     started_reasons = dict(token.reasons)
@@ -198,7 +175,7 @@ def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flo
         revoked["at"] = time.time()
         httpx.post(cfg["revocation_url"], data={"token": value, "token_type_hint": "access_token"},
                    auth=(cfg["client_id"], cfg["client_secret"]), timeout=30).raise_for_status()
-        cut_nginx_connections(cfg["nginx_pid"])
+        cut_connections(cfg["nginx_pid"])
         revoked["cut_done"] = cut = time.time()
         rest_expected = bool(rest_threads or with_flow)
 

@@ -172,9 +172,8 @@ def test_login_status_flow_clients_and_audit_through_the_balancer(stack, run_sce
 ROTATION_SCENARIO = """
 import time, uuid
 import prefect_nbauth as nb
-from prefect import flow, get_client, task
 from prefect_nbauth.testing import RotatingGateway
-from scenario_helpers import emit
+from scenario_helpers import emit, flow_across_rotations
 from prefect_nbauth.testing.events import Collector, emit_events
 from prefect_nbauth.testing import wait_until
 from prefect_nbauth.events import stream_events
@@ -190,22 +189,8 @@ try:
     handle = stream.run_in_background(collector.add)
     wait_until(lambda: stream.state.value == "connected", 60)
 
-    @task
-    def call_api(i):
-        with get_client(sync_client=True) as client:
-            client.read_flows(limit=1)
-        return i
-
-    @flow(persist_result=False)
-    def long_flow():
-        start = gateway.issued
-        results = []
-        while gateway.issued < start + 3:
-            results.append(call_api(len(results)))
-        return len(results)
-
     ids = emit_events({api!r}, {auth!r}, name + "a", 100)
-    state = long_flow(return_state=True)
+    state = flow_across_rotations(gateway, 3)
     ids += emit_events({api!r}, {auth!r}, name + "b", 100)
     collector.wait_ids(ids, 120)
     passes = stream.stats.passes

@@ -71,100 +71,78 @@ class _EmitFailures(logging.Handler):
             self.count += 1
 
 
-def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flow: bool = True,
-        with_stream: bool = True, emit_every: float = 0.1, revoke_at: float | None = None,
-        settle: float = 120.0) -> dict[str, Any]:
-    from prefect import flow, get_client
-    from prefect.events import emit_event
+class _Load:
+    """What the load's threads share: one lock over the figures, and the stop signal."""
 
-    import prefect_nbauth as nb
-    from prefect_nbauth import _session
+    def __init__(self, prefix: str, emit_every: float) -> None:
+        self.prefix, self.emit_every = prefix, emit_every
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.calls = {"ok": 0, "failed": 0}
+        self.errors: list[str] = []
+        self.ok_times: list[float] = []
+        self.emitted: dict[str, float] = {}   # event id -> when emitted
+        self.streamed: dict[str, float] = {}  # event id -> when received
+        self.flow_state: dict[str, Any] = {}
 
-    provider = nb.OAuth2ClientCredentials(cfg["token_url"], cfg["client_id"], cfg["client_secret"])
-    nb.login(cfg["api_url"], auth_string=cfg["auth_string"], headers={HEADER: provider})
-    assert _session._current is not None, "login() returned without a session"
-    token = _session._current.tokens[f"header {HEADER}"]
-    started_refreshes = token.refreshes
-    started_reasons = dict(token.reasons)
-
-    failures = _EmitFailures()
-    # Prefect's services log there, and prefect._internal does not propagate.
-    logging.getLogger("prefect._internal.concurrency").addHandler(failures)
-    prefix = f"nbauth.idp.{uuid.uuid4().hex[:8]}"
-    t0 = datetime.now(timezone.utc) - timedelta(seconds=5)
-    stop = threading.Event()
-    lock = threading.Lock()
-    calls = {"ok": 0, "failed": 0}
-    errors: list[str] = []
-    ok_times: list[float] = []
-    emitted: dict[str, float] = {}   # event id -> when emitted
-    streamed: dict[str, float] = {}  # event id -> when received
-    revoked: dict[str, Any] = {}
-
-    def record(ok: bool, what: str = "") -> None:
-        with lock:
-            calls["ok" if ok else "failed"] += 1
+    def record(self, ok: bool, what: str = "") -> None:
+        with self.lock:
+            self.calls["ok" if ok else "failed"] += 1
             if ok:
-                ok_times.append(time.time())
-            elif len(errors) < 5:
-                errors.append(what)
+                self.ok_times.append(time.time())
+            elif len(self.errors) < 5:
+                self.errors.append(what)
 
-    def rest_worker() -> None:
-        with get_client(sync_client=True) as client:  # opened once, across every rotation
-            while not stop.is_set():
-                try:
-                    client.read_flows(limit=1)
-                    record(True)
-                except Exception as exc:  # noqa: BLE001 - counted
-                    record(False, f"{type(exc).__name__}: {str(exc)[:200]}")
+    def call_until_stopped(self, label: str, pause: float = 0.0) -> int:
+        """REST calls through one client opened once, across every rotation; how many."""
+        from prefect import get_client
 
-    @flow(name="nbauth-idp-load", persist_result=False)
-    def long_flow() -> int:
         n = 0
         with get_client(sync_client=True) as client:
-            while not stop.is_set():
+            while not self.stop.is_set():
                 try:
                     client.read_flows(limit=1)
-                    record(True)
-                except Exception as exc:  # noqa: BLE001
-                    record(False, f"flow {type(exc).__name__}: {str(exc)[:200]}")
+                    self.record(True)
+                except Exception as exc:  # noqa: BLE001 - counted
+                    self.record(False, f"{label}{type(exc).__name__}: {str(exc)[:200]}")
                 n += 1
-                stop.wait(0.1)
+                if pause:
+                    self.stop.wait(pause)
         return n
 
-    flow_state: dict[str, Any] = {}
+    def run_flow(self) -> None:
+        from prefect import flow
 
-    def flow_runner() -> None:
-        state = long_flow(return_state=True)
-        flow_state["state"] = state.type.value
+        @flow(name="nbauth-idp-load", persist_result=False)
+        def long_flow() -> int:
+            return self.call_until_stopped("flow ", pause=0.1)
 
-    def emitter() -> None:
+        self.flow_state["state"] = long_flow(return_state=True).type.value
+
+    def emit(self) -> None:
+        """``emit_event`` every ``emit_every`` seconds (Prefect's own EventsWorker sends them)."""
+        from prefect.events import emit_event
+
         i = 0
         next_at = time.monotonic()
-        while not stop.is_set():
-            event = emit_event(event=f"{prefix}.tick", resource={"prefect.resource.id": f"{prefix}.r"},
+        while not self.stop.is_set():
+            event = emit_event(event=f"{self.prefix}.tick", resource={"prefect.resource.id": f"{self.prefix}.r"},
                                payload={"i": i})
             if event is not None:
-                with lock:
-                    emitted[str(event.id)] = time.time()
+                with self.lock:
+                    self.emitted[str(event.id)] = time.time()
             i += 1
-            next_at += emit_every
-            stop.wait(max(0.0, next_at - time.monotonic()))
+            next_at += self.emit_every
+            self.stop.wait(max(0.0, next_at - time.monotonic()))
 
-    def on_event(event: Any) -> None:
-        with lock:
-            streamed.setdefault(str(event.id), time.time())
+    def on_event(self, event: Any) -> None:
+        with self.lock:
+            self.streamed.setdefault(str(event.id), time.time())
 
-    stream = nb.stream_events(prefix=prefix, since=t0).run_in_background(on_event) if with_stream else None
-    threads = [threading.Thread(target=rest_worker, daemon=True) for _ in range(rest_threads)]
-    if with_flow:
-        threads.append(threading.Thread(target=flow_runner, daemon=True))
-    threads.append(threading.Thread(target=emitter, daemon=True))
-    begin = time.monotonic()
-    for t in threads:
-        t.start()
-    if revoke_at is not None:
-        stop.wait(revoke_at)
+    def revoke(self, cfg: dict[str, Any], token: Any, *, rest_expected: bool, with_stream: bool,
+               duration: float) -> tuple[dict[str, Any], threading.Thread]:
+        """Revoke the token in force, cut every connection, and watch (a thread) for the recovery."""
+        revoked: dict[str, Any] = {}
         # Revoke a token that was just issued, so its own proactive refresh (seconds
         # away) cannot stand in for the recovery being measured.
         generation = token.generation
@@ -177,12 +155,11 @@ def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flo
                    auth=(cfg["client_id"], cfg["client_secret"]), timeout=30).raise_for_status()
         cut_connections(cfg["nginx_pid"])
         revoked["cut_done"] = cut = time.time()
-        rest_expected = bool(rest_threads or with_flow)
 
         def recovered() -> bool:
-            with lock:
-                rest_ok = not rest_expected or (ok_times and ok_times[-1] > cut)
-                stream_ok = not with_stream or any(emitted.get(i, 0) > cut for i in streamed)
+            with self.lock:
+                rest_ok = not rest_expected or (self.ok_times and self.ok_times[-1] > cut)
+                stream_ok = not with_stream or any(self.emitted.get(i, 0) > cut for i in self.streamed)
             socket = _emitter_socket()  # the emitter reconnected past the gateway
             return bool(rest_ok) and stream_ok and socket is not None and socket is not socket_before
 
@@ -192,57 +169,92 @@ def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flo
                 revoked["reasons_after"] = dict(token.reasons)
                 revoked["back"] = time.time()
 
-        threads.append(threading.Thread(target=watch, daemon=True))
-        threads[-1].start()
-    stop.wait(max(0.0, duration - (time.monotonic() - begin)))
-    stop.set()
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        return revoked, watcher
+
+    def settle(self, since: datetime, stream: Any, timeout: float) -> set[str]:
+        """Until every emitted event is stored by the server and delivered by the stream; the stored ids."""
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.drain_all(timeout=60)
+        stored: set[str] = set()
+
+        def all_stored() -> bool:
+            stored.update(_stored_ids(self.prefix, since))
+            return set(self.emitted) <= stored
+
+        _wait(all_stored, timeout)
+        if stream is not None:
+            _wait(lambda: set(self.emitted) <= set(self.streamed), timeout)
+            stream.stop()
+        return stored
+
+    def recovery_seconds(self, revoked: dict[str, Any], *, rest_expected: bool, with_stream: bool) -> float | None:
+        """From the revocation until a REST call AND an event emitted after the cut came through."""
+        at = revoked["at"]
+        rest_back = min((t for t in self.ok_times if t > revoked["cut_done"]), default=None)
+        stream_back = min((self.streamed[i] for i, when in self.emitted.items() if when > revoked["cut_done"]
+                           and i in self.streamed), default=None)
+        backs = [b for b in (rest_back if rest_expected else at,
+                             stream_back if with_stream else revoked.get("back")) if b is not None]
+        return round(max(backs) - at, 3) if len(backs) == 2 and "back" in revoked else None
+
+
+def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flow: bool = True,
+        with_stream: bool = True, emit_every: float = 0.1, revoke_at: float | None = None,
+        settle: float = 120.0) -> dict[str, Any]:
+    """Log in through the gateway, run the load for ``duration`` s (revoking at ``revoke_at``); the figures."""
+    import prefect_nbauth as nb
+    from prefect_nbauth import _session
+
+    provider = nb.OAuth2ClientCredentials(cfg["token_url"], cfg["client_id"], cfg["client_secret"])
+    nb.login(cfg["api_url"], auth_string=cfg["auth_string"], headers={HEADER: provider})
+    assert _session._current is not None, "login() returned without a session"
+    token = _session._current.tokens[f"header {HEADER}"]
+    started_refreshes, started_reasons = token.refreshes, dict(token.reasons)
+
+    failures = _EmitFailures()
+    # Prefect's services log there, and prefect._internal does not propagate.
+    logging.getLogger("prefect._internal.concurrency").addHandler(failures)
+    load = _Load(f"nbauth.idp.{uuid.uuid4().hex[:8]}", emit_every)
+    t0 = datetime.now(timezone.utc) - timedelta(seconds=5)
+    stream = nb.stream_events(prefix=load.prefix, since=t0).run_in_background(load.on_event) if with_stream else None
+    threads = [threading.Thread(target=load.call_until_stopped, args=("",), daemon=True) for _ in range(rest_threads)]
+    if with_flow:
+        threads.append(threading.Thread(target=load.run_flow, daemon=True))
+    threads.append(threading.Thread(target=load.emit, daemon=True))
+    begin = time.monotonic()
+    for t in threads:
+        t.start()
+    rest_expected = bool(rest_threads or with_flow)
+    revoked: dict[str, Any] = {}
+    if revoke_at is not None:
+        load.stop.wait(revoke_at)
+        revoked, watcher = load.revoke(cfg, token, rest_expected=rest_expected, with_stream=with_stream,
+                                       duration=duration)
+        threads.append(watcher)
+    load.stop.wait(max(0.0, duration - (time.monotonic() - begin)))
+    load.stop.set()
     for t in threads:
         t.join(60)
     load_seconds = time.monotonic() - begin
     refreshes_during_load = token.refreshes - started_refreshes
     reasons = {k: v - started_reasons.get(k, 0) for k, v in token.reasons.items()}
-
-    # Settle: every emitted event stored by the server and delivered by the stream.
-    from prefect.events.worker import EventsWorker
-
-    EventsWorker.drain_all(timeout=60)
-    stored: set[str] = set()
-
-    def all_stored() -> bool:
-        stored.update(_stored_ids(prefix, t0))
-        return set(emitted) <= stored
-
-    _wait(all_stored, settle)
-    if stream is not None:
-        _wait(lambda: set(emitted) <= set(streamed), settle)
-        stream.stop()
-
+    stored = load.settle(t0, stream, settle)
+    emitted = set(load.emitted)
     result: dict[str, Any] = {
-        "calls": calls["ok"] + calls["failed"],
-        "failed": calls["failed"],
-        "errors": errors,
-        "refreshes": refreshes_during_load,
-        "proactive": reasons.get("proactive", 0),
+        "calls": load.calls["ok"] + load.calls["failed"], "failed": load.calls["failed"], "errors": load.errors,
+        "refreshes": refreshes_during_load, "proactive": reasons.get("proactive", 0),
         "reactive": refreshes_during_load - reasons.get("proactive", 0) - reasons.get("forced", 0),
-        "reasons": reasons,
-        "emit_failures": failures.count,
-        "emitted": len(emitted),
-        "stored": len(set(emitted) & stored),
-        "streamed": len(set(emitted) & set(streamed)),
-        "flow": flow_state.get("state"),
-        "load_seconds": round(load_seconds, 1),
-        "recovered_after_revocation_s": None,
-        "reactive_from_revocation": 0,
+        "reasons": reasons, "emit_failures": failures.count, "emitted": len(emitted),
+        "stored": len(emitted & stored), "streamed": len(emitted & set(load.streamed)),
+        "flow": load.flow_state.get("state"), "load_seconds": round(load_seconds, 1),
+        "recovered_after_revocation_s": None, "reactive_from_revocation": 0,
     }
     if revoked:
-        at = revoked["at"]
-        rest_back = min((t for t in ok_times if t > revoked["cut_done"]), default=None)
-        stream_back = min((streamed[i] for i, when in emitted.items() if when > revoked["cut_done"]
-                           and i in streamed), default=None)
-        backs = [b for b in (rest_back if (rest_threads or with_flow) else at,
-                             stream_back if with_stream else revoked.get("back")) if b is not None]
-        if len(backs) == 2 and "back" in revoked:
-            result["recovered_after_revocation_s"] = round(max(backs) - at, 3)
+        result["recovered_after_revocation_s"] = load.recovery_seconds(revoked, rest_expected=rest_expected,
+                                                                       with_stream=with_stream)
         result["reactive_from_revocation"] = _reactive_in_window(revoked)
     nb.logout()
     return result

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from .._extras import require
 from .._process import Process, wait_for
 from .._server import basic_auth_header, free_port
 from . import _replicas
@@ -46,7 +47,7 @@ class ScaledStack:
     tmp: str | None = None
     start_timeout: float = 300.0
 
-    root: Path = field(init=False)
+    root: Path = field(init=False, repr=False)  # set by start()
     replicas: list[Replica] = field(init=False, default_factory=list)
     services: Process | None = field(init=False, default=None)
     postgres: Process | None = field(init=False, default=None)
@@ -130,6 +131,9 @@ class ScaledStack:
     def start(self) -> ScaledStack:
         if self._started:
             raise RuntimeError("this stack was already started")
+        if self.messaging == "redis" and self.python == sys.executable:
+            # Before anything starts: without it every replica dies at start-up, obscurely.
+            require("prefect_redis", "test", "the scaled stack's Redis messaging")
         self._started = True
         t0 = time.monotonic()
         ensure_system_packages()

@@ -20,13 +20,14 @@ stream did not deliver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 from websockets.sync.client import ClientConnection
@@ -257,15 +258,24 @@ def case_burst(stack: ScaledStack, count: int) -> dict[str, Any]:
     return _drop_private(result)
 
 
+@contextlib.contextmanager
+def _under_steady_emitter(stack: ScaledStack, label: str, rate: float) -> Iterator[tuple[Sides, SteadyEmitter]]:
+    """Both subscribers on a fresh prefix and an emitter at ``rate``/s through NGINX; both closed after."""
+    sides = Sides(stack, _unique(label))
+    emitter = SteadyEmitter(stack.api_url, lambda: stack.auth_string, sides.prefix + "e", rate=rate).start()
+    try:
+        yield sides, emitter
+    finally:
+        emitter.stop()
+        sides.close()
+
+
 def case_replica_kill(stack: ScaledStack, *, rate: float = 100, before: int = 300,
                       after: int = 300) -> dict[str, Any]:
     """SIGKILL the replica holding our websocket under a steady emitter; restart it."""
-    sides = Sides(stack, _unique("kill"))
-    emitter = SteadyEmitter(stack.api_url, lambda: stack.auth_string, sides.prefix + "e", rate=rate).start()
-    try:
+    with _under_steady_emitter(stack, "kill", rate) as (sides, emitter):
         emitter.wait_sent(before, 120)
-        address = sides.stream_replica()
-        victim = stack.replica_at(address)
+        victim = stack.replica_at(sides.stream_replica())
         reconnects = sides.stream.stats.reconnects
         stack.kill_replica(victim)
         killed_at = len(emitter.sent)
@@ -277,18 +287,13 @@ def case_replica_kill(stack: ScaledStack, *, rate: float = 100, before: int = 30
         result["killed_replica"] = victim.index
         result["sent_before_kill"] = killed_at
         result["ours_moved_to"] = sides.stream_replica() if sides.stream._engine._socket else None
-    finally:
-        emitter.stop()
-        sides.close()
     return _drop_private(result)
 
 
 def case_redis_restart(stack: ScaledStack, *, rate: float = 100, before: int = 200,
                        after: int = 300) -> dict[str, Any]:
     """Stop Redis (``SHUTDOWN``, append-only file kept) and start it again under a steady emitter."""
-    sides = Sides(stack, _unique("redis"))
-    emitter = SteadyEmitter(stack.api_url, lambda: stack.auth_string, sides.prefix + "e", rate=rate).start()
-    try:
+    with _under_steady_emitter(stack, "redis", rate) as (sides, emitter):
         emitter.wait_sent(before, 120)
         stack.restart_redis()
         restarted_at = len(emitter.sent)
@@ -296,9 +301,6 @@ def case_redis_restart(stack: ScaledStack, *, rate: float = 100, before: int = 2
         emitter.stop()
         result = sides.figures(emitter.sent)
         result["emitter_reconnects"] = emitter.failures
-    finally:
-        emitter.stop()
-        sides.close()
     return _drop_private(result)
 
 

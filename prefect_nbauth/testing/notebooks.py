@@ -205,6 +205,22 @@ def _leaks(outputs: Iterable[Any], secrets: dict[str, list[str]]) -> set[str]:
     return {name for name, forms in secrets.items() if any(f in blob for f in forms)}
 
 
+def _problems(report: NotebookReport, nb: Any, secrets: dict[str, list[str]]) -> list[str]:
+    """What makes an executed notebook fail: errors, tracebacks on stderr, a secret anywhere."""
+    found: list[str] = []
+    for entry, cell in zip(report.cells, nb.cells, strict=True):
+        for err in entry.errors:
+            found.append(f"cell {entry.index} raised {err.text.splitlines()[0]}")
+        if entry.stderr_tracebacks:
+            found.append(f"cell {entry.index} printed a traceback on stderr")
+        for leaked in sorted(_leaks(cell.get("outputs", []), secrets)):
+            found.append(f"cell {entry.index} shows the value of ${leaked}")
+    # nbclient records every widget's state (from the comm messages) in the metadata.
+    for leaked in sorted(_leaks([dict(nb.metadata)], secrets)):
+        found.append(f"the notebook's widget state holds the value of ${leaked}")
+    return found
+
+
 def execute_notebook(
     path: str | os.PathLike[str],
     *,
@@ -276,16 +292,7 @@ def execute_notebook(
     finally:
         report.seconds = time.monotonic() - t0
 
-    for entry, cell in zip(report.cells, nb.cells, strict=True):
-        for err in entry.errors:
-            report.problems.append(f"cell {entry.index} raised {err.text.splitlines()[0]}")
-        if entry.stderr_tracebacks:
-            report.problems.append(f"cell {entry.index} printed a traceback on stderr")
-        for leaked in sorted(_leaks(cell.get("outputs", []), secrets)):
-            report.problems.append(f"cell {entry.index} shows the value of ${leaked}")
-    # nbclient records every widget's state (from the comm messages) in the metadata.
-    for leaked in sorted(_leaks([dict(nb.metadata)], secrets)):
-        report.problems.append(f"the notebook's widget state holds the value of ${leaked}")
+    report.problems += _problems(report, nb, secrets)
 
     if save_to is not None:
         save_to = Path(save_to)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,27 @@ LOGS_ON = {
 }
 
 
+def _post(client: httpx.Client, path: str, body: dict[str, Any], attempts: int = 6) -> Any:
+    """POST, retrying a 503 as Prefect's own client does.
+
+    Prefect's server answers 503 for errors a client may retry (SQLite busy or locked, which
+    a loaded machine produces); seen at set-up of tests/kernel/test_watch_kernel.py.
+    """
+    for attempt in range(attempts):
+        response = client.post(path, json=body)
+        if response.status_code != 503 or attempt == attempts - 1:
+            response.raise_for_status()
+            return response.json()
+        time.sleep(0.5 * 2 ** attempt)  # backing off between attempts, as Prefect's client does
+    raise AssertionError("unreachable")
+
+
 def create_run(api_url: str, headers: dict[str, str], name: str = "nbauth-log-burst") -> str:
+    """A flow run of a new flow ``name``, Pending: subscribe to its logs, then start it."""
     with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
-        flow = client.post("/flows/", json={"name": name})
-        flow.raise_for_status()
-        run = client.post("/flow_runs/", json={"flow_id": flow.json()["id"], "state": {"type": "PENDING"}})
-        run.raise_for_status()
-        return run.json()["id"]
+        flow = _post(client, "/flows/", {"name": name})
+        run = _post(client, "/flow_runs/", {"flow_id": flow["id"], "state": {"type": "PENDING"}})
+        return str(run["id"])
 
 
 class FlowProcess:

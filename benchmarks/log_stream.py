@@ -40,12 +40,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from logs_support import LOGS_ON, FlowProcess, create_run  # noqa: E402  (tests/logs_support.py)
-
-from prefect_nbauth.testing._server import PrefectServer, isolated_env  # noqa: E402  (tests/servers.py)
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
+from prefect_nbauth.testing.logs import LOGS_ON, FlowProcess, create_run
 
 # One log per request, at a fixed rate, from its own interpreter (no GIL shared with the
 # subscribers). Imports only httpx.

@@ -4,12 +4,13 @@
     .venv/bin/python benchmarks/rotation_real_idp.py [--quick] [--duration S] [--revoke-at S]
 
 Starts a real auth-protected Prefect server, ``oidc-provider`` (npm, pinned in
-``tests/real_idp.py``) issuing 5-second client-credentials tokens, and Debian's
+``prefect_nbauth.testing.idp``) issuing 5-second client-credentials tokens, and Debian's
 nginx with njs checking every request's token at the provider's introspection
 endpoint (RFC 7662), websockets included. Then, in a fresh interpreter, for
 ``--duration`` seconds (30; ``--quick``: 12): 4 threads of REST calls, a running
 ``@flow`` calling the API, ``emit_event`` every 100 ms and a
-``prefect_nbauth.stream_events`` receiving those events (``tests/idp_load.py``).
+``prefect_nbauth.stream_events`` receiving those events
+(``prefect_nbauth.testing.idp.load``).
 At ``--revoke-at`` (half the duration) the token in force is revoked at the
 provider (RFC 7009) and nginx cuts every open connection.
 
@@ -39,18 +40,14 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from real_idp import NginxGateway, OidcProvider  # noqa: E402
-
-from prefect_nbauth.testing._server import PrefectServer, isolated_env  # noqa: E402
+from prefect_nbauth.testing._server import PrefectServer, isolated_env
+from prefect_nbauth.testing.idp import NginxGateway, OidcProvider
 
 AUTH_STRING = "bench:" + os.urandom(9).hex()
 
 OURS = textwrap.dedent("""
     import json, logging, sys
-    from idp_load import run
+    from prefect_nbauth.testing.idp.load import run
     logging.getLogger("prefect").setLevel(logging.ERROR)
     cfg, kwargs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
     print(json.dumps(run(cfg, **kwargs)))
@@ -88,7 +85,7 @@ STATIC = textwrap.dedent("""
 
 def run_child(code: str, args: list[str], home: Path, timeout: float) -> dict:
     env = isolated_env(PREFECT_HOME=str(home), PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
-                       PYTHONPATH=str(REPO / "tests"), PYTHONUNBUFFERED="1")
+                       PYTHONUNBUFFERED="1")
     done = subprocess.run([sys.executable, "-c", code, *args], check=False, env=env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     lines = [line for line in done.stdout.splitlines() if line.strip()]
@@ -116,7 +113,7 @@ def main() -> None:
                 cfg = {"api_url": gateway.api_url, "auth_string": AUTH_STRING,
                        "token_url": idp.token_url, "revocation_url": idp.revocation_url,
                        "client_id": idp.client_id, "client_secret": idp.client_secret,
-                       "nginx_pid": gateway._proc.pid}
+                       "nginx_pid": gateway.pid}
                 (root / "ours").mkdir()
                 ours = run_child(OURS, [json.dumps(cfg), json.dumps(
                     {"duration": duration, "revoke_at": revoke_at})], root / "ours", duration + 400)

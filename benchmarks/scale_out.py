@@ -3,10 +3,10 @@
 
     .venv/bin/python benchmarks/scale_out.py [--quick]
 
-Starts the stack of ``tests/scaled_stack.py`` (PostgreSQL, Redis, two API replicas with
+Starts the stack of ``prefect_nbauth.testing.stack`` (PostgreSQL, Redis, two API replicas with
 ``--no-services``, one ``prefect server services start``, NGINX round robin; auth string
 enforced by Prefect), logs this process in to the load balancer with
-``prefect_nbauth.login()`` and runs the cases of ``tests/scale_cases.py``, each with
+``prefect_nbauth.login()`` and runs the cases of ``prefect_nbauth.testing.stack.cases``, each with
 Prefect's ``get_events_subscriber`` and our ``stream_events`` subscribed to the same fresh
 prefix through NGINX:
 
@@ -35,34 +35,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from events_support import Collector  # noqa: E402
-from scale_cases import (  # noqa: E402
+import prefect_nbauth as nb
+from prefect_nbauth.events import _reconcile as _events_reconcile
+from prefect_nbauth.events import stream_events
+from prefect_nbauth.testing import wait_until
+from prefect_nbauth.testing.events import Collector
+from prefect_nbauth.testing.stack import ScaledStack
+from prefect_nbauth.testing.stack.cases import (
     case_burst,
     case_in_memory,
     case_redis_restart,
     case_replica_kill,
     print_figures,
 )
-from scaled_stack import ScaledStack  # noqa: E402
-
-import prefect_nbauth as nb  # noqa: E402
-from prefect_nbauth.events import _reconcile as _events_reconcile  # noqa: E402
-from prefect_nbauth.events import stream_events  # noqa: E402
-from prefect_nbauth.testing import wait_until  # noqa: E402
 
 AUTH = "bench:" + uuid.uuid4().hex
 
@@ -108,17 +102,9 @@ class PassMeter:
             return list(self.passes[mark:])
 
 
-def _psql(stack: ScaledStack, sql: str) -> str:
-    pg = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))[-1])
-    env = dict(os.environ, PGPASSWORD=stack._db_password)
-    return subprocess.run([str(pg), "-h", "127.0.0.1", "-p", str(stack.pg_port), "-U", "prefect", "-d", "prefect",
-                           "-Atq", "-v", "ON_ERROR_STOP=1", "-c", sql], env=env, check=True, capture_output=True,
-                          text=True, timeout=3600).stdout.strip()
-
-
 def _json_cast(stack: ScaledStack) -> dict[str, str]:
-    rows = _psql(stack, "SELECT column_name || '=' || udt_name FROM information_schema.columns "
-                        "WHERE table_name = 'events'")
+    rows = stack.psql("SELECT column_name || '=' || udt_name FROM information_schema.columns "
+                      "WHERE table_name = 'events'")
     return dict(line.split("=", 1) for line in rows.splitlines())
 
 
@@ -164,12 +150,12 @@ def reconcile_cost(stack: ScaledStack, bulk: int, matching: int = 1000, late: in
         finally:
             handle.stop()
         t0 = time.monotonic()
-        _psql(stack, _insert_sql(cols, bulk, "'nbauth.bulk.other.' || (g % 50)",
+        stack.psql(_insert_sql(cols, bulk, "'nbauth.bulk.other.' || (g % 50)",
                                  "now() - random() * interval '59 minutes'"))
-        _psql(stack, _insert_sql(cols, matching, f"'{prefix}old'", "now() - random() * interval '59 minutes'"))
-        _psql(stack, "ANALYZE events")
+        stack.psql(_insert_sql(cols, matching, f"'{prefix}old'", "now() - random() * interval '59 minutes'"))
+        stack.psql("ANALYZE events")
         insert_s = time.monotonic() - t0
-        in_db = int(_psql(stack, "SELECT count(*) FROM events"))
+        in_db = int(stack.psql("SELECT count(*) FROM events"))
         print(f"[bench] bulk-inserted {bulk + matching} events in {insert_s:.1f} s; {in_db} in the database",
               flush=True)
 
@@ -196,7 +182,7 @@ def reconcile_cost(stack: ScaledStack, bulk: int, matching: int = 1000, late: in
             quiet = _summary(_quiet_passes(meter, stream, 5))
             # Events the websocket never saw: straight into the database, occurred = now.
             mark = meter.mark()
-            _psql(stack, _insert_sql(cols, late, f"'{prefix}late'", "now()"))
+            stack.psql(_insert_sql(cols, late, f"'{prefix}late'", "now()"))
             wait_until(lambda: len(collector.events) >= matching + late, 120, interval=0.2,
                        what="the late events")
             recover = [p for p in meter.since(mark) if p[2] > 0]

@@ -84,3 +84,28 @@ def status_dict(**kwargs: Any) -> dict[str, Any]:
 
 def emit(result: Any) -> None:
     print(json.dumps(result, default=str))
+
+
+def flow_across_rotations(gateway: Any, rotations: int = 3) -> Any:
+    """Run a flow whose tasks call the API until ``gateway`` has issued ``rotations`` more tokens.
+
+    The flow and its own client stay alive across the rotations, as a long run started
+    from a notebook does. Returns the flow's final state (its result: the calls made).
+    """
+    from prefect import flow, get_client, task
+
+    @task
+    def call_api(i: int) -> int:
+        with get_client(sync_client=True) as client:
+            client.read_flows(limit=1)
+        return i
+
+    @flow(name="nbauth-across-rotations", persist_result=False)
+    def long_flow() -> int:
+        issued_at_start = gateway.issued
+        results: list[int] = []
+        while gateway.issued < issued_at_start + rotations:
+            results.append(call_api(len(results)))
+        return len(results)
+
+    return long_flow(return_state=True)

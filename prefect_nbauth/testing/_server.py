@@ -21,8 +21,6 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import shutil
 import signal
@@ -35,6 +33,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+
+from ._process import die_with_parent
 
 __all__ = [
     "PrefectServer",
@@ -81,7 +81,6 @@ FAST_SERVER_ENV: dict[str, str] = {
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
 }
 
-_PR_SET_PDEATHSIG = 1
 _LIVE: "set[PrefectServer]" = set()
 _LIVE_LOCK = threading.Lock()
 
@@ -105,16 +104,6 @@ def isolated_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PREFECT_")}
     env.update(overrides)
     return env
-
-
-def _pdeathsig_preexec() -> None:  # runs in the child between fork and exec
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:
-        pass
 
 
 def _wait_exit_no_reap(proc: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -266,7 +255,7 @@ class PrefectServer:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_pdeathsig_preexec,
+            preexec_fn=die_with_parent(),
         )
         with _LIVE_LOCK:
             _LIVE.add(self)

@@ -7,19 +7,20 @@ Three layers:
    needs no docker): the Dockerfile it would build installs ``binder/requirements.txt``
    after copying the whole repository, runs ``binder/postBuild``, uses
    ``binder/start`` as the entrypoint, and the Python of ``binder/runtime.txt``.
-   Skipped when repo2docker is not installed (``pip install jupyter-repo2docker``,
-   or point ``PREFECT_NBAUTH_REPO2DOCKER`` at its executable).
+   repo2docker is a declared test dependency (the ``test`` extra): missing, the test
+   fails (``PREFECT_NBAUTH_REPO2DOCKER`` may point at another executable).
 2. **The files' structure and meaning**, always: executables with a bash shebang that
    parse (``bash -n``), ``start`` ends in ``exec "$@"``, the requirements install this
    repository with its notebook extra (which brings PyJWT) plus jupyter-server-proxy, the Jupyter
    config wires the two proxies and hides the UI's login page, even for gzipped answers.
 3. **A real run** of ``binder/start`` in a temporary HOME, as under JupyterHub
    (``PREFECT_NBAUTH_DEMO_JUPYTER_BASE_URL=/user/tester/``, UI on): what the command
-   gets, what is on disk, the server's auth, ``--restart``, a busy port. When a Python
-   with jupyter-server-proxy is available (this one, or ``PREFECT_NBAUTH_TEST_PROXY_PYTHON``),
-   a Jupyter server under ``/user/tester/`` is started and the Prefect UI and API are
-   reached through the proxy; with Playwright and Debian's chromium, the UI is also
-   loaded in a browser.
+   gets, what is on disk, the server's auth, ``--restart``, a busy port. A Jupyter server
+   under ``/user/tester/`` (with jupyter-server-proxy, a declared test dependency: this
+   Python, or ``PREFECT_NBAUTH_TEST_PROXY_PYTHON``) is started and the Prefect UI and API
+   are reached through the proxy; with Playwright (declared too) and Debian's chromium, the
+   UI is also loaded in a browser. Only a missing chromium skips, as in ``tests/browser/``:
+   it is an apt package, not a Python dependency, that ``./scripts/test`` installs as root.
 
 Not covered (needs docker or Binder itself): building and launching the image, the
 real ``JUPYTERHUB_SERVICE_PREFIX`` JupyterHub sets, mybinder.org's network and limits.
@@ -62,21 +63,19 @@ BASE = "/user/tester/"
 
 # ----------------------------------------------------------- 1. repo2docker
 
-def _repo2docker() -> list[str] | None:
+def _repo2docker() -> list[str]:
     explicit = os.environ.get("PREFECT_NBAUTH_REPO2DOCKER")
     if explicit:
         return [explicit]
-    if importlib.util.find_spec("repo2docker") is not None:
-        return [sys.executable, "-m", "repo2docker"]
-    found = shutil.which("jupyter-repo2docker")
-    return [found] if found else None
+    # A declared test dependency: missing, this fails (never a skip).
+    assert importlib.util.find_spec("repo2docker") is not None, (
+        "jupyter-repo2docker is missing although the test extra declares it: pip install -e '.[test]'")
+    return [sys.executable, "-m", "repo2docker"]
 
 
 def test_repo2docker_builds_what_we_mean(tmp_path: Path) -> None:
+    # --no-build: repo2docker's detection and Dockerfile only; no docker daemon is needed.
     r2d = _repo2docker()
-    if r2d is None:
-        pytest.skip("jupyter-repo2docker is not installed (pip install jupyter-repo2docker, or set "
-                    "PREFECT_NBAUTH_REPO2DOCKER); the file checks below still run")
     # Only what git tracks (or would track), as Binder clones it: no .venv, no caches.
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                             capture_output=True, text=True, check=True).stdout.split("\n")
@@ -313,19 +312,19 @@ def test_stop_with_nothing_running_is_fine(tmp_path: Path) -> None:
 
 # ---------------------------------------------- the UI through jupyter-server-proxy
 
-def _proxy_python() -> str | None:
+def _proxy_python() -> str:
     explicit = os.environ.get("PREFECT_NBAUTH_TEST_PROXY_PYTHON")
     if explicit:
         return explicit
-    return sys.executable if importlib.util.find_spec("jupyter_server_proxy") is not None else None
+    # A declared test dependency (and binder/requirements.txt's): missing, this fails.
+    assert importlib.util.find_spec("jupyter_server_proxy") is not None, (
+        "jupyter-server-proxy is missing although the test extra declares it: pip install -e '.[test]'")
+    return sys.executable
 
 
 @pytest.fixture(scope="module")
 def jupyter_under_hub(hub_demo: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     python = _proxy_python()
-    if python is None:
-        pytest.skip("jupyter-server-proxy is not installed here (binder/requirements.txt installs it on "
-                    "Binder); set PREFECT_NBAUTH_TEST_PROXY_PYTHON to a Python that has it")
     port, token = free_port(), "t" + os.urandom(8).hex()
     log = (tmp_path_factory.mktemp("jupyter") / "jupyter.log").open("wb")
     proc = subprocess.Popen(
@@ -378,9 +377,12 @@ def test_the_ui_and_api_are_reachable_through_jupyter(jupyter_under_hub: str, hu
 @pytest.mark.server
 @pytest.mark.browser
 def test_the_ui_opens_without_a_login_page(jupyter_under_hub: str) -> None:
-    if not Path("/usr/bin/chromium").exists() or importlib.util.find_spec("playwright") is None:
-        pytest.skip("needs Debian's chromium and Playwright")
+    # Playwright is a declared test dependency: imported unconditionally, so missing it fails.
     from playwright.sync_api import sync_playwright
+
+    if not Path("/usr/bin/chromium").exists():  # an apt package, not a Python dependency
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium); "
+                    "./scripts/test installs it when run as root")
 
     base, token = jupyter_under_hub.split("|")
     api_statuses: list[int] = []

@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from canaries import leak_forms, leaks, make_canary
 
 from prefect_nbauth.testing._gateway import RotatingGateway
 from prefect_nbauth.testing._server import PrefectServer, free_port, isolated_env
+from prefect_nbauth.testing.canaries import leak_forms, leaks, make_canary
 
 pytestmark = pytest.mark.server
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from canaries import leak_forms
 
 from prefect_nbauth.testing._server import PrefectServer, isolated_env
+from prefect_nbauth.testing.canaries import leak_forms
 
 pytestmark = pytest.mark.server
 

@@ -5,7 +5,7 @@ do), in a temporary HOME and demo directory, on a free port, without its web UI.
 ``binder/start`` execs a tiny command that prints its own environment as JSON: that
 is exactly the environment a notebook kernel gets (the demo's URL and auth string,
 no other ``PREFECT_*`` variable), and every notebook runs in a real kernel with it
-(nbclient, through ``scripts/run_notebooks.py``). A notebook fails on any error
+(nbclient, through ``prefect_nbauth.testing.notebooks``). A notebook fails on any error
 output, any stderr output, a timeout, a dead kernel, or the auth string (raw or
 base64) in an output or in the widget state nbclient records. Afterwards the
 kernels' IPython history (in the temporary HOME) is searched for the secret too.
@@ -19,7 +19,6 @@ end of the module and written to ``test-artifacts/notebook-times.json``.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import re
@@ -29,12 +28,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
 
 from prefect_nbauth.testing import free_port
+from prefect_nbauth.testing.notebooks import execute_notebook, format_cell
 
 REPO = Path(__file__).resolve().parents[2]
 BINDER = REPO / "binder"
@@ -52,15 +51,6 @@ SECRET_PATTERNS = {
     "a Basic credential": re.compile(r"Basic [A-Za-z0-9+/]{12,}={0,2}"),
     "a Bearer token": re.compile(r"Bearer [A-Za-z0-9._~+/-]{12,}"),
 }
-
-
-def _load_runner() -> Any:
-    spec = importlib.util.spec_from_file_location("run_notebooks", REPO / "scripts" / "run_notebooks.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("run_notebooks", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def secret_forms(value: str) -> list[str]:
@@ -190,10 +180,9 @@ def report_times(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.mark.server
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(demo: DemoRun, path: Path) -> None:
-    runner = _load_runner()
     history = demo.home / ".ipython" / "profile_default" / "history.sqlite"  # as a user's kernel keeps it
     history.parent.mkdir(parents=True, exist_ok=True)
-    report = runner.execute_notebook(path, env=demo.env, timeout=CELL_TIMEOUT, secret_env=[AUTH_ENV],
+    report = execute_notebook(path, env=demo.env, timeout=CELL_TIMEOUT, secret_env=[AUTH_ENV],
                                      history_file=history)
     TIMES[path.name] = report.seconds
     problems = list(report.problems)
@@ -202,7 +191,7 @@ def test_notebook_runs_top_to_bottom(demo: DemoRun, path: Path) -> None:
             if out.kind == "stderr":
                 problems.append(f"cell {cell.index} wrote to stderr: {out.text.strip()[:300]}")
     if problems:
-        shown = "\n".join(filter(None, (runner.format_cell(c, max_lines=20) for c in report.cells)))
+        shown = "\n".join(filter(None, (format_cell(c, max_lines=20) for c in report.cells)))
         pytest.fail(f"{path.name}: " + "; ".join(problems) + f"\n--- what the cells showed ---\n{shown}")
     assert report.code_cells_run == report.code_cells
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from canaries import leak_forms
-from logs_support import FLOWS, LOGS_ON, create_run
 
 from prefect_nbauth.testing._server import PrefectServer, isolated_env
+from prefect_nbauth.testing.canaries import leak_forms
+from prefect_nbauth.testing.logs import FLOWS, LOGS_ON, create_run
 
 # A flow run in a fresh interpreter takes 10-60 s on a busy 2-core machine: more than the
 # suite-wide 300 s for a fixture that starts a server, a kernel and two of them.

@@ -1,5 +1,5 @@
 """The toolkit against a scaled-out Prefect: PostgreSQL + Redis + two API replicas + services
-behind NGINX (``tests/scaled_stack.py``), everything real, on loopback.
+behind NGINX (``prefect_nbauth.testing.stack``), everything real, on loopback.
 
 Marked ``scale``. The Redis stack (the correct setup) is started once for the module; the
 in-memory-messaging variant (the common mistake) is started and removed by
@@ -24,16 +24,17 @@ from typing import Any, Iterator
 
 import pytest
 from constants import AUTH_STRING
-from scale_cases import (
+
+import prefect_nbauth as nb
+from prefect_nbauth.testing._process import die_with_parent, pid_alive
+from prefect_nbauth.testing.stack import RunningStack, ScaledStack
+from prefect_nbauth.testing.stack.cases import (
     case_burst,
     case_in_memory,
     case_redis_restart,
     case_replica_kill,
     print_figures,
 )
-from scaled_stack import RunningStack, ScaledStack, _child_setup, _pid_alive
-
-import prefect_nbauth as nb
 
 pytestmark = [
     pytest.mark.scale,
@@ -81,7 +82,7 @@ def _launch_script() -> subprocess.Popen[str]:
     env = dict(os.environ, SCALED_STACK_AUTH_STRING=AUTH_STRING)
     return subprocess.Popen([str(REPO / "scripts" / "scaled-stack"), "--messaging", "memory", "--until-eof"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True, preexec_fn=_child_setup(None, None))
+                            start_new_session=True, preexec_fn=die_with_parent())
 
 
 def _end_script(proc: subprocess.Popen[str]) -> None:
@@ -110,7 +111,7 @@ def stack() -> Iterator[ScaledStack]:
             _end_script(unused)
         pids, root = stack.pids(), getattr(stack, "root", None)
         stack.stop()
-        leftovers = [pid for pid in pids if _pid_alive(pid)]
+        leftovers = [pid for pid in pids if pid_alive(pid)]
         assert leftovers == [] and (root is None or not root.exists()), (leftovers, root)
 
 
@@ -122,7 +123,7 @@ def test_a_stack_that_fails_to_start_leaves_nothing_behind(tmp_path):
     started = broken.started_pids()
     assert broken.postgres is not None and broken.redis is not None and len(started) >= 2
     assert AUTH_STRING not in repr(broken)
-    assert [pid for pid in started if _pid_alive(pid)] == []
+    assert [pid for pid in started if pid_alive(pid)] == []
     assert not broken.root.exists()
 
 
@@ -171,10 +172,9 @@ def test_login_status_flow_clients_and_audit_through_the_balancer(stack, run_sce
 ROTATION_SCENARIO = """
 import time, uuid
 import prefect_nbauth as nb
-from prefect import flow, get_client, task
 from prefect_nbauth.testing import RotatingGateway
-from scenario_helpers import emit
-from events_support import Collector, emit_events
+from scenario_helpers import emit, flow_across_rotations
+from prefect_nbauth.testing.events import Collector, emit_events
 from prefect_nbauth.testing import wait_until
 from prefect_nbauth.events import stream_events
 
@@ -189,22 +189,8 @@ try:
     handle = stream.run_in_background(collector.add)
     wait_until(lambda: stream.state.value == "connected", 60)
 
-    @task
-    def call_api(i):
-        with get_client(sync_client=True) as client:
-            client.read_flows(limit=1)
-        return i
-
-    @flow(persist_result=False)
-    def long_flow():
-        start = gateway.issued
-        results = []
-        while gateway.issued < start + 3:
-            results.append(call_api(len(results)))
-        return len(results)
-
     ids = emit_events({api!r}, {auth!r}, name + "a", 100)
-    state = long_flow(return_state=True)
+    state = flow_across_rotations(gateway, 3)
     ids += emit_events({api!r}, {auth!r}, name + "b", 100)
     collector.wait_ids(ids, 120)
     passes = stream.stats.passes
@@ -293,7 +279,7 @@ def script_stack() -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
 def test_in_memory_messaging_script_stack_exactly_once_then_nothing_left(script_stack, login_to):
     proc, info = script_stack
     assert info["messaging"] == "memory" and len(info["replicas"]) == 2 and info["redis"] is None
-    assert all(_pid_alive(pid) for pid in info["pids"]) and Path(info["root"]).is_dir()
+    assert all(pid_alive(pid) for pid in info["pids"]) and Path(info["root"]).is_dir()
     stack = RunningStack(info, AUTH_STRING)
     login_to(stack.api_url)
     result = case_in_memory(stack, 600)  # type: ignore[arg-type]
@@ -307,5 +293,5 @@ def test_in_memory_messaging_script_stack_exactly_once_then_nothing_left(script_
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(120) == 0
     assert proc.stdout is not None and json.loads(proc.stdout.read().strip().splitlines()[-1]) == {"stopped": True}
-    assert [pid for pid in info["pids"] if _pid_alive(pid)] == []
+    assert [pid for pid in info["pids"] if pid_alive(pid)] == []
     assert not Path(info["root"]).exists()

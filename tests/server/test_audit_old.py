@@ -15,12 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-from canaries import assert_no_secret
 from constants import AUTH_STRING
 from old_prefect import OLD_PREFECT_VERSION, old_auth_server, old_prefect_python  # noqa: F401
 from test_audit_real import run_audit
 
 from prefect_nbauth.testing._server import PrefectServer, basic_auth_header
+from prefect_nbauth.testing.canaries import assert_no_secret
 
 pytestmark = pytest.mark.server
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from canaries import assert_no_secret
 from constants import AUTH_STRING
 
 from prefect_nbauth.testing._server import PrefectServer
+from prefect_nbauth.testing.canaries import assert_no_secret
 
 pytestmark = pytest.mark.server
 

@@ -20,18 +20,13 @@ from pathlib import Path
 
 import pytest
 from constants import AUTH_STRING
-from events_support import (
-    Collector,
-    CutProxy,
-    SteadyEmitter,
-    emit_events,
-    persisted_ids_settled,
-    wait_until,
-)
+from cut_proxy import CutProxy
 
 import prefect_nbauth as nb
 from prefect_nbauth.events._stream import stream_events
+from prefect_nbauth.testing import wait_until
 from prefect_nbauth.testing._server import PrefectServer
+from prefect_nbauth.testing.events import Collector, SteadyEmitter, emit_events, persisted_ids_settled
 
 pytestmark = pytest.mark.server
 
@@ -219,7 +214,7 @@ def test_filters_reach_server_and_live_path_alike(events_server, login):
     flow_run = f"prefect.flow-run.{uuid.uuid4()}"
 
     def make(event_name: str, index: int) -> dict:
-        from events_support import event_payload
+        from prefect_nbauth.testing.events import event_payload
 
         related = [{"prefect.resource.id": flow_run, "prefect.resource.role": "flow-run"}] if index % 3 == 0 else []
         return event_payload(event_name, index, resource=f"nbauth.res.{index % 2}", related=related)
@@ -263,7 +258,8 @@ from pathlib import Path
 import prefect_nbauth.testing._server as servers
 from prefect_nbauth.testing._server import PrefectServer
 from prefect_nbauth.testing._gateway import RotatingGateway
-from events_support import Collector, CutProxy, emit_events
+from cut_proxy import CutProxy
+from prefect_nbauth.testing.events import Collector, emit_events
 from prefect_nbauth.testing import wait_until
 import prefect_nbauth as nb
 from prefect_nbauth.events._stream import stream_events

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 from constants import AUTH_STRING
-from events_support import Collector, CutProxy
-from logs_support import LOGS_ON, FlowProcess, create_run, line_numbers, persisted_logs, post_logs
+from cut_proxy import CutProxy
 
 import prefect_nbauth as nb
 from prefect_nbauth import mask
 from prefect_nbauth.testing import wait_until
 from prefect_nbauth.testing._server import PrefectServer
+from prefect_nbauth.testing.events import Collector
+from prefect_nbauth.testing.logs import LOGS_ON, FlowProcess, create_run, line_numbers, persisted_logs, post_logs
 
 # A flow run in a fresh interpreter takes 10-60 s on a busy 2-core machine: more than the
 # suite-wide 300 s for a fixture that starts a server, a kernel and two of them.

@@ -1,10 +1,10 @@
 """Rotation against parts nobody here wrote: oidc-provider and nginx with njs.
 
-``tests/real_idp.py`` starts ``oidc-provider`` (npm, pinned) issuing 5-second
+``prefect_nbauth.testing.idp`` starts ``oidc-provider`` (npm, pinned) issuing 5-second
 client-credentials tokens and Debian's nginx whose njs module checks every
 request's token at the provider's introspection endpoint (RFC 7662), in front
 of the session's real Prefect server with an auth string. The load
-(``tests/idp_load.py``) runs in its own interpreter; mid-run the token in force
+(``prefect_nbauth.testing.idp.load``) runs in its own interpreter; mid-run the token in force
 is revoked at the provider (RFC 7009) and nginx cuts every open connection.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 from constants import AUTH_STRING
-from real_idp import NginxGateway, OidcProvider
+
+from prefect_nbauth.testing.idp import NginxGateway, OidcProvider
 
 pytestmark = pytest.mark.idp
 
@@ -35,13 +36,13 @@ def gateway(idp: OidcProvider, auth_server: Any) -> Iterator[NginxGateway]:
 def load_config(idp: OidcProvider, gw: NginxGateway, auth_string: str = AUTH_STRING) -> dict[str, Any]:
     return {"api_url": gw.api_url, "auth_string": auth_string, "token_url": idp.token_url,
             "revocation_url": idp.revocation_url, "client_id": idp.client_id,
-            "client_secret": idp.client_secret, "nginx_pid": gw._proc.pid}
+            "client_secret": idp.client_secret, "nginx_pid": gw.pid}
 
 
 def scenario(cfg: dict[str, Any], **kwargs: Any) -> str:
     return f"""
 import logging
-from idp_load import run
+from prefect_nbauth.testing.idp.load import run
 from scenario_helpers import emit
 logging.getLogger("prefect").setLevel(logging.ERROR)
 emit(run({cfg!r}, **{kwargs!r}))

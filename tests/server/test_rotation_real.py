@@ -35,22 +35,9 @@ def prelude(auth_server, lifetime: float = 2.0) -> str:
 
 def test_a_flow_started_before_a_rotation_finishes_after_it(auth_server, run_scenario):
     result = run_scenario(prelude(auth_server) + """
-@task
-def call_api(i):
-    with get_client(sync_client=True) as client:
-        client.read_flows(limit=1)
-    return i
+from scenario_helpers import flow_across_rotations
 
-@flow(persist_result=False)
-def long_flow():
-    issued_at_start = gateway.issued
-    results = []
-    # Keep the flow (and its own client) alive across at least three rotations.
-    while gateway.issued < issued_at_start + 3:
-        results.append(call_api(len(results)))
-    return len(results)
-
-state = long_flow(return_state=True)
+state = flow_across_rotations(gateway, 3)
 emit({"state": state.type.value, "calls": state.result() if state.is_completed() else None,
       "gateway": gateway.counters(), "status": nb.status(check_server=False).to_dict()})
 """)

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
-from canaries import assert_no_secret
+from constants import AUTH_STRING
 from fake_servers import AUTH, FakeServer, prefect_like
 from prefect.settings import (
     PREFECT_API_AUTH_STRING,
@@ -31,6 +31,7 @@ from prefect_nbauth.auditing._prober import SocketAnswer
 from prefect_nbauth.auditing._server_version import version_finding
 from prefect_nbauth.auditing._sockets import judge_socket
 from prefect_nbauth.testing._server import free_port
+from prefect_nbauth.testing.canaries import assert_no_secret
 
 BASIC = "Basic " + base64.b64encode(AUTH.encode()).decode()
 
@@ -98,7 +99,7 @@ def test_auditing_another_url_never_sends_the_credential_there(logged_in_to: Any
         report = audit(f"{other.url}/api")
         seen = other.seen()
     assert configured.requests == []
-    assert_no_secret(seen)
+    assert_no_secret(seen, AUTH_STRING)
     assert CANARY not in seen
     assert not report.credential_used
     assert report.finding("your-credential").outcome is Outcome.NOT_APPLICABLE
@@ -130,10 +131,10 @@ def test_nothing_secret_is_logged_even_at_debug(logged_in_to: Any, caplog: pytes
                 logging.getLogger(name).setLevel(logging.DEBUG)
             report = audit()
     assert any(r.name.startswith("prefect_nbauth.audit") for r in caplog.records)
-    assert_no_secret(caplog.text)
+    assert_no_secret(caplog.text, AUTH_STRING)
     assert CANARY not in caplog.text
     for text in (str(report), report._repr_html_(), repr(report), repr(report.to_dict())):
-        assert_no_secret(text)
+        assert_no_secret(text, AUTH_STRING)
         assert CANARY not in text
 
 

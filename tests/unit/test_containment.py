@@ -39,7 +39,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from canaries import leaks, make_canary
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -49,6 +48,7 @@ from starlette.websockets import WebSocket
 import prefect_nbauth as nb
 from prefect_nbauth.testing._cloud import LoopbackServer
 from prefect_nbauth.testing._server import free_port
+from prefect_nbauth.testing.canaries import leaks, make_canary
 
 CONTAINMENT_OFF = os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF") == "1"
 

@@ -20,7 +20,6 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from canaries import assert_no_secret
 from constants import AUTH_STRING
 from fake_servers import Answer, FakeServer, prefect_like
 from hypothesis import HealthCheck, assume, example, given, settings
@@ -46,6 +45,7 @@ from prefect_nbauth._probe import MAX_BODY, probe_cloud, probe_server
 from prefect_nbauth._secrets import redact
 from prefect_nbauth._sources import CREDENTIAL_SETTINGS, _normalise, _read_toml
 from prefect_nbauth._status import expiry_of, jwt_claims
+from prefect_nbauth.testing.canaries import assert_no_secret
 
 CANARY = "Zq9x-CANARY-s3cr3t"
 AUTH = AUTH_STRING
@@ -206,7 +206,7 @@ def test_secret_never_shows_its_value(value: str) -> None:
 def test_credential_repr_and_exceptions_never_show_secrets() -> None:
     credential = _credential("http://h", auth=AUTH, **{"cf-access-token": CANARY})
     for text in (repr(credential), str(credential)):
-        assert_no_secret(text)
+        assert_no_secret(text, AUTH_STRING)
         assert CANARY not in text
 
 
@@ -319,7 +319,7 @@ def test_malformed_json_answers_are_not_prefect(body: bytes) -> None:
     with FakeServer(lambda m, p, h: (200, {"content-type": "application/json"}, body)) as srv:
         with pytest.raises(NotPrefectServerError) as info:
             probe_server(_credential(srv.url), timeout=5)
-    assert_no_secret(str(info.value))
+    assert_no_secret(str(info.value), AUTH_STRING)
 
 
 def test_malformed_version_after_a_good_ui_settings_is_not_prefect() -> None:
@@ -364,7 +364,7 @@ def test_redirect_that_echoes_the_credential_does_not_put_it_in_the_message() ->
             probe_server(_credential(srv.url), timeout=5)
     message = str(info.value)
     assert "evil.invalid" in message  # says where it was sent
-    assert_no_secret(message)
+    assert_no_secret(message, AUTH_STRING)
 
 
 def test_a_content_type_that_echoes_the_credential_is_not_shown() -> None:
@@ -376,7 +376,7 @@ def test_a_content_type_that_echoes_the_credential_is_not_shown() -> None:
     with FakeServer(prefect_like(override=override)) as srv:
         with pytest.raises(NotPrefectServerError) as info:
             probe_server(_credential(srv.url), timeout=5)
-    assert_no_secret(str(info.value))
+    assert_no_secret(str(info.value), AUTH_STRING)
 
 
 def test_error_bodies_that_echo_the_credential_are_not_shown() -> None:
@@ -389,7 +389,7 @@ def test_error_bodies_that_echo_the_credential_are_not_shown() -> None:
     with FakeServer(prefect_like(override=override)) as srv:
         with pytest.raises(AuthenticationError) as info:
             probe_server(_credential(srv.url), timeout=5)
-    assert_no_secret(str(info.value))
+    assert_no_secret(str(info.value), AUTH_STRING)
 
 
 def test_cloud_probe_does_not_follow_a_redirect() -> None:

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Execute notebooks in a real Jupyter kernel and say what each cell showed.
 
-    python scripts/run_notebooks.py notebooks/01_login.ipynb [more.ipynb ...]
+    python -m prefect_nbauth.testing.notebooks notebooks/01_login.ipynb [more.ipynb ...]
 
 For every code cell it prints the first line of the source, the time the cell
 took and its outputs, compacted (text only, long outputs truncated); markdown
 headings are printed as section markers. Then one line per notebook: PASS or
 FAIL, cells run, errors, seconds (kernel start-up included).
 
-    python scripts/run_notebooks.py notebooks/0*.ipynb   # what ./scripts/demo --headless runs
+    python -m prefect_nbauth.testing.notebooks notebooks/0*.ipynb   # ./scripts/demo --headless
 
 A notebook FAILS when a cell has an error output (an exception shown to the
 user), when a stderr stream shows a traceback, when the kernel dies or a cell
@@ -22,7 +22,8 @@ The notebooks on disk are never modified: execution happens on a copy in
 memory. ``--save-executed DIR`` writes the executed copies into DIR.
 
 The helpers (:func:`execute_notebook`, :func:`format_cell`, :class:`NotebookReport`)
-are importable, for tests that want the same checks.
+are importable, for tests that want the same checks. They need the ``notebook`` extra
+(nbclient, nbformat, ipykernel), imported only when a notebook is executed.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ._extras import require
 
 __all__ = [
     "CellReport",
@@ -151,7 +154,7 @@ def _clip(line: str, width: int) -> str:
 def format_cell(cell: CellReport, *, width: int = 150, max_lines: int = 14) -> str:
     """A compact, human-readable account of one cell."""
     if cell.cell_type == "markdown":
-        heads = [l.strip() for l in cell.source.splitlines() if l.lstrip().startswith("#")]
+        heads = [line.strip() for line in cell.source.splitlines() if line.lstrip().startswith("#")]
         return "\n".join(f"-- {_clip(h.lstrip('#').strip(), width)}" for h in heads)
     if cell.cell_type != "code" or not cell.source.strip():
         return ""
@@ -168,7 +171,7 @@ def format_cell(cell: CellReport, *, width: int = 150, max_lines: int = 14) -> s
             mark, text = "  !", "TRACEBACK ON STDERR\n" + text
         body = text.splitlines() or [""]
         shown = body[:max_lines]
-        lines += [f"{mark} {_clip(l, width)}" for l in shown]
+        lines += [f"{mark} {_clip(line, width)}" for line in shown]
         if len(body) > len(shown):
             lines.append(f"{mark} ... ({len(body) - len(shown)} more lines)")
     return "\n".join(lines)
@@ -202,6 +205,22 @@ def _leaks(outputs: Iterable[Any], secrets: dict[str, list[str]]) -> set[str]:
     return {name for name, forms in secrets.items() if any(f in blob for f in forms)}
 
 
+def _problems(report: NotebookReport, nb: Any, secrets: dict[str, list[str]]) -> list[str]:
+    """What makes an executed notebook fail: errors, tracebacks on stderr, a secret anywhere."""
+    found: list[str] = []
+    for entry, cell in zip(report.cells, nb.cells, strict=True):
+        for err in entry.errors:
+            found.append(f"cell {entry.index} raised {err.text.splitlines()[0]}")
+        if entry.stderr_tracebacks:
+            found.append(f"cell {entry.index} printed a traceback on stderr")
+        for leaked in sorted(_leaks(cell.get("outputs", []), secrets)):
+            found.append(f"cell {entry.index} shows the value of ${leaked}")
+    # nbclient records every widget's state (from the comm messages) in the metadata.
+    for leaked in sorted(_leaks([dict(nb.metadata)], secrets)):
+        found.append(f"the notebook's widget state holds the value of ${leaked}")
+    return found
+
+
 def execute_notebook(
     path: str | os.PathLike[str],
     *,
@@ -222,9 +241,11 @@ def execute_notebook(
     the secrets named by ``secret_env`` are looked up there. ``history_file``:
     where the kernel keeps IPython's history (nbclient's default: in memory only).
     """
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    nbformat = require("nbformat", "notebook", "executing notebooks")
+    NotebookClient = require("nbclient", "notebook", "executing notebooks").NotebookClient
+    errors = require("nbclient.exceptions", "notebook", "executing notebooks")
+    CellExecutionError, CellTimeoutError, DeadKernelError = (
+        errors.CellExecutionError, errors.CellTimeoutError, errors.DeadKernelError)
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -271,16 +292,7 @@ def execute_notebook(
     finally:
         report.seconds = time.monotonic() - t0
 
-    for entry, cell in zip(report.cells, nb.cells):
-        for err in entry.errors:
-            report.problems.append(f"cell {entry.index} raised {err.text.splitlines()[0]}")
-        if entry.stderr_tracebacks:
-            report.problems.append(f"cell {entry.index} printed a traceback on stderr")
-        for leaked in sorted(_leaks(cell.get("outputs", []), secrets)):
-            report.problems.append(f"cell {entry.index} shows the value of ${leaked}")
-    # nbclient records every widget's state (from the comm messages) in the metadata.
-    for leaked in sorted(_leaks([dict(nb.metadata)], secrets)):
-        report.problems.append(f"the notebook's widget state holds the value of ${leaked}")
+    report.problems += _problems(report, nb, secrets)
 
     if save_to is not None:
         save_to = Path(save_to)
@@ -292,7 +304,8 @@ def execute_notebook(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m prefect_nbauth.testing.notebooks",
+                                     description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--timeout", type=float, default=180, help="seconds per cell (default 180)")
     parser.add_argument("--kernel", default=None, help="kernel name (default: the notebook's)")

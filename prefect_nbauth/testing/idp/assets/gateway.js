@@ -1,4 +1,4 @@
-// njs for the test gateway (tests/real_idp.py): every request's token is checked
+// njs for the test gateway (prefect_nbauth.testing.idp): every request's token is checked
 // with the identity provider's introspection endpoint (RFC 7662), no caching, so
 // a revoked token is refused on its next request.
 //

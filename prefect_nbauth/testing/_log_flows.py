@@ -1,4 +1,4 @@
-"""Flows the log tests run in a separate process (``python -m prefect.flow_engine``).
+"""Flows that prefect_nbauth.testing.logs.FlowProcess runs in a separate process (``python -m prefect.flow_engine``).
 
 Sizes come from the environment so one file serves every test: ``LOG_LINES`` lines
 at full speed, ``LOG_TASKS`` task runs that log one line each, ``LOG_FAIL=1`` to end

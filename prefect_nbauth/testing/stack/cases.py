@@ -1,5 +1,5 @@
 """The fault cases of the scale-out suite, shared by tests/scale/test_scale_real.py and
-benchmarks/scale_out.py (no tests in here).
+benchmarks/scale_out.py: Prefect's own subscriber beside ``stream_events`` on a scaled stack.
 
 Each case subscribes BOTH Prefect's own ``get_events_subscriber`` and our
 ``stream_events`` to a fresh event-name prefix through the load balancer, warms both
@@ -20,27 +20,24 @@ stream did not deliver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
-from events_support import (
-    Collector,
-    SteadyEmitter,
-    emit_events,
-    event_payload,
-    persisted_events,
-)
-from scaled_stack import ScaledStack
+from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as sync_connect
+from websockets.typing import Subprotocol
 
-from prefect_nbauth.events import stream_events
-from prefect_nbauth.testing import wait_until
+from ...events import stream_events
+from .._wait import wait_until
+from ..events import Collector, SteadyEmitter, emit_events, event_payload, persisted_events
+from ._stack import ScaledStack
 
 __all__ = ["PrefectSubscriber", "case_burst", "case_in_memory", "case_redis_restart", "case_replica_kill"]
 
@@ -212,6 +209,20 @@ def _drop_private(result: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ cases
 
 
+def _balancer_socket(stack: ScaledStack) -> ClientConnection:
+    """An authenticated ``/events/in`` socket through NGINX, with a patient close (see emit_burst)."""
+    url = stack.api_url.replace("http://", "ws://", 1) + "/events/in"
+    ws = sync_connect(url, subprotocols=[Subprotocol("prefect")], open_timeout=10, close_timeout=600)
+    try:
+        ws.send(json.dumps({"type": "auth", "token": stack.auth_string}))
+        if json.loads(ws.recv(timeout=10)).get("type") != "auth_success":
+            raise RuntimeError("the stack refused its auth string on /events/in")
+    except BaseException:
+        ws.close()
+        raise
+    return ws
+
+
 def emit_burst(stack: ScaledStack, name: str, count: int) -> list[str]:
     """``count`` events as fast as one socket through NGINX takes them; then a patient close.
 
@@ -221,11 +232,8 @@ def emit_burst(stack: ScaledStack, name: str, count: int) -> list[str]:
     every frame sent before it, so once ``close()`` returns, all ``count`` reached Prefect.
     """
     ids: list[str] = []
-    url = stack.api_url.replace("http://", "ws://", 1) + "/events/in"
-    ws = sync_connect(url, subprotocols=["prefect"], open_timeout=10, close_timeout=600)  # type: ignore[list-item]
+    ws = _balancer_socket(stack)
     try:
-        ws.send(json.dumps({"type": "auth", "token": stack.auth_string}))
-        assert json.loads(ws.recv(timeout=10))["type"] == "auth_success"
         for index in range(count):
             event = event_payload(name, index)
             ws.send(json.dumps(event))
@@ -250,15 +258,24 @@ def case_burst(stack: ScaledStack, count: int) -> dict[str, Any]:
     return _drop_private(result)
 
 
+@contextlib.contextmanager
+def _under_steady_emitter(stack: ScaledStack, label: str, rate: float) -> Iterator[tuple[Sides, SteadyEmitter]]:
+    """Both subscribers on a fresh prefix and an emitter at ``rate``/s through NGINX; both closed after."""
+    sides = Sides(stack, _unique(label))
+    emitter = SteadyEmitter(stack.api_url, lambda: stack.auth_string, sides.prefix + "e", rate=rate).start()
+    try:
+        yield sides, emitter
+    finally:
+        emitter.stop()
+        sides.close()
+
+
 def case_replica_kill(stack: ScaledStack, *, rate: float = 100, before: int = 300,
                       after: int = 300) -> dict[str, Any]:
     """SIGKILL the replica holding our websocket under a steady emitter; restart it."""
-    sides = Sides(stack, _unique("kill"))
-    emitter = SteadyEmitter(stack.api_url, lambda: stack.auth_string, sides.prefix + "e", rate=rate).start()
-    try:
+    with _under_steady_emitter(stack, "kill", rate) as (sides, emitter):
         emitter.wait_sent(before, 120)
-        address = sides.stream_replica()
-        victim = stack.replica_at(address)
+        victim = stack.replica_at(sides.stream_replica())
         reconnects = sides.stream.stats.reconnects
         stack.kill_replica(victim)
         killed_at = len(emitter.sent)
@@ -270,18 +287,13 @@ def case_replica_kill(stack: ScaledStack, *, rate: float = 100, before: int = 30
         result["killed_replica"] = victim.index
         result["sent_before_kill"] = killed_at
         result["ours_moved_to"] = sides.stream_replica() if sides.stream._engine._socket else None
-    finally:
-        emitter.stop()
-        sides.close()
     return _drop_private(result)
 
 
 def case_redis_restart(stack: ScaledStack, *, rate: float = 100, before: int = 200,
                        after: int = 300) -> dict[str, Any]:
     """Stop Redis (``SHUTDOWN``, append-only file kept) and start it again under a steady emitter."""
-    sides = Sides(stack, _unique("redis"))
-    emitter = SteadyEmitter(stack.api_url, lambda: stack.auth_string, sides.prefix + "e", rate=rate).start()
-    try:
+    with _under_steady_emitter(stack, "redis", rate) as (sides, emitter):
         emitter.wait_sent(before, 120)
         stack.restart_redis()
         restarted_at = len(emitter.sent)
@@ -289,9 +301,6 @@ def case_redis_restart(stack: ScaledStack, *, rate: float = 100, before: int = 2
         emitter.stop()
         result = sides.figures(emitter.sent)
         result["emitter_reconnects"] = emitter.failures
-    finally:
-        emitter.stop()
-        sides.close()
     return _drop_private(result)
 
 
@@ -300,17 +309,13 @@ def emit_round_robin(stack: ScaledStack, name: str, count: int, *, per_socket: i
     """``count`` events at ``rate``/s through NGINX, a new socket every ``per_socket`` events."""
     ids: list[str] = []
     where: Counter[str] = Counter()
-    url = stack.api_url.replace("http://", "ws://", 1) + "/events/in"
     period = 1.0 / rate
     next_at = time.monotonic()
     index = 0
     while index < count:
-        ws = sync_connect(url, subprotocols=["prefect"], open_timeout=10,  # type: ignore[list-item]
-                          close_timeout=600)
+        ws = _balancer_socket(stack)
         try:
-            ws.send(json.dumps({"type": "auth", "token": stack.auth_string}))
-            assert json.loads(ws.recv(timeout=10))["type"] == "auth_success"
-            replica = ws.response.headers.get("X-Prefect-Replica", "?")
+            replica = ws.response.headers.get("X-Prefect-Replica", "?") if ws.response else "?"
             for _ in range(min(per_socket, count - index)):
                 delay = next_at - time.monotonic()
                 if delay > 0:

@@ -1,0 +1,117 @@
+"""The harnesses in prefect_nbauth.testing (stack, idp, logs, events, canaries, notebooks) as a user gets them.
+
+They ship in the wheel (the IdP's scripts as package data), import without the optional
+extras, say which extra to install when one is missing, keep npm packages out of the
+package directory, and leak no secret through their reprs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from prefect_nbauth.testing import isolated_env
+from prefect_nbauth.testing.canaries import assert_no_secret, leak_forms, leaks, make_canary
+
+REPO = Path(__file__).resolve().parents[2]
+HARNESSES = ["prefect_nbauth.testing.stack", "prefect_nbauth.testing.stack.cases", "prefect_nbauth.testing.idp",
+             "prefect_nbauth.testing.idp.load", "prefect_nbauth.testing.logs", "prefect_nbauth.testing.events",
+             "prefect_nbauth.testing.canaries", "prefect_nbauth.testing.notebooks"]
+# What only the extras bring: blocked (sys.modules[name] = None makes an import fail).
+EXTRAS_ONLY = ["nbclient", "nbformat", "prefect_redis", "uvicorn", "starlette", "jwt", "pytest"]
+
+
+def _run(code: str, tmp_path: Path) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env=isolated_env(PREFECT_HOME=str(tmp_path / "home"),
+                                                                   XDG_CACHE_HOME=str(tmp_path / "cache")))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_the_harnesses_import_without_the_extras_and_name_the_extra_when_used(tmp_path: Path) -> None:
+    result = _run(f"""
+        import importlib, json, sys
+        for name in {EXTRAS_ONLY!r}:
+            sys.modules[name] = None
+        for module in {HARNESSES!r}:
+            importlib.import_module(module)
+        from prefect_nbauth.testing.notebooks import execute_notebook
+        from prefect_nbauth.testing.stack import ScaledStack
+        errors = []
+        for call in (lambda: execute_notebook("missing.ipynb"),
+                     lambda: ScaledStack(auth_string="a:b").start()):
+            try:
+                call()
+            except ModuleNotFoundError as exc:
+                errors.append(str(exc))
+        print(json.dumps({{"errors": errors}}))
+    """, tmp_path)
+    notebook_error, stack_error = result["errors"]  # type: ignore[misc]
+    assert "nbformat" in notebook_error and "pip install 'prefect-nbauth[notebook]'" in notebook_error
+    assert "prefect_redis" in stack_error and "pip install 'prefect-nbauth[test]'" in stack_error
+
+
+def test_the_idp_installs_npm_packages_into_the_users_cache_not_the_package(tmp_path: Path) -> None:
+    result = _run("""
+        import json
+        import prefect_nbauth.testing.idp as idp
+        print(json.dumps({"cache": str(idp.cache_dir()), "package": str(idp.__file__)}))
+    """, tmp_path)
+    cache = Path(str(result["cache"]))
+    assert cache.is_relative_to(tmp_path / "cache" / "prefect-nbauth")
+    assert not cache.is_relative_to(Path(str(result["package"])).parent.parent)
+
+
+def test_the_wheel_ships_the_harnesses_and_the_idp_scripts(tmp_path: Path) -> None:
+    """Built from what git tracks, as a release would be (build isolation: pyproject's setuptools)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split("\n")
+    src = tmp_path / "src"
+    for rel in filter(None, listed):
+        if (REPO / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, src / rel)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
+                           str(src)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [wheel] = (tmp_path / "dist").glob("prefect_nbauth-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for module in HARNESSES:
+        path = module.replace(".", "/")
+        assert f"{path}.py" in names or f"{path}/__init__.py" in names, module
+    for asset in ("idp.mjs", "gateway.js"):
+        assert f"prefect_nbauth/testing/idp/assets/{asset}" in names
+    assert "prefect_nbauth/testing/_log_flows.py" in names  # FlowProcess runs it by path
+
+
+def test_a_stack_never_shows_its_secrets_in_a_repr() -> None:
+    from prefect_nbauth.testing.stack import ScaledStack
+
+    canary = make_canary("admin")
+    stack = ScaledStack(auth_string=canary)
+    shown = repr(stack)  # also before start(): no attribute it has not set yet
+    assert_no_secret(shown, canary)
+    assert stack._db_password not in shown and "ScaledStack(" in shown
+
+
+def test_the_canary_forms_cover_the_encodings_a_secret_leaks_in() -> None:
+    canary = make_canary("user")
+    password = canary.split(":", 1)[1]
+    import base64
+    from urllib.parse import quote
+
+    text = f"Authorization: Basic {base64.b64encode(canary.encode()).decode()} and ?p={quote(password, safe='')}"
+    assert {base64.b64encode(canary.encode()).decode(), quote(password, safe="")} <= set(leaks(text, canary))
+    assert password in leak_forms(canary) and json.dumps(password)[1:-1] in leak_forms(canary)
+    with pytest.raises(AssertionError):
+        assert_no_secret(text, canary)
+    with pytest.raises(TypeError):
+        assert_no_secret(text)

@@ -14,12 +14,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from canaries import assert_no_secret, make_canary
 
 from prefect_nbauth import _diagnosis, _status_rules
 from prefect_nbauth._sources import CREDENTIAL_SETTINGS
 from prefect_nbauth._status import AuthMode
 from prefect_nbauth._status_rules import RULES, Facts, Origin, warnings_for
+from prefect_nbauth.testing.canaries import assert_no_secret, make_canary
 
 URL = "https://prefect.example.com/api"
 CLOUD = "https://api.prefect.cloud/api"

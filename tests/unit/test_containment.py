@@ -47,7 +47,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 import prefect_nbauth as nb
-from prefect_nbauth.testing._cloud import LoopbackServer
+from prefect_nbauth.testing import LoopbackServer
 from prefect_nbauth.testing._server import free_port
 
 CONTAINMENT_OFF = os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF") == "1"

@@ -118,6 +118,7 @@ __all__ = ["RotatingGateway", "REJECTION_REASONS", "TOKEN_ENDPOINT_MODES"]
 REJECTION_REASONS = ("missing", "bad signature", "expired", "revoked", "malformed")
 _ALGORITHM = "HS256"
 
+
 def _www_authenticate(reason: str) -> str:
     return f'Bearer realm="{REALM}", error="invalid_token", error_description="{reason}"'
 

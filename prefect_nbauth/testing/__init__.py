@@ -44,8 +44,9 @@ from ._server import (
 from ._wait import wait_until
 
 if TYPE_CHECKING:
-    from ._cloud import CloudGateway, CloudKey, CloudWorkspace, LoopbackServer
+    from ._cloud import CloudGateway, CloudKey, CloudWorkspace
     from ._gateway import RotatingGateway
+    from ._loopback import LoopbackServer
 
 __all__ = [
     "CloudGateway",
@@ -65,7 +66,7 @@ _LAZY = {
     "CloudGateway": "._cloud",
     "CloudKey": "._cloud",
     "CloudWorkspace": "._cloud",
-    "LoopbackServer": "._cloud",
+    "LoopbackServer": "._loopback",
     "RotatingGateway": "._gateway",
 }
 

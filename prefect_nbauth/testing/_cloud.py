@@ -37,45 +37,39 @@ Prefect Cloud and server), then performs the upstream server's own handshake
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import hashlib
 import json
-import socket
-import threading
-import time
 import uuid
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
 
-import httpx
-import uvicorn
 import websockets
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import connect as ws_connect
 
-__all__ = ["CloudWorkspace", "CloudKey", "CloudGateway", "LoopbackServer", "mask_authorization", "fingerprint"]
+from ._loopback import LoopbackServer
+from ._relay import (
+    ALL_METHODS,
+    connect_upstream,
+    forward_http,
+    forwarded_headers,
+    offered_subprotocols,
+    raw_path,
+    relay,
+    safe_close,
+    upstream_authorization,
+    websocket_url,
+    with_query,
+)
+
+__all__ = ["CloudWorkspace", "CloudKey", "CloudGateway", "mask_authorization", "fingerprint"]
 
 _ACTOR_NAMESPACE = uuid.UUID("6f1d3c2e-8a57-4f0e-9a1b-5c0de0c1a0d0")
-
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-}
 
 
 @dataclass
@@ -160,111 +154,17 @@ def mask_authorization(value: str | None) -> str | None:
     return f"{scheme} {masked}" if scheme else masked
 
 
-def _free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 def _json_error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
 _UNAUTHORIZED = "Invalid authentication credentials"
-
-
-class LoopbackServer:
-    """An ASGI app served by uvicorn on a free 127.0.0.1 port, in a daemon thread.
-
-    The lifecycle both test gateways share: ``_serve`` starts it and returns the
-    port once it accepts connections; ``stop`` (also on ``__exit__``) ends it.
-    """
-
-    _http: httpx.AsyncClient | None
-    _ws_tasks: set[asyncio.Task[Any]]
-
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
-    _sock: socket.socket | None = None
-
-    def start(self, timeout: float = 30) -> None:  # pragma: no cover - subclasses define it
-        raise NotImplementedError
-
-    def _serve(self, app: Any, *, name: str, timeout: float) -> int:
-        if self._thread is not None:
-            raise RuntimeError(f"{name} already started")
-        sock = self._sock = _free_socket()  # uvicorn serves on this very socket
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            lifespan="on",
-            ws="websockets-sansio",  # supports the websocket denial-response extension
-            ws_max_size=64 * 1024 * 1024,
-            timeout_graceful_shutdown=3,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=name, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive():
-                self.stop()
-                raise RuntimeError(f"{name} failed to start")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"{name} did not start in time")
-            self._thread.join(0.01)  # wait on the server thread, returns early if it dies
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            pass
-        return port
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(10)
-        if thread.is_alive():  # pragma: no cover - stuck connections
-            server.force_exit = True
-            thread.join(10)
-        self._server = None
-        self._thread = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        self.start()
-        return self
-
-    def _proxy_app(self, routes: list[Any]) -> Starlette:
-        """A Starlette app whose lifespan owns the upstream HTTP client and the relay tasks.
-
-        Subclasses set ``self._http`` (None) and ``self._ws_tasks`` (a set) in ``__init__``.
-        """
-        from contextlib import asynccontextmanager
-
-        @asynccontextmanager
-        async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(120.0), trust_env=False, follow_redirects=False
-            )
-            try:
-                yield
-            finally:
-                for task in list(self._ws_tasks):
-                    task.cancel()
-                if self._http is not None:
-                    await self._http.aclose()
-                self._http = None
-
-        return Starlette(routes=routes, lifespan=lifespan)
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+# What a workspace request gets for each status ``CloudGateway._check`` returns.
+_REFUSALS = {
+    401: _UNAUTHORIZED,
+    403: "Forbidden: this key has no access to this workspace",
+    404: "Workspace not found",
+}
 
 
 class CloudGateway(LoopbackServer):
@@ -288,11 +188,8 @@ class CloudGateway(LoopbackServer):
         self.requests: list[tuple[str, str, str | None]] = []
         self.port: int | None = None
         self.api_url: str = ""
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._http: httpx.AsyncClient | None = None
-        self._sock: socket.socket | None = None
-        self._ws_tasks: set[asyncio.Task[Any]] = set()
+        self._http = None
+        self._ws_tasks = set()
         self.app = self._build_app()
 
     # -- public helpers -----------------------------------------------------
@@ -364,10 +261,7 @@ class CloudGateway(LoopbackServer):
         return 0, ws
 
     def _upstream_headers(self) -> dict[str, str]:
-        if self.upstream_auth_string is None:
-            return {}
-        token = base64.b64encode(self.upstream_auth_string.encode("utf-8")).decode("ascii")
-        return {"Authorization": f"Basic {token}"}
+        return upstream_authorization(self.upstream_auth_string)
 
     def _log(self, method: str, path: str, authorization: str | None) -> None:
         self.requests.append((method, path, mask_authorization(authorization)))
@@ -382,8 +276,8 @@ class CloudGateway(LoopbackServer):
             Route("/api/me/workspaces", self._my_workspaces),
             Route("/api/me/workspaces/", self._my_workspaces),
             Route("/api/health", self._health),
-            Route(ws_prefix, self._proxy_http, methods=_ALL_METHODS),
-            Route(ws_prefix + "/{path:path}", self._proxy_http, methods=_ALL_METHODS),
+            Route(ws_prefix, self._proxy_http, methods=ALL_METHODS),
+            Route(ws_prefix + "/{path:path}", self._proxy_http, methods=ALL_METHODS),
             WebSocketRoute(ws_prefix + "/{path:path}", self._proxy_ws),
         ]
 
@@ -413,13 +307,12 @@ class CloudGateway(LoopbackServer):
     @staticmethod
     def _raw_remainder(scope: MutableMapping[str, Any], account_id: str, workspace_id: str) -> str:
         """The still percent-encoded path after the workspace prefix."""
-        raw = scope.get("raw_path") or scope["path"].encode()
-        raw_path = raw.decode("latin-1").split("?", 1)[0]
+        path = raw_path(scope)
         marker = f"/workspaces/{workspace_id}"
-        idx = raw_path.find(marker)
+        idx = path.find(marker)
         if idx < 0:  # pragma: no cover - ids are plain UUIDs
-            return scope["path"].split(marker, 1)[-1]
-        return raw_path[idx + len(marker) :]
+            return str(scope["path"].split(marker, 1)[-1])
+        return path[idx + len(marker) :]
 
     async def _proxy_http(self, request: Request) -> Response:
         aid = request.path_params["account_id"]
@@ -427,196 +320,90 @@ class CloudGateway(LoopbackServer):
         auth = request.headers.get("authorization")
         self._log(request.method, request.url.path, auth)
         status, ws = self._check(self._bearer(auth), aid, wid)
-        if status == 401:
-            return _json_error(401, _UNAUTHORIZED)
-        if status == 403:
-            return _json_error(403, "Forbidden: this key has no access to this workspace")
-        if status == 404:
-            return _json_error(404, "Workspace not found")
-
+        if ws is None:
+            return _json_error(status, _REFUSALS[status])
         remainder = self._raw_remainder(request.scope, aid, wid)
-        url = self.upstream_api_url + remainder
-        if request.url.query:
-            url += "?" + request.url.query
-        headers = [
-            (k, v)
-            for k, v in request.headers.items()
-            if k.lower() not in _HOP_BY_HOP | {"host", "authorization", "content-length"}
-        ]
-        headers.extend(self._upstream_headers().items())
-        body = await request.body()
-        assert self._http is not None
-        upstream_req = self._http.build_request(request.method, url, headers=headers, content=body)
-        try:
-            upstream = await self._http.send(upstream_req, stream=True)
-        except httpx.HTTPError as exc:
-            return _json_error(502, f"Upstream Prefect server unreachable: {type(exc).__name__}")
-
-        out_headers: list[tuple[str, str]] = []
-        for k, v in upstream.headers.multi_items():
-            lk = k.lower()
-            if lk in _HOP_BY_HOP or lk in ("server", "date"):
-                continue
-            if lk == "location" and v.startswith(self.upstream_api_url):
-                v = self.workspace_api_url(ws) + v[len(self.upstream_api_url) :]  # type: ignore[arg-type]
-            out_headers.append((k, v))
-        # Raw (still encoded) bytes are relayed, so content-encoding and content-length
-        # stay valid and are kept.
-        response = StreamingResponse(
-            upstream.aiter_raw(),
-            status_code=upstream.status_code,
-            background=BackgroundTask(upstream.aclose),
+        url = with_query(self.upstream_api_url + remainder, request.url.query)
+        headers = forwarded_headers(
+            request.headers.items(), drop={"authorization"}, add=self._upstream_headers()
         )
-        response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]
-        return response
-
-    async def _proxy_ws(self, websocket: WebSocket) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._ws_tasks.add(task)
-        try:
-            await self._proxy_ws_inner(websocket)
-        finally:
-            if task is not None:
-                self._ws_tasks.discard(task)
+        assert self._http is not None
+        return await forward_http(
+            self._http, request, url, headers,
+            upstream_prefix=self.upstream_api_url, public_prefix=self.workspace_api_url(ws),
+        )
 
     async def _proxy_ws_inner(self, websocket: WebSocket) -> None:
         aid = websocket.path_params["account_id"]
         wid = websocket.path_params["workspace_id"]
+        uses_prefect_protocol = "prefect" in offered_subprotocols(websocket.headers)
+        if not await self._admit_websocket(websocket, aid, wid, uses_prefect_protocol):
+            return
+        remainder = self._raw_remainder(websocket.scope, aid, wid)
+        url = with_query(websocket_url(self.upstream_api_url + remainder), websocket.url.query)
+        try:
+            upstream = await connect_upstream(url, ["prefect"], self._upstream_headers())
+        except Exception as exc:
+            await safe_close(websocket, 1011, f"upstream connect failed: {type(exc).__name__}")
+            return
+        try:
+            answer = await self._authenticate_upstream(websocket, upstream)
+            if answer is None:
+                return
+            if uses_prefect_protocol:
+                await websocket.send_text(answer)
+            await relay(websocket, upstream)
+        finally:
+            await upstream.close()
+
+    async def _admit_websocket(
+        self, websocket: WebSocket, aid: str, wid: str, uses_prefect_protocol: bool
+    ) -> bool:
+        """Check the client's key the way its Prefect client sends it; accept or close."""
         auth_header = websocket.headers.get("authorization")
         path = websocket.url.path
         self._log("WEBSOCKET", path, auth_header)
-        subprotocols = [
-            p.strip()
-            for h in websocket.headers.getlist("sec-websocket-protocol")
-            for p in h.split(",")
-        ]
-        uses_prefect_protocol = "prefect" in subprotocols
-
         if not uses_prefect_protocol:
             # PrefectCloudEventsClient: the key travels in the upgrade request's
             # Authorization header; reject before accepting (the client sees HTTP 403).
             status, _ = self._check(self._bearer(auth_header), aid, wid)
             if status:
                 await websocket.close(code=1008, reason=_UNAUTHORIZED)
-                return
+                return False
+            await websocket.accept()
+            return True
         # With the "prefect" subprotocol the first message carries the credential, as
         # on Prefect server; any Authorization header is ignored.
-
-        if uses_prefect_protocol:
-            await websocket.accept(subprotocol="prefect")
-            try:
-                first = await websocket.receive_json()
-            except (WebSocketDisconnect, json.JSONDecodeError, KeyError, RuntimeError):
-                await self._safe_close(websocket, 1008, "Expected 'auth' message")
-                return
-            if not isinstance(first, dict) or first.get("type") != "auth":
-                await self._safe_close(websocket, 1008, "Expected 'auth' message")
-                return
-            token = first.get("token")
-            self.requests.append(
-                ("WEBSOCKET-AUTH", path, mask_authorization(token) if token else None)
-            )
-            status, _ = self._check(token, aid, wid)
-            if status:
-                await self._safe_close(websocket, 1008, _UNAUTHORIZED)
-                return
-        else:
-            await websocket.accept()
-
-        remainder = self._raw_remainder(websocket.scope, aid, wid)
-        upstream_url = self.upstream_api_url.replace("http://", "ws://", 1).replace(
-            "https://", "wss://", 1
-        ) + remainder
-        if websocket.url.query:
-            upstream_url += "?" + websocket.url.query
+        await websocket.accept(subprotocol="prefect")
         try:
-            upstream = await ws_connect(
-                upstream_url,
-                subprotocols=[websockets.Subprotocol("prefect")],
-                additional_headers=self._upstream_headers(),
-                max_size=None,
-                open_timeout=30,
-            )
-        except Exception as exc:
-            await self._safe_close(websocket, 1011, f"upstream connect failed: {type(exc).__name__}")
-            return
+            first = await websocket.receive_json()
+        except (WebSocketDisconnect, json.JSONDecodeError, KeyError, RuntimeError):
+            await safe_close(websocket, 1008, "Expected 'auth' message")
+            return False
+        if not isinstance(first, dict) or first.get("type") != "auth":
+            await safe_close(websocket, 1008, "Expected 'auth' message")
+            return False
+        token = first.get("token")
+        self.requests.append(("WEBSOCKET-AUTH", path, mask_authorization(token) if token else None))
+        status, _ = self._check(token, aid, wid)
+        if status:
+            await safe_close(websocket, 1008, _UNAUTHORIZED)
+            return False
+        return True
 
+    async def _authenticate_upstream(self, websocket: WebSocket, upstream: Any) -> str | None:
+        """The upstream server's own auth handshake: its ``auth_success`` text, or None
+        once the client has been closed with the reason."""
+        await upstream.send(json.dumps({"type": "auth", "token": self.upstream_auth_string}))
         try:
-            await upstream.send(json.dumps({"type": "auth", "token": self.upstream_auth_string}))
-            try:
-                answer_raw = await upstream.recv()
-                answer = json.loads(answer_raw)
-            except websockets.ConnectionClosed as exc:
-                code = exc.rcvd.code if exc.rcvd else 1011
-                reason = exc.rcvd.reason if exc.rcvd else "upstream closed"
-                await self._safe_close(websocket, code, reason)
-                return
-            if answer.get("type") != "auth_success":
-                await self._safe_close(websocket, 1011, "upstream authentication failed")
-                return
-            if uses_prefect_protocol:
-                await websocket.send_text(answer_raw if isinstance(answer_raw, str) else answer_raw.decode())
-            await self._relay(websocket, upstream)
-        finally:
-            await upstream.close()
-
-    async def _relay(self, client: WebSocket, upstream: Any) -> None:
-        async def client_to_upstream() -> None:
-            while True:
-                message = await client.receive()
-                if message["type"] == "websocket.disconnect":
-                    code = message.get("code", 1000) or 1000
-                    await upstream.close(code=code if code in _SENDABLE else 1000)
-                    return
-                if message.get("text") is not None:
-                    await upstream.send(message["text"])
-                elif message.get("bytes") is not None:
-                    await upstream.send(message["bytes"])
-
-        async def upstream_to_client() -> None:
-            try:
-                async for message in upstream:
-                    if isinstance(message, str):
-                        await client.send_text(message)
-                    else:
-                        await client.send_bytes(message)
-                rcvd = upstream.close_code, upstream.close_reason
-            except websockets.ConnectionClosed as exc:
-                rcvd = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (1011, "")
-            code, reason = rcvd
-            await self._safe_close(
-                client, code if code in _SENDABLE else 1011, reason or ""
-            )
-
-        tasks = [
-            asyncio.ensure_future(client_to_upstream()),
-            asyncio.ensure_future(upstream_to_client()),
-        ]
-        try:
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in tasks:
-                if not t.done():
-                    t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for t in done:
-            exc = t.exception()
-            if exc is not None and not isinstance(
-                exc, (WebSocketDisconnect, websockets.ConnectionClosed, RuntimeError)
-            ):
-                raise exc
-
-    @staticmethod
-    async def _safe_close(websocket: WebSocket, code: int, reason: str = "") -> None:
-        try:
-            await websocket.close(code=code, reason=reason[:120])
-        except Exception:
-            pass
-
-
-_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-# Close codes that may be sent in a close frame (RFC 6455 7.4.1; 1005/1006/1015 may not).
-_SENDABLE = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014} | set(
-    range(3000, 5000)
-)
+            answer_raw = await upstream.recv()
+            answer = json.loads(answer_raw)
+        except websockets.ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else 1011
+            reason = exc.rcvd.reason if exc.rcvd else "upstream closed"
+            await safe_close(websocket, code, reason)
+            return None
+        if answer.get("type") != "auth_success":
+            await safe_close(websocket, 1011, "upstream authentication failed")
+            return None
+        return answer_raw if isinstance(answer_raw, str) else answer_raw.decode()

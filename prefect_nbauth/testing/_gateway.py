@@ -9,17 +9,11 @@ do not use it outside tests.
 
 Surface (all on ``127.0.0.1:PORT``):
 
-* ``POST /oauth/token`` -- RFC 6749 §4.4 client-credentials grant. Client authentication
-  by HTTP Basic (``client_id:client_secret``, each form-urlencoded first as §2.3.1 says)
-  or by ``client_id``/``client_secret`` form fields (using both at once is a 400
-  ``invalid_request``). Body ``grant_type=client_credentials`` (+ optional ``scope``,
-  echoed back). Success: ``{"access_token": JWT, "token_type": "Bearer",
-  "expires_in": lifetime}`` with ``Cache-Control: no-store``. Errors: bad/missing client
-  401 ``invalid_client`` (with ``WWW-Authenticate: Basic``); wrong grant 400
-  ``unsupported_grant_type``; missing grant 400 ``invalid_request``.
-  :attr:`RotatingGateway.token_endpoint_mode` can be switched at run time to
-  ``"down"`` (503), ``"400"`` (``invalid_scope`` if a scope was requested, else
-  ``invalid_request``) or ``"401"`` (``invalid_client``, even with good credentials).
+* ``POST /oauth/token`` -- RFC 6749 §4.4 client-credentials grant (client by HTTP Basic or
+  form fields), answering ``{"access_token": JWT, "token_type": "Bearer", "expires_in":
+  lifetime}`` or the OAuth2 error, exactly as :mod:`prefect_nbauth.testing._oauth_token`
+  describes. :attr:`RotatingGateway.token_endpoint_mode` can be switched at run time to
+  ``"down"`` (503), ``"400"`` or ``"401"`` to fail it.
 * ``/api/...`` (every method) and ``/ui-settings`` (Prefect's public root endpoint -- still
   guarded here, as a real proxy guards everything): the token is checked, then the request
   is forwarded to ``{upstream_api_url}/...`` (``/ui-settings`` to the upstream root).
@@ -82,77 +76,51 @@ while a websocket is open does NOT close it; only new upgrades are refused.
 
 Counters (``issued``, ``accepted``, ``rejected``, ``token_requests``, ``rejected_log``) are
 updated under a lock; ``rejected_log`` holds ``(time.time(), path, reason)`` and never a raw
-token. The HTTP relay, the websocket relay and the uvicorn set-up are imported from
-:mod:`prefect_nbauth.testing._cloud`.
+token. The HTTP and websocket relay is :mod:`prefect_nbauth.testing._relay` and the uvicorn
+set-up :mod:`prefect_nbauth.testing._loopback`, both shared with the Cloud emulation.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextvars
-import hmac
 import json
-import logging
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
 
-import httpx
 import jwt
-import uvicorn
 import websockets
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import connect as ws_connect
 
-from ._cloud import _ALL_METHODS, _HOP_BY_HOP, CloudGateway, LoopbackServer
+from ._loopback import LoopbackServer
+from ._oauth_token import REALM, TOKEN_ENDPOINT_MODES, token_response
+from ._relay import (
+    ALL_METHODS,
+    connect_upstream,
+    deny,
+    forward_http,
+    forwarded_headers,
+    offered_subprotocols,
+    raw_path,
+    relay,
+    upstream_authorization,
+    websocket_url,
+    with_query,
+)
 
 __all__ = ["RotatingGateway", "REJECTION_REASONS", "TOKEN_ENDPOINT_MODES"]
 
 REJECTION_REASONS = ("missing", "bad signature", "expired", "revoked", "malformed")
-TOKEN_ENDPOINT_MODES = ("ok", "down", "400", "401")
 _ALGORITHM = "HS256"
-_REALM = "rotating-gateway"
-
-# uvicorn 0.54's websockets-sansio protocol never marks a denial response as a finished
-# handshake, so after every (correctly sent) 401 it logs "ASGI callable returned without
-# completing handshake." at ERROR (its fallback 500 is skipped). Drop exactly that record,
-# and only for connections this gateway denied (the flag lives in the connection task's
-# context, which uvicorn's run_asgi shares with the app).
-_DENIED: contextvars.ContextVar[bool] = contextvars.ContextVar("rotating_gateway_denied",
-                                                               default=False)
-
-
-class _DeniedHandshakeFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (_DENIED.get() and record.getMessage().startswith(
-            "ASGI callable returned without completing handshake"))
-
-
-_uvicorn_error = logging.getLogger("uvicorn.error")
-if not any(isinstance(f, _DeniedHandshakeFilter) for f in _uvicorn_error.filters):
-    _uvicorn_error.addFilter(_DeniedHandshakeFilter())
 
 
 def _www_authenticate(reason: str) -> str:
-    return f'Bearer realm="{_REALM}", error="invalid_token", error_description="{reason}"'
-
-
-def _oauth_error(status: int, error: str, description: str, **headers: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache", **headers},
-    )
+    return f'Bearer realm="{REALM}", error="invalid_token", error_description="{reason}"'
 
 
 class RotatingGateway(LoopbackServer):
@@ -202,11 +170,8 @@ class RotatingGateway(LoopbackServer):
         self.rejected_log: list[tuple[float, str, str]] = []
         self._revoked: dict[str, float] = {}  # jti -> exp
 
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: Any = None
-        self._http: httpx.AsyncClient | None = None
-        self._ws_tasks: set[asyncio.Task[Any]] = set()
+        self._http = None
+        self._ws_tasks = set()
         self.app = self._build_app()
 
     # -- tokens -------------------------------------------------------------
@@ -349,9 +314,9 @@ class RotatingGateway(LoopbackServer):
     def _build_app(self) -> Starlette:
         routes = [
             Route("/oauth/token", self._token_endpoint, methods=["POST"]),
-            Route("/ui-settings", self._proxy_http, methods=_ALL_METHODS),
-            Route("/api", self._proxy_http, methods=_ALL_METHODS),
-            Route("/api/{path:path}", self._proxy_http, methods=_ALL_METHODS),
+            Route("/ui-settings", self._proxy_http, methods=ALL_METHODS),
+            Route("/api", self._proxy_http, methods=ALL_METHODS),
+            Route("/api/{path:path}", self._proxy_http, methods=ALL_METHODS),
             WebSocketRoute("/api/{path:path}", self._proxy_ws),
         ]
 
@@ -359,93 +324,17 @@ class RotatingGateway(LoopbackServer):
 
     # -- token endpoint -----------------------------------------------------
 
-    def _client_credentials(
-        self, request: Request, form: dict[str, str]
-    ) -> tuple[str | None, str | None, bool, bool]:
-        """(client_id, client_secret, used_basic, used_both)."""
-        used_basic = False
-        cid = secret = None
-        auth = request.headers.get("authorization")
-        if auth:
-            scheme, _, value = auth.strip().partition(" ")
-            if scheme.lower() == "basic":
-                used_basic = True
-                try:
-                    decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-                    raw_id, sep, raw_secret = decoded.partition(":")
-                    if sep:
-                        cid, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
-                except (ValueError, UnicodeDecodeError):
-                    pass
-        in_form = "client_secret" in form
-        if used_basic:
-            return cid, secret, True, in_form
-        return form.get("client_id"), form.get("client_secret"), False, False
-
     async def _token_endpoint(self, request: Request) -> Response:
         with self._lock:
             self.token_requests += 1
-        body = (await request.body()).decode("utf-8", errors="replace")
-        form = dict(parse_qsl(body, keep_blank_values=True))
-        mode = self.token_endpoint_mode
-        if mode == "down":
-            return JSONResponse(
-                {"error": "temporarily_unavailable", "error_description": "token endpoint down"},
-                status_code=503, headers={"Retry-After": "1"},
-            )
-        if mode == "400":
-            if form.get("scope"):
-                return _oauth_error(400, "invalid_scope", "The requested scope is invalid.")
-            return _oauth_error(400, "invalid_request", "The request is invalid.")
-        cid, secret, used_basic, used_both = self._client_credentials(request, form)
-        basic_challenge = {"WWW-Authenticate": f'Basic realm="{_REALM}"'}
-        if mode == "401":
-            return _oauth_error(401, "invalid_client", "Client authentication failed.",
-                                **basic_challenge)
-        if mode != "ok":
-            raise RuntimeError(f"unknown token_endpoint_mode {mode!r}")
-        if used_both:
-            return _oauth_error(400, "invalid_request",
-                                "Use only one client authentication method.")
-        if not (
-            cid is not None and secret is not None
-            and hmac.compare_digest(cid.encode(), self.client_id.encode())
-            and hmac.compare_digest(secret.encode(), self.client_secret.encode())
-        ):
-            return _oauth_error(401, "invalid_client", "Client authentication failed.",
-                                **(basic_challenge if used_basic or cid is None else {}))
-        grant = form.get("grant_type")
-        if not grant:
-            return _oauth_error(400, "invalid_request", "Missing grant_type.")
-        if grant != "client_credentials":
-            return _oauth_error(400, "unsupported_grant_type",
-                                f"Only client_credentials is supported, not {grant!r}.")
-        scope = form.get("scope") or None
-        lifetime = self.token_lifetime
-        token = self.issue(lifetime, scope=scope)
-        payload: dict[str, Any] = {
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": int(lifetime) if lifetime.is_integer() else lifetime,
-        }
-        if scope:
-            payload["scope"] = scope
-        return JSONResponse(payload, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return await token_response(self, request)
 
     # -- HTTP proxy ---------------------------------------------------------
-
-    def _upstream_headers(self) -> dict[str, str]:
-        return CloudGateway._upstream_headers(self)  # type: ignore[arg-type]
 
     @property
     def _upstream_root(self) -> str:
         url = self.upstream_api_url
         return url[: -len("/api")] if url.endswith("/api") else url
-
-    @staticmethod
-    def _raw_path(scope: MutableMapping[str, Any]) -> str:
-        raw = scope.get("raw_path") or scope["path"].encode()
-        return raw.decode("latin-1").split("?", 1)[0]
 
     def _upstream_url(self, raw_path: str) -> str:
         if raw_path == "/api" or raw_path.startswith("/api/"):
@@ -453,134 +342,85 @@ class RotatingGateway(LoopbackServer):
         return self._upstream_root + raw_path
 
     def _forward_headers(self, headers: Any) -> list[tuple[str, str]]:
-        drop = _HOP_BY_HOP | {"host", "content-length", self.header.lower()}
+        drop = {self.header.lower()}
         if self.upstream_auth_string is not None:
-            drop = drop | {"authorization"}
-        out = [(k, v) for k, v in headers.items() if k.lower() not in drop]
-        out.extend(self._upstream_headers().items())
-        return out
+            drop.add("authorization")
+        return forwarded_headers(
+            headers.items(), drop=drop, add=upstream_authorization(self.upstream_auth_string)
+        )
 
     async def _proxy_http(self, request: Request) -> Response:
         reason = self._check(request.headers, request.url.path)
         if reason is not None:
             return self._rejection(reason)
-        url = self._upstream_url(self._raw_path(request.scope))
-        if request.url.query:
-            url += "?" + request.url.query
-        body = await request.body()
+        url = with_query(self._upstream_url(raw_path(request.scope)), request.url.query)
         assert self._http is not None
-        upstream_req = self._http.build_request(
-            request.method, url, headers=self._forward_headers(request.headers), content=body
+        return await forward_http(
+            self._http, request, url, self._forward_headers(request.headers),
+            upstream_prefix=self.upstream_api_url, public_prefix=self.api_url,
         )
-        try:
-            upstream = await self._http.send(upstream_req, stream=True)
-        except httpx.HTTPError as exc:
-            return JSONResponse(
-                {"detail": f"Upstream Prefect server unreachable: {type(exc).__name__}"},
-                status_code=502,
-            )
-        out_headers: list[tuple[str, str]] = []
-        for k, v in upstream.headers.multi_items():
-            lk = k.lower()
-            if lk in _HOP_BY_HOP or lk in ("server", "date"):
-                continue
-            if lk == "location" and v.startswith(self.upstream_api_url):
-                v = self.api_url + v[len(self.upstream_api_url):]
-            out_headers.append((k, v))
-        response = StreamingResponse(
-            upstream.aiter_raw(),
-            status_code=upstream.status_code,
-            background=BackgroundTask(upstream.aclose),
-        )
-        response.raw_headers = [
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
-        ]
-        return response
 
     # -- websocket proxy ----------------------------------------------------
-
-    _relay = CloudGateway._relay
-    _safe_close = staticmethod(CloudGateway._safe_close)
-
-    async def _proxy_ws(self, websocket: WebSocket) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._ws_tasks.add(task)
-        try:
-            await self._proxy_ws_inner(websocket)
-        finally:
-            if task is not None:
-                self._ws_tasks.discard(task)
-
-    @staticmethod
-    async def _deny(websocket: WebSocket, response: Response) -> None:
-        _DENIED.set(True)
-        try:
-            await websocket.send_denial_response(response)
-        except RuntimeError:  # server without the denial-response extension: HTTP 403
-            await websocket.close(code=1008, reason=str(response.status_code))
 
     async def _proxy_ws_inner(self, websocket: WebSocket) -> None:
         reason = self._check(websocket.headers, websocket.url.path)
         if reason is not None:
-            await self._deny(websocket, self._rejection(reason))
+            await deny(websocket, self._rejection(reason))
             return
+        upstream = await self._connect_upstream(websocket)
+        if upstream is None:
+            return
+        try:
+            chosen = upstream.subprotocol
+            await websocket.accept(subprotocol=chosen)
+            if chosen == "prefect" and not await self._forward_auth_message(websocket, upstream):
+                return
+            await relay(websocket, upstream)
+        finally:
+            await upstream.close()
 
-        offered = [
-            p.strip()
-            for h in websocket.headers.getlist("sec-websocket-protocol")
-            for p in h.split(",")
-            if p.strip()
-        ]
-        url = self._upstream_url(self._raw_path(websocket.scope))
-        url = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-        if websocket.url.query:
-            url += "?" + websocket.url.query
+    async def _connect_upstream(self, websocket: WebSocket) -> Any:
+        """The upstream websocket, offered what the client offered; None once the client
+        has been refused with the upstream's status (502 if unreachable)."""
+        url = websocket_url(self._upstream_url(raw_path(websocket.scope)))
         extra = {
             k: v for k, v in self._forward_headers(websocket.headers)
             if k.lower() not in {"user-agent"} and not k.lower().startswith("sec-websocket-")
         }
         try:
-            upstream = await ws_connect(
-                url,
-                subprotocols=[websockets.Subprotocol(p) for p in offered] or None,
-                additional_headers=extra,
+            return await connect_upstream(
+                with_query(url, websocket.url.query),
+                offered_subprotocols(websocket.headers),
+                extra,
                 user_agent_header=websocket.headers.get("user-agent"),
-                max_size=None,
-                open_timeout=30,
             )
         except websockets.InvalidStatus as exc:
             status = exc.response.status_code
-            await self._deny(websocket, JSONResponse(
+            await deny(websocket, JSONResponse(
                 {"detail": f"upstream refused the websocket (HTTP {status})"}, status_code=status))
-            return
         except Exception as exc:
-            await self._deny(websocket, JSONResponse(
+            await deny(websocket, JSONResponse(
                 {"detail": f"upstream connect failed: {type(exc).__name__}"}, status_code=502))
-            return
+        return None
 
+    async def _forward_auth_message(self, websocket: WebSocket, upstream: Any) -> bool:
+        """Relay the client's first message, with Prefect's auth message rewritten to the
+        upstream's own credential; False if the client went away first."""
         try:
-            chosen = upstream.subprotocol
-            await websocket.accept(subprotocol=chosen)
-            if chosen == "prefect":
-                # Rewrite Prefect's auth message to the upstream's own credential.
-                try:
-                    message = await websocket.receive()
-                except (WebSocketDisconnect, RuntimeError):
-                    return
-                if message["type"] == "websocket.disconnect":
-                    return
-                text = message.get("text")
-                if text is not None:
-                    try:
-                        parsed = json.loads(text)
-                    except ValueError:
-                        parsed = None
-                    if isinstance(parsed, dict) and parsed.get("type") == "auth":
-                        text = json.dumps({**parsed, "token": self.upstream_auth_string})
-                    await upstream.send(text)
-                elif message.get("bytes") is not None:
-                    await upstream.send(message["bytes"])
-            await self._relay(websocket, upstream)  # type: ignore[misc]  # CloudGateway's relay, shared
-        finally:
-            await upstream.close()
+            message = await websocket.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return False
+        if message["type"] == "websocket.disconnect":
+            return False
+        text = message.get("text")
+        if text is not None:
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict) and parsed.get("type") == "auth":
+                text = json.dumps({**parsed, "token": self.upstream_auth_string})
+            await upstream.send(text)
+        elif message.get("bytes") is not None:
+            await upstream.send(message["bytes"])
+        return True

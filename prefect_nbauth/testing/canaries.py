@@ -14,7 +14,7 @@ import json
 import secrets
 from urllib.parse import quote
 
-__all__ = ["assert_no_secret", "leak_forms", "leaks", "make_canary"]
+__all__ = ["assert_no_secret", "forms_of", "leak_forms", "leaks", "make_canary"]
 
 
 def make_canary(user: str | None = "nbuser") -> str:
@@ -33,6 +33,11 @@ def leak_forms(secret: str) -> set[str]:
         out |= {value, b64, b64.rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("="),
                 quote(value, safe=""), quote(value), json.dumps(value)[1:-1]}
     return {form for form in out if form}
+
+
+def forms_of(*secret_values: str) -> list[str]:
+    """Every form of every one of ``secret_values``, sorted (a stable order for scans)."""
+    return sorted(set().union(*(leak_forms(s) for s in secret_values)))
 
 
 def leaks(text: str, *secret_values: str) -> list[str]:

@@ -35,32 +35,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from canaries import leak_forms
+import nbformat
 from constants import AUTH_STRING
-from test_browser_lab import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    HAVE_PLAYWRIGHT,
-    JupyterLab,
-    _run_cell,
-)
+from lab_support import ARTIFACTS, BROWSER_MARKS, JupyterLab, notebook_page, run_cell
+from notebook_support import build_notebook, history_bytes
 
-from prefect_nbauth.testing._server import PrefectServer, isolated_env
+from prefect_nbauth.testing import wait_until
+from prefect_nbauth.testing._server import PrefectServer
+from prefect_nbauth.testing.canaries import leak_forms
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.server,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
-                       "(apt-get install chromium); ./scripts/test installs it when run as root"),
-    pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="the playwright Python package is not installed "
-                       "(pip install -e '.[test]')"),
-]
+pytestmark = BROWSER_MARKS
 
 AA = 4.5  # WCAG AA contrast for normal text
 
@@ -111,58 +98,33 @@ PROBE_JS = """
 """
 
 
-def _notebook(api_url: str, gates: list[Path]) -> dict[str, Any]:
+def _notebook(api_url: str, gates: list[Path]) -> Any:
     busy = ("import pathlib, time\n"
             "gate = pathlib.Path({path!r})\n"
             "while not gate.exists():  # the test creates it: busy until then\n"
             "    time.sleep(0.05)\n"
             "print('freed', gate.name)")
-    sources = [
+    return build_notebook([
         "%load_ext prefect_nbauth\n%prefect_status",
         f"%prefect_login --url {api_url}",
         *(busy.format(path=str(g)) for g in gates),
-    ]
-    return {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {},
-                   "outputs": [], "source": src} for i, src in enumerate(sources)],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                     "language_info": {"name": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }
-
-
-def _await(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)  # polling a file written by another process: nothing to wait on
+    ])
 
 
 def test_secret_typed_while_the_kernel_is_busy_is_never_saved(auth_server: PrefectServer,
-                                                              tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+                                                              lab: JupyterLab) -> None:
+    from playwright.sync_api import expect
 
     server = auth_server  # the session's server: no second Prefect start for this test
     auth_string = server.auth_string or ""
     assert auth_string == AUTH_STRING
     forms = sorted(leak_forms(auth_string))
     ARTIFACTS.mkdir(exist_ok=True)
-    failure_shot = ARTIFACTS / "browser-secret-failure.png"
-    failure_shot.unlink(missing_ok=True)  # only a failing run leaves one
-    work, ipython_dir, prefect_home = tmp_path / "work", tmp_path / "ipython", tmp_path / "prefect-home"
-    for d in (work, ipython_dir, prefect_home):
-        d.mkdir()
-    gates = [tmp_path / "gate-1", tmp_path / "gate-2"]
+    work = lab.work
+    gates = [lab.root / "gate-1", lab.root / "gate-2"]
     notebook = work / "secret_box.ipynb"
-    notebook.write_text(json.dumps(_notebook(server.api_url, gates), indent=1))
+    nbformat.write(_notebook(server.api_url, gates), str(notebook))
     checkpoint = work / ".ipynb_checkpoints" / "secret_box-checkpoint.ipynb"
-    env = isolated_env(PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
-                       IPYTHONDIR=str(ipython_dir), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
-                       JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"))
     scans: list[str] = []
 
     def scan(when: str) -> dict[str, Any]:
@@ -183,121 +145,105 @@ def test_secret_typed_while_the_kernel_is_busy_is_never_saved(auth_server: Prefe
 
         before = mtimes()
         page.keyboard.press("Control+s")  # JupyterLab's save (and checkpoint), bound on the whole page
-        _await(lambda: all(a != b for a, b in zip(mtimes(), before)), 60, f"the save and checkpoint {when}")
+        wait_until(lambda: all(a != b for a, b in zip(mtimes(), before)), 60, f"the save and checkpoint {when}")
         return scan(when)
 
     # JupyterLab 4.6 sends widget messages to a kernel subshell ("commsOverSubshells", with
     # ipykernel 7), where they are handled at once even while a cell runs. Older kernels, other
     # front ends, or this setting turned off queue them behind the running cell: the case of
     # the issue, and the one this test reproduces.
-    kernels_settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "kernels-settings.jupyterlab-settings"
+    kernels_settings = lab.root / "settings" / "@jupyterlab" / "apputils-extension" / "kernels-settings.jupyterlab-settings"
     kernels_settings.parent.mkdir(parents=True, exist_ok=True)
     kernels_settings.write_text(json.dumps({"commsOverSubshells": "disabled"}))
-    lab = JupyterLab(tmp_path, env)
     contrast: dict[str, Any] = {}
     started = time.monotonic()
-    try:
-        lab.start()
-        print(f"jupyterlab started in {time.monotonic() - started:.1f}s")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            try:
-                page.set_default_timeout(90_000)
-                expect.set_options(timeout=90_000)  # a shared 2-core machine: first imports take seconds
-                page.goto(f"{lab.url}/lab/tree/{notebook.name}")
-                page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
-                idle = page.locator(".jp-StatusBar-TextItem", has_text="| Idle")
-                busy = page.locator(".jp-StatusBar-TextItem", has_text="| Busy")
-                expect(idle).to_be_visible()
+    lab.start()
+    print(f"jupyterlab started in {time.monotonic() - started:.1f}s")
+    with notebook_page(lab, notebook.name, width=1100, height=900, timeout_ms=90_000,
+                       failure_shot=ARTIFACTS / "browser-secret-failure.png") as page:
+        idle = page.locator(".jp-StatusBar-TextItem", has_text="| Idle")
+        busy = page.locator(".jp-StatusBar-TextItem", has_text="| Busy")
 
-                _run_cell(page, 0)
-                status = page.locator(".prefect-nbauth-status")
-                expect(status.locator(".pnb-mode")).to_have_text("none")
-                _run_cell(page, 1)
-                form = page.locator(".prefect-nbauth-login")
-                box = form.locator(".pnb-auth-string input[type=password]")
-                message = form.locator(".pnb-login-message")
-                expect(box).to_be_visible()
+        run_cell(page, 0)
+        status = page.locator(".prefect-nbauth-status")
+        expect(status.locator(".pnb-mode")).to_have_text("none")
+        run_cell(page, 1)
+        form = page.locator(".prefect-nbauth-login")
+        box = form.locator(".pnb-auth-string input[type=password]")
+        message = form.locator(".pnb-login-message")
+        expect(box).to_be_visible()
 
-                # 1. An error in the light theme, then in the dark theme: measured, not guessed.
-                form.locator("button.pnb-login-button").click()
-                expect(message.locator(".pnb-error")).to_contain_text("Type the auth string")
-                contrast["light error"] = message.locator(".pnb-error .pnb-lead").evaluate(CONTRAST_JS)
-                contrast["light kinds"] = page.evaluate(PROBE_JS, [message.element_handle(), CONTRAST_JS])
-                page.screenshot(path=str(ARTIFACTS / "browser-secret-light-error.png"), full_page=True)
-                page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
-                page.locator(".lm-Menu-itemLabel:text-is('Theme')").hover()
-                page.locator(".lm-Menu-itemLabel:text-is('JupyterLab Dark')").click()
-                page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
-                page.keyboard.press("Escape")
-                _await(lambda: message.locator(".pnb-error .pnb-lead").evaluate(CONTRAST_JS)["ratio"]
-                       != contrast["light error"]["ratio"], 30, "the dark theme's colours")
-                contrast["dark error"] = message.locator(".pnb-error .pnb-lead").evaluate(CONTRAST_JS)
-                contrast["dark kinds"] = page.evaluate(PROBE_JS, [message.element_handle(), CONTRAST_JS])
+        # 1. An error in the light theme, then in the dark theme: measured, not guessed.
+        form.locator("button.pnb-login-button").click()
+        expect(message.locator(".pnb-error")).to_contain_text("Type the auth string")
+        contrast["light error"] = message.locator(".pnb-error .pnb-lead").evaluate(CONTRAST_JS)
+        contrast["light kinds"] = page.evaluate(PROBE_JS, [message.element_handle(), CONTRAST_JS])
+        page.screenshot(path=str(ARTIFACTS / "browser-secret-light-error.png"), full_page=True)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+        page.locator(".lm-Menu-itemLabel:text-is('Theme')").hover()
+        page.locator(".lm-Menu-itemLabel:text-is('JupyterLab Dark')").click()
+        page.wait_for_selector("body[data-jp-theme-light='false']", state="attached")
+        page.keyboard.press("Escape")
+        wait_until(lambda: message.locator(".pnb-error .pnb-lead").evaluate(CONTRAST_JS)["ratio"]
+               != contrast["light error"]["ratio"], 30, "the dark theme's colours")
+        contrast["dark error"] = message.locator(".pnb-error .pnb-lead").evaluate(CONTRAST_JS)
+        contrast["dark kinds"] = page.evaluate(PROBE_JS, [message.element_handle(), CONTRAST_JS])
 
-                # A wrong password, Enter (the kernel is idle): one sentence, the details folded away.
-                box.fill("nbuser:wrong-password")
-                box.press("Enter")
-                expect(message.locator(".pnb-error .pnb-lead")).to_have_text("The server refused this credential.",
-                                                                             timeout=60_000)
-                details = message.locator("details.pnb-details")
-                expect(details.locator("pre")).to_be_hidden()  # collapsed
-                page.screenshot(path=str(ARTIFACTS / "browser-secret-dark-error.png"), full_page=True)
-                details.locator("summary").click()
-                expect(details.locator("pre")).to_contain_text("AuthenticationError")
+        # A wrong password, Enter (the kernel is idle): one sentence, the details folded away.
+        box.fill("nbuser:wrong-password")
+        box.press("Enter")
+        expect(message.locator(".pnb-error .pnb-lead")).to_have_text("The server refused this credential.",
+                                                                     timeout=60_000)
+        details = message.locator("details.pnb-details")
+        expect(details.locator("pre")).to_be_hidden()  # collapsed
+        page.screenshot(path=str(ARTIFACTS / "browser-secret-dark-error.png"), full_page=True)
+        details.locator("summary").click()
+        expect(details.locator("pre")).to_contain_text("AuthenticationError")
 
-                # 2. The kernel is busy; the secret is typed, Enter, Ctrl+S.
-                _run_cell(page, 2)
-                expect(busy).to_be_visible()
-                box.fill(auth_string)
-                box.press("Enter")
-                expect(box).to_have_value("")  # cleared in the page the moment it was sent
-                state = save(page, "busy kernel")
-                # The kernel has not seen the secret yet: the form still shows the wrong password's error.
-                expect(message.locator(".pnb-error .pnb-lead")).to_have_text("The server refused this credential.")
-                expect(busy).to_be_visible()
-                models = state.get("state", {})
-                boxes = [m for m in models.values()
-                         if m["state"].get("_anywidget_id", "").endswith(".SecretInput")]
-                assert boxes, "the saved widget state does not cover the secret boxes"
-                assert all("value" not in m["state"] for m in boxes)
+        # 2. The kernel is busy; the secret is typed, Enter, Ctrl+S.
+        run_cell(page, 2)
+        expect(busy).to_be_visible()
+        box.fill(auth_string)
+        box.press("Enter")
+        expect(box).to_have_value("")  # cleared in the page the moment it was sent
+        state = save(page, "busy kernel")
+        # The kernel has not seen the secret yet: the form still shows the wrong password's error.
+        expect(message.locator(".pnb-error .pnb-lead")).to_have_text("The server refused this credential.")
+        expect(busy).to_be_visible()
+        models = state.get("state", {})
+        boxes = [m for m in models.values()
+                 if m["state"].get("_anywidget_id", "").endswith(".SecretInput")]
+        assert boxes, "the saved widget state does not cover the secret boxes"
+        assert all("value" not in m["state"] for m in boxes)
 
-                # 3. The kernel frees up: the login typed during the busy cell completes.
-                gates[0].touch()
-                expect(message).to_contain_text("Logged in to", timeout=90_000)
-                expect(message).to_contain_text(f"as {auth_string.split(':')[0]}")
-                expect(status.locator(".pnb-mode")).to_have_text("basic", timeout=30_000)
-                contrast["dark ok"] = message.locator(".pnb-ok .pnb-lead").evaluate(CONTRAST_JS)
-                form.scroll_into_view_if_needed()
-                page.screenshot(path=str(ARTIFACTS / "browser-secret-dark-logged-in.png"), full_page=True)
-                save(page, "after the login")
+        # 3. The kernel frees up: the login typed during the busy cell completes.
+        gates[0].touch()
+        expect(message).to_contain_text("Logged in to", timeout=90_000)
+        expect(message).to_contain_text(f"as {auth_string.split(':')[0]}")
+        expect(status.locator(".pnb-mode")).to_have_text("basic", timeout=30_000)
+        contrast["dark ok"] = message.locator(".pnb-ok .pnb-lead").evaluate(CONTRAST_JS)
+        form.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser-secret-dark-logged-in.png"), full_page=True)
+        save(page, "after the login")
 
-                # 4. Busy again, typed again, saved; then the kernel restarts, and it is saved again.
-                _run_cell(page, 3)
-                expect(busy).to_be_visible()
-                box.fill(auth_string)
-                box.press("Enter")
-                expect(box).to_have_value("")
-                save(page, "busy kernel, second time")
-                expect(message).to_contain_text("Logged in to")  # not "Connecting…": still queued
-                expect(busy).to_be_visible()
-                page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
-                page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").click()
-                page.locator(".jp-Dialog .jp-mod-accept").click()
-                expect(idle).to_be_visible(timeout=90_000)  # the new kernel; the busy one is gone
-                save(page, "after the kernel restart")
-            except BaseException:
-                page.screenshot(path=str(failure_shot), full_page=True)
-                raise
-            finally:
-                browser.close()
-    finally:
-        lab.stop()
+        # 4. Busy again, typed again, saved; then the kernel restarts, and it is saved again.
+        run_cell(page, 3)
+        expect(busy).to_be_visible()
+        box.fill(auth_string)
+        box.press("Enter")
+        expect(box).to_have_value("")
+        save(page, "busy kernel, second time")
+        expect(message).to_contain_text("Logged in to")  # not "Connecting…": still queued
+        expect(busy).to_be_visible()
+        page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+        page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        expect(idle).to_be_visible(timeout=90_000)  # the new kernel; the busy one is gone
+        save(page, "after the kernel restart")
+    lab.stop()  # shuts the kernel down: its history is written out
 
     assert scans == ["busy kernel", "after the login", "busy kernel, second time", "after the kernel restart"]
-    history = ipython_dir / "profile_default"
-    raw = b"".join(p.read_bytes() for p in history.glob("history.sqlite*"))
+    raw = history_bytes(lab.root / "ipython" / "profile_default" / "history.sqlite")
     assert raw, "no kernel history to scan"
     for form_ in forms:
         assert form_.encode() not in raw, "a form of the secret is in the kernel's history"

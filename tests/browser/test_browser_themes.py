@@ -30,17 +30,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from constants import AUTH_STRING
-from test_browser_lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, HAVE_PLAYWRIGHT, JupyterLab
+from lab_support import ARTIFACTS, BROWSER_MARKS, JupyterLab, chromium, new_page, screenshot_on_failure
+from notebook_support import build_notebook
 
 from prefect_nbauth.testing._server import PrefectServer, isolated_env
 
 pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.server,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
-    pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="the playwright Python package is not installed"),
+    *BROWSER_MARKS,
     pytest.mark.timeout(1200),  # three front ends in the first test's fixture, on a busy machine
 ]
 
@@ -138,8 +137,8 @@ MEASURE_JS = r"""
 """
 
 
-def _notebook(api_url: str) -> dict[str, Any]:
-    sources = [
+def _notebook(api_url: str) -> Any:
+    return build_notebook([
         "%load_ext prefect_nbauth\n%prefect_status",
         "%prefect_login",
         f"%prefect_login --url {api_url} --auth-string-env {SECRET_ENV}",
@@ -149,14 +148,7 @@ def _notebook(api_url: str) -> dict[str, Any]:
         "    emit_event(event=f'nbauth.ux.{name}',\n"
         "               resource={'prefect.resource.id': f'prefect.flow-run.{uuid.uuid4()}'},\n"
         "               payload={'intended': {'from': 'PENDING', 'to': 'COMPLETED'}, 'note': 'x' * 200, 'i': i})",
-    ]
-    return {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {},
-                   "outputs": [], "source": src} for i, src in enumerate(sources)],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                     "language_info": {"name": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }
+    ])
 
 
 def _run_cell(page: Any, index: int) -> None:
@@ -283,7 +275,7 @@ def _readme_picture(page: Any) -> None:
 
 @pytest.fixture(scope="module")
 def measured(auth_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
     for stale in ARTIFACTS.glob("theme-*-failure.png"):  # only a failing run leaves one
@@ -293,7 +285,7 @@ def measured(auth_server: PrefectServer, tmp_path_factory: pytest.TempPathFactor
     work.mkdir()
     settings = tmp / "settings"
     for name in FRONT_ENDS:
-        (work / f"{name}.ipynb").write_text(json.dumps(_notebook(auth_server.api_url), indent=1))
+        nbformat.write(_notebook(auth_server.api_url), str(work / f"{name}.ipynb"))
     env = isolated_env(PREFECT_HOME=str(tmp / "prefect-home"), PREFECT_API_URL=auth_server.api_url,
                        PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false", IPYTHONDIR=str(tmp / "ipython"),
                        JUPYTER_CONFIG_DIR=str(tmp / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
@@ -303,29 +295,21 @@ def measured(auth_server: PrefectServer, tmp_path_factory: pytest.TempPathFactor
     report: dict[str, Any] = {}
     try:
         lab.start()
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                for name, (prefix, theme) in FRONT_ENDS.items():
-                    _set_theme(settings, theme)
-                    page = browser.new_page(viewport={"width": 1000, "height": 900})
-                    page.set_default_timeout(90_000)
-                    expect.set_options(timeout=90_000)
-                    try:
+        with chromium() as browser:
+            for name, (prefix, theme) in FRONT_ENDS.items():
+                _set_theme(settings, theme)
+                page = new_page(browser, width=1000, height=900, timeout_ms=90_000)
+                try:
+                    with screenshot_on_failure(page, ARTIFACTS / f"theme-{name}-failure.png"):
                         url = f"{lab.url}/{prefix}/{name}.ipynb" + ("?reset" if prefix.startswith("lab") else "")
                         report[name] = _drive(page, url, name, expect)
                         theme_attr = page.evaluate("document.body.dataset.jpThemeName")
                         assert theme_attr == theme, f"{name}: the page shows {theme_attr}, not {theme}"
                         if name == "lab-light":
                             _readme_picture(page)
-                    except BaseException:
-                        page.screenshot(path=str(ARTIFACTS / f"theme-{name}-failure.png"), full_page=True)
-                        raise
-                    finally:
-                        page.close()
-                        _end_sessions(lab.url)  # one kernel at a time on a 2-core machine
-            finally:
-                browser.close()
+                finally:
+                    page.close()
+                    _end_sessions(lab.url)  # one kernel at a time on a 2-core machine
     finally:
         lab.stop()
         (ARTIFACTS / "theme-report.json").write_text(json.dumps(report, indent=1))

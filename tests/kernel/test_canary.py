@@ -23,7 +23,6 @@ and, for a plain Python process, its stdout and stderr.
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import stat
 import subprocess
@@ -33,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_support import build_notebook, canary_protected_server, execute, history_bytes, text_outputs
 
-from prefect_nbauth.testing._server import PrefectServer, isolated_env
+from prefect_nbauth.testing._server import isolated_env
 from prefect_nbauth.testing.canaries import leak_forms
 
 pytestmark = pytest.mark.server
@@ -44,13 +44,8 @@ RAISES = {"tags": ["raises-exception"]}
 
 @pytest.fixture(scope="module")
 def canary_server(tmp_path_factory: pytest.TempPathFactory):
-    auth_string = "nbuser:CANARY" + secrets.token_hex(12)
-    server = PrefectServer(tmp_path_factory.mktemp("canary-server"), auth_string=auth_string)
-    server.start()
-    try:
+    with canary_protected_server(tmp_path_factory.mktemp("canary-server")) as (server, _):
         yield server
-    finally:
-        server.stop()
 
 
 def _cells(url: str) -> list[tuple[str, dict[str, Any]]]:
@@ -154,43 +149,24 @@ print("LOG RECORDS:", len(records), "HITS:", hits)
 
 @pytest.fixture(scope="module")
 def run(canary_server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    import nbformat
-    from nbclient import NotebookClient
-
     home = tmp_path_factory.mktemp("canary-home")
     (home / ".ipython").mkdir()
     (home / ".prefect").mkdir()
     auth = canary_server.auth_string
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for source, metadata in _cells(canary_server.api_url):
-        cell = nbformat.v4.new_code_cell(textwrap.dedent(source).strip())
-        cell.metadata.update(metadata)
-        nb.cells.append(cell)
+    nb = build_notebook((textwrap.dedent(source).strip(), metadata)
+                        for source, metadata in _cells(canary_server.api_url))
     env = isolated_env(
         HOME=str(home), PREFECT_HOME=str(home / ".prefect"), IPYTHONDIR=str(home / ".ipython"),
         PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false", PREFECT_API_URL=canary_server.api_url,
         NB_CANARY_AUTH=auth, NB_WRONG_AUTH=auth + "-wrong", NB_CANARY_FORMS=",".join(sorted(leak_forms(auth))),
     )
-    history = home / ".ipython" / "profile_default" / "history.sqlite"
-    client = NotebookClient(nb, timeout=240, kernel_name="python3", ipython_hist_file=str(history),
-                            resources={"metadata": {"path": str(home)}})
-    client.execute(env=env)
     saved = home / "canary.ipynb"
-    nbformat.write(nb, str(saved))
+    history = execute(nb, saved, env, timeout=240)
     return {"nb": nb, "saved": saved, "home": home, "history": history, "auth": auth}
 
 
-def _text_outputs(nb: Any) -> str:
-    parts = []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            parts.append(out.get("text", "") + "".join(out.get("traceback", [])) + str(out.get("data", "")))
-    return "\n".join(parts)
-
-
 def test_every_path_ran(run: dict[str, Any]) -> None:
-    text = _text_outputs(run["nb"])
+    text = text_outputs(run["nb"])
     for expected in ("Prefect auth: none", "Login failed (AuthenticationError)", "UsageError",
                      "WRONG: ", "RIGHT: Logged in", "ServerUnreachableError", "CredentialProviderError",
                      "could not renew", "FLOW: 1", "Prefect events: ", "canary.4", "PASS",
@@ -204,10 +180,10 @@ def test_every_path_ran(run: dict[str, Any]) -> None:
 
 def test_no_secret_in_notebook_history_logs_or_tracebacks(run: dict[str, Any]) -> None:
     saved = Path(run["saved"]).read_text()
-    history = b"".join(p.read_bytes() for p in run["history"].parent.glob("history.sqlite*"))
+    history = history_bytes(run["history"])
     rows = sqlite3.connect(run["history"]).execute("SELECT source_raw FROM history").fetchall()
     assert len(rows) >= 15
-    text = _text_outputs(run["nb"])
+    text = text_outputs(run["nb"])
     assert "HITS: 0" in text
     for form in sorted(leak_forms(run["auth"])):
         assert form not in saved, "in the saved notebook (outputs, tracebacks or widget state)"

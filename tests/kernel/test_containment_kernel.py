@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_support import build_notebook, execute, history_bytes, text_outputs
 
 from prefect_nbauth.testing._gateway import RotatingGateway
 from prefect_nbauth.testing._server import PrefectServer, free_port, isolated_env
@@ -146,9 +147,6 @@ print("LOG RECORDS:", len(records), "HITS:", len(hits))
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    import nbformat
-    from nbclient import NotebookClient
-
     auth = make_canary()
     wrong = make_canary()
     server = PrefectServer(tmp_path_factory.mktemp("containment-server"), auth_string=auth)
@@ -159,12 +157,8 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         home = tmp_path_factory.mktemp("containment-home")
         (home / ".ipython").mkdir()
         (home / ".prefect").mkdir()
-        nb = nbformat.v4.new_notebook()
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        for source, metadata in _cells(server.api_url, gw):
-            cell = nbformat.v4.new_code_cell(textwrap.dedent(source).strip())
-            cell.metadata.update(metadata)
-            nb.cells.append(cell)
+        nb = build_notebook((textwrap.dedent(source).strip(), metadata)
+                            for source, metadata in _cells(server.api_url, gw))
         all_forms = sorted(leak_forms(auth) | leak_forms(wrong) | leak_forms(gw.client_secret))
         env = isolated_env(
             HOME=str(home), PREFECT_HOME=str(home / ".prefect"), IPYTHONDIR=str(home / ".ipython"),
@@ -173,12 +167,8 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         )
         if os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF"):
             env["NBAUTH_TEST_CONTAINMENT_OFF"] = os.environ["NBAUTH_TEST_CONTAINMENT_OFF"]
-        history = home / ".ipython" / "profile_default" / "history.sqlite"
-        client = NotebookClient(nb, timeout=300, kernel_name="python3", ipython_hist_file=str(history),
-                                resources={"metadata": {"path": str(home)}})
-        client.execute(env=env)
         saved = home / "containment.ipynb"
-        nbformat.write(nb, str(saved))
+        history = execute(nb, saved, env, timeout=300)
         yield {"nb": nb, "saved": saved, "home": home, "history": history,
                "secrets": [auth, wrong, gw.client_secret], "issued": gw.issued}
     finally:
@@ -186,16 +176,8 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         server.stop()
 
 
-def _outputs(nb: Any) -> str:
-    parts = []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            parts.append(out.get("text", "") + "\n".join(out.get("traceback", [])) + str(out.get("data", "")))
-    return "\n".join(parts)
-
-
 def test_every_case_ran(executed: dict[str, Any]) -> None:
-    text = _outputs(executed["nb"])
+    text = text_outputs(executed["nb"])
     for expected in ("AuthenticationError", "ServerUnreachableError", "non-ASCII", "UsageError",
                      "finite number", "Prefect auth: basic", "CredentialProviderError", "vault refused",
                      "timeout must be", "STREAMED", "LOG RECORDS:"):
@@ -212,13 +194,13 @@ def test_every_case_ran(executed: dict[str, Any]) -> None:
 
 
 def test_no_secret_in_outputs_notebook_history_logs_or_files(executed: dict[str, Any]) -> None:
-    text = _outputs(executed["nb"])
+    text = text_outputs(executed["nb"])
     assert "HITS: 0" in text, text.split("LOG RECORDS:")[1][:200]
     assert leaks(text, *executed["secrets"]) == [], "in the outputs (tracebacks with locals, debugger)"
     assert leaks(Path(executed["saved"]).read_text(), *executed["secrets"]) == [], "in the saved notebook"
     rows = sqlite3.connect(executed["history"]).execute("SELECT source, source_raw FROM history").fetchall()
     assert len(rows) >= 10
-    history = "".join(p.read_bytes().decode("latin-1") for p in executed["history"].parent.glob("history.sqlite*"))
+    history = history_bytes(executed["history"]).decode("latin-1")
     assert leaks(history, *executed["secrets"]) == [], "in IPython's history database"
     found = []
     for path in Path(executed["home"]).rglob("*"):

@@ -13,29 +13,22 @@ kernel's IPython history database are scanned for the canary: zero hits.
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_support import assert_no_trace, canary_protected_server, run_notebook, stdout_with
 
-from prefect_nbauth.testing._server import PrefectServer, isolated_env
-from prefect_nbauth.testing.canaries import leak_forms
+from prefect_nbauth.testing.canaries import forms_of
 
 pytestmark = pytest.mark.server
 
 
-
 @pytest.fixture(scope="module")
 def canary_server(tmp_path_factory: pytest.TempPathFactory):
-    canary = "CANARY" + secrets.token_hex(12)
-    server = PrefectServer(tmp_path_factory.mktemp("kernel-canary-server"), auth_string=f"nbuser:{canary}")
-    server.start()
-    try:
+    with canary_protected_server(tmp_path_factory.mktemp("kernel-canary-server")) as (server, canary):
         yield server, canary
-    finally:
-        server.stop()
 
 
 def _cells(api_url: str) -> list[str]:
@@ -85,47 +78,21 @@ def _cells(api_url: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def executed(canary_server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    import nbformat
-    from nbclient import NotebookClient
-
     server, canary = canary_server
     root = tmp_path_factory.mktemp("kernel-notebook")
-    ipython_dir, prefect_home = root / "ipython", root / "prefect-home"
-    ipython_dir.mkdir()
-    prefect_home.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in _cells(server.api_url)]
-    env = isolated_env(
-        PREFECT_HOME=str(prefect_home), PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
-        IPYTHONDIR=str(ipython_dir), NB_TEST_AUTH=server.auth_string or "",
-    )
-    # nbclient keeps history in memory by default; a user's kernel writes this file.
-    history = ipython_dir / "profile_default" / "history.sqlite"
-    client = NotebookClient(nb, timeout=180, kernel_name="python3", ipython_hist_file=str(history),
-                            resources={"metadata": {"path": str(root)}})
-    client.execute(env=env)  # raises CellExecutionError on any error output
-    path = root / "executed.ipynb"
-    nbformat.write(nb, str(path))
+    nb, path, history = run_notebook(_cells(server.api_url), root, timeout=180,
+                                     NB_TEST_AUTH=server.auth_string or "")
     return {"nb": nb, "path": path, "history": history, "canary": canary,
             "auth_string": server.auth_string, "api_url": server.api_url}
 
 
-def _stdout(nb: Any, marker: str) -> str:
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.get("name") == "stdout" and marker in out.get("text", ""):
-                return out["text"]
-    raise AssertionError(f"no output with {marker!r}")
-
-
 def test_login_status_and_flow_in_a_real_kernel(executed: dict[str, Any]) -> None:
     nb, api_url = executed["nb"], executed["api_url"]
-    assert f"FORM: Logged in to {api_url} as nbuser" in _stdout(nb, "FORM:")
-    assert "FIRST STATUS WIDGET: basic nbuser" in _stdout(nb, "FIRST STATUS WIDGET:")
-    assert "Prefect auth: basic (via login())" in _stdout(nb, "Prefect auth: basic")
-    assert "STATUS: basic nbuser 3." in _stdout(nb, "STATUS:")
-    assert "FLOW: hello kernel" in _stdout(nb, "FLOW:")
+    assert f"FORM: Logged in to {api_url} as nbuser" in stdout_with(nb, "FORM:")
+    assert "FIRST STATUS WIDGET: basic nbuser" in stdout_with(nb, "FIRST STATUS WIDGET:")
+    assert "Prefect auth: basic (via login())" in stdout_with(nb, "Prefect auth: basic")
+    assert "STATUS: basic nbuser 3." in stdout_with(nb, "STATUS:")
+    assert "FLOW: hello kernel" in stdout_with(nb, "FLOW:")
     # The widgets were displayed as widgets, with a readable text form beside them.
     displays = [out for cell in nb.cells for out in cell.get("outputs", [])
                 if "application/vnd.jupyter.widget-view+json" in out.get("data", {})]
@@ -136,7 +103,7 @@ def test_login_status_and_flow_in_a_real_kernel(executed: dict[str, Any]) -> Non
 
 
 def test_events_stream_into_the_widget_in_a_real_kernel(executed: dict[str, Any]) -> None:
-    text = _stdout(executed["nb"], "EVENTS:")
+    text = stdout_with(executed["nb"], "EVENTS:")
     assert "EVENTS: ['nbauth.kernel.7', 'nbauth.kernel.6', 'nbauth.kernel.5', 'nbauth.kernel.4', " \
            "'nbauth.kernel.3']" in text
     # Connected, or in one of its periodic REST reconciliation passes at that instant.
@@ -156,7 +123,7 @@ def test_no_secret_in_the_saved_notebook_or_the_kernel_history(executed: dict[st
     rows = sqlite3.connect(history).execute("SELECT source, source_raw FROM history").fetchall()
     assert len(rows) >= 8  # the kernel stored the cells it ran
     history_text = json.dumps(rows)
-    raw_bytes = b"".join(p.read_bytes() for p in history.parent.glob("history.sqlite*"))
-    for form in sorted(leak_forms(executed["auth_string"]) | leak_forms(executed["canary"])):
-        assert form not in text, "the secret is in the saved notebook"
-        assert form not in history_text and form.encode() not in raw_bytes, "the secret is in the history"
+    forms = forms_of(executed["auth_string"], executed["canary"])
+    for form in forms:
+        assert form not in history_text, "the secret is in the history"
+    assert_no_trace(forms, saved=text, history=history)

@@ -10,6 +10,7 @@ only a browser can measure (contrast, overflow) is in ``test_browser_themes.py``
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -125,102 +126,88 @@ def test_relative_times() -> None:
     assert relative_time(None, now) == ""
 
 
-def test_event_rows_are_fixed_columns_cut_with_an_ellipsis_and_whole_on_demand(comm_log: Any) -> None:  # noqa: F811
-    from prefect_nbauth.notebook.widgets.events import EVENTS_CSS
+@pytest.fixture
+def event_widget(comm_log: Any) -> Iterator[tuple[Any, Any]]:  # noqa: F811
+    """An event widget on a fake stream (it shows what the test emits): (widget, stream); closed after."""
     from prefect_nbauth.widgets import EventStreamWidget
 
     factory = FakeFactory()
     widget = EventStreamWidget(stream_factory=factory)
-    stream = factory.streams[0]
-    name, resource = "prefect.flow-run.Completed", "prefect.flow-run." + "0" * 36
-    stream.emit(make_event(name, resource, message="x" * 300))
     try:
-        wait_until(lambda: name in widget._view.value, 5, "the row")
-        view = widget._view.value
-        row = re.search(r'<details class="pnb-row"><summary class="pnb-grid" role="row">(.*?)</summary>'
-                        r'<div class="pnb-detail">(.*?)</div></details>', view, re.S)
-        assert row, view
-        cells = re.findall(r'<span class="(pnb-[a-z]+)"(?: title="([^"]*)")?>([^<]*)</span>', row.group(1))
-        assert [c[0] for c in cells] == ["pnb-time", "pnb-ev", "pnb-res", "pnb-pay"]
-        time_cell = cells[0]
-        assert time_cell[2] == "just now" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC", time_cell[1])
-        assert cells[1][1] == cells[1][2] == name and cells[2][1] == resource
-        assert cells[3][2].endswith("…")  # the preview is cut...
-        assert "x" * 300 in row.group(2)  # ...the expanded row holds the whole payload
-        assert name in row.group(2) and resource in row.group(2)  # and the whole name and resource
-        # Fixed columns that cannot push the table wider than its area; one line per cell.
-        assert "grid-template-columns:6.5em minmax(0,4fr) minmax(0,3fr) minmax(0,3fr)" in EVENTS_CSS
-        assert "white-space:nowrap;overflow:hidden;text-overflow:ellipsis" in EVENTS_CSS
-        assert ".pnb-events .pnb-ev,.pnb-events .pnb-res,.pnb-events .pnb-pay{font-family:var(--jp-code-font-family)" \
-            in EVENTS_CSS
-        assert "padding:3px 8px" in EVENTS_CSS
-        assert "<table" not in view and "<td" not in view
+        yield widget, factory.streams[0]
     finally:
         widget.close()
 
 
-def test_counters_stay_after_stop(comm_log: Any) -> None:  # noqa: F811
-    from prefect_nbauth.widgets import EventStreamWidget
+def test_event_rows_are_fixed_columns_cut_with_an_ellipsis_and_whole_on_demand(event_widget: tuple[Any, Any]) -> None:
+    from prefect_nbauth.notebook.widgets.events import EVENTS_CSS
 
-    factory = FakeFactory()
-    widget = EventStreamWidget(stream_factory=factory)
-    stream = factory.streams[0]
+    widget, stream = event_widget
+    name, resource = "prefect.flow-run.Completed", "prefect.flow-run." + "0" * 36
+    stream.emit(make_event(name, resource, message="x" * 300))
+    wait_until(lambda: name in widget._view.value, 5, "the row")
+    view = widget._view.value
+    row = re.search(r'<details class="pnb-row"><summary class="pnb-grid" role="row">(.*?)</summary>'
+                    r'<div class="pnb-detail">(.*?)</div></details>', view, re.S)
+    assert row, view
+    cells = re.findall(r'<span class="(pnb-[a-z]+)"(?: title="([^"]*)")?>([^<]*)</span>', row.group(1))
+    assert [c[0] for c in cells] == ["pnb-time", "pnb-ev", "pnb-res", "pnb-pay"]
+    time_cell = cells[0]
+    assert time_cell[2] == "just now" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC", time_cell[1])
+    assert cells[1][1] == cells[1][2] == name and cells[2][1] == resource
+    assert cells[3][2].endswith("…")  # the preview is cut...
+    assert "x" * 300 in row.group(2)  # ...the expanded row holds the whole payload
+    assert name in row.group(2) and resource in row.group(2)  # and the whole name and resource
+    # Fixed columns that cannot push the table wider than its area; one line per cell.
+    assert "grid-template-columns:6.5em minmax(0,4fr) minmax(0,3fr) minmax(0,3fr)" in EVENTS_CSS
+    assert "white-space:nowrap;overflow:hidden;text-overflow:ellipsis" in EVENTS_CSS
+    assert ".pnb-events .pnb-ev,.pnb-events .pnb-res,.pnb-events .pnb-pay{font-family:var(--jp-code-font-family)" \
+        in EVENTS_CSS
+    assert "padding:3px 8px" in EVENTS_CSS
+    assert "<table" not in view and "<td" not in view
+
+
+def test_counters_stay_after_stop(event_widget: tuple[Any, Any]) -> None:
+    widget, stream = event_widget
     stream.stats.reconnects = 2
     for i in range(3):
         stream.emit(make_event(f"nbauth.kept-{i}"))
-    try:
-        wait_until(lambda: "live 3" in widget._view.value, 5, "the counters")
-        widget.stop()
-        wait_until(lambda: "<b>stopped</b>" in widget._view.value, 5, "the stopped state")
-        view = widget._view.value
-        assert "live 3" in view and "reconnects 2" in view and "nbauth.kept-2" in view
-        assert "live 3" in repr(widget)
-        widget.start()  # a new stream counts from zero
-        wait_until(lambda: "live 0" in widget._view.value, 5, "the new stream's counters")
-    finally:
-        widget.close()
+    wait_until(lambda: "live 3" in widget._view.value, 5, "the counters")
+    widget.stop()
+    wait_until(lambda: "<b>stopped</b>" in widget._view.value, 5, "the stopped state")
+    view = widget._view.value
+    assert "live 3" in view and "reconnects 2" in view and "nbauth.kept-2" in view
+    assert "live 3" in repr(widget)
+    widget.start()  # a new stream counts from zero
+    wait_until(lambda: "live 0" in widget._view.value, 5, "the new stream's counters")
 
 
-def test_the_state_shown_follows_the_stream_and_errors_read_like_sentences(comm_log: Any) -> None:  # noqa: F811
-    from prefect_nbauth.widgets import EventStreamWidget
-
-    factory = FakeFactory()
-    widget = EventStreamWidget(stream_factory=factory)
-    stream = factory.streams[0]
+def test_the_state_shown_follows_the_stream_and_errors_read_like_sentences(event_widget: tuple[Any, Any]) -> None:
+    widget, stream = event_widget
     raw = "[Errno 111] Connect call failed ('127.0.0.1', 4200)"
-    try:
-        wait_until(lambda: "<b>connected</b>" in widget._view.value, 5, "connected")
-        stream.stats = SimpleNamespace(**{**vars(stream.stats), "last_error": raw, "reconnects": 1})
-        stream.state = "reconnecting"
-        stream.on_change(stream)  # type: ignore[misc]
-        wait_until(lambda: "<b>reconnecting</b>" in widget._view.value, 5, "reconnecting")
-        view = widget._view.value
-        lead = view.split("<details", 1)[0]
-        assert "The server does not answer (connection refused); retrying." in lead
-        assert "Errno" not in lead and "Errno 111" in view  # the raw text is one click away
-        # The stream reconnects and its change notice is lost (or late): the widget
-        # still shows the stream's state within a few seconds, and the error as past.
-        stream.state = "connected"
-        wait_until(lambda: "<b>connected</b>" in widget._view.value, 10, "the state to catch up by itself")
-        view = widget._view.value
-        assert "<b>reconnecting</b>" not in view and "does not answer" not in view
-        assert "recovered from a connection problem" in view
-    finally:
-        widget.close()
+    wait_until(lambda: "<b>connected</b>" in widget._view.value, 5, "connected")
+    stream.stats = SimpleNamespace(**{**vars(stream.stats), "last_error": raw, "reconnects": 1})
+    stream.state = "reconnecting"
+    stream.on_change(stream)  # type: ignore[misc]
+    wait_until(lambda: "<b>reconnecting</b>" in widget._view.value, 5, "reconnecting")
+    view = widget._view.value
+    lead = view.split("<details", 1)[0]
+    assert "The server does not answer (connection refused); retrying." in lead
+    assert "Errno" not in lead and "Errno 111" in view  # the raw text is one click away
+    # The stream reconnects and its change notice is lost (or late): the widget
+    # still shows the stream's state within a few seconds, and the error as past.
+    stream.state = "connected"
+    wait_until(lambda: "<b>connected</b>" in widget._view.value, 10, "the state to catch up by itself")
+    view = widget._view.value
+    assert "<b>reconnecting</b>" not in view and "does not answer" not in view
+    assert "recovered from a connection problem" in view
 
 
-def test_row_ages_move_on_without_new_events(comm_log: Any) -> None:  # noqa: F811
+def test_row_ages_move_on_without_new_events(event_widget: tuple[Any, Any]) -> None:
     from prefect.events.schemas.events import Event
 
-    from prefect_nbauth.widgets import EventStreamWidget
-
-    factory = FakeFactory()
-    widget = EventStreamWidget(stream_factory=factory)
-    stream = factory.streams[0]
+    widget, stream = event_widget
     old = datetime.now(timezone.utc) - timedelta(seconds=3)
     stream.emit(Event(event="nbauth.ageing", resource={"prefect.resource.id": "r"}, occurred=old))
-    try:
-        wait_until(lambda: ">just now<" in widget._view.value, 5, "just now")
-        wait_until(lambda: ">5s ago<" in widget._view.value, 15, "the age to move on by itself")
-    finally:
-        widget.close()
+    wait_until(lambda: ">just now<" in widget._view.value, 5, "just now")
+    wait_until(lambda: ">5s ago<" in widget._view.value, 15, "the age to move on by itself")

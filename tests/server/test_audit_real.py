@@ -53,12 +53,8 @@ def run_audit(run_scenario: Any, *, setup: str = "", env: dict[str, str] | None 
 
 
 def _own_server(tmp_path: Path, auth: str | None) -> Iterator[PrefectServer]:
-    server = PrefectServer(tmp_path / "server-home", auth_string=auth)
-    try:
-        server.start()
+    with PrefectServer(tmp_path / "server-home", auth_string=auth) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -33,31 +33,14 @@ pytestmark = pytest.mark.server
 
 @pytest.fixture(scope="module")
 def events_server(tmp_path_factory: pytest.TempPathFactory):
-    server = PrefectServer(tmp_path_factory.mktemp("events-server"), auth_string=AUTH_STRING)
-    try:
-        server.start()
+    with PrefectServer(tmp_path_factory.mktemp("events-server"), auth_string=AUTH_STRING) as server:
         yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def login():
-    """``login(api_url, auth_string)``; logs out after the test whatever happens."""
-    try:
-        yield lambda url, auth: nb.login(url, auth_string=auth)
-    finally:
-        nb.logout()
 
 
 @pytest.fixture
 def own_server(tmp_path: Path, events_server):  # events_server first: its DB seeds this one
-    server = PrefectServer(tmp_path / "server-home", auth_string=AUTH_STRING)
-    try:
-        server.start()
+    with PrefectServer(tmp_path / "server-home", auth_string=AUTH_STRING) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _name() -> str:

@@ -49,14 +49,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory):
         server.stop()
 
 
-@pytest.fixture
-def login():
-    try:
-        yield lambda url, auth=AUTH_STRING: nb.login(url, auth_string=auth)
-    finally:
-        nb.logout()
-
-
 def _check_run(server: PrefectServer, run_id: str, collector: Collector, lines: int) -> list[str]:
     """All persisted logs of the run delivered once, `line N` in order; returns messages."""
     persisted = persisted_logs(server.api_url, server.auth_headers(), run_id)

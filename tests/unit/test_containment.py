@@ -46,7 +46,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 import prefect_nbauth as nb
-from prefect_nbauth.testing._cloud import LoopbackServer
+from prefect_nbauth.testing import LoopbackServer
 from prefect_nbauth.testing._server import free_port
 from prefect_nbauth.testing.canaries import leaks, make_canary
 

@@ -15,7 +15,7 @@ import pickle
 import threading
 import time
 from datetime import timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -322,15 +322,22 @@ def test_malformed_json_answers_are_not_prefect(body: bytes) -> None:
     assert_no_secret(str(info.value), AUTH_STRING)
 
 
-def test_malformed_version_after_a_good_ui_settings_is_not_prefect() -> None:
+def _probe_error(version: Callable[[dict[str, str]], Answer], error: type[Exception]) -> str:
+    """The message of ``error``, raised by a probe of a Prefect look-alike whose
+    ``/api/admin/version`` answers ``version(request headers)``."""
     def override(method: str, path: str, headers: dict[str, str]) -> Answer | None:
-        if path == "/api/admin/version":
-            return 200, {"content-type": "application/json"}, b"{not json"
-        return None
+        return version(headers) if path == "/api/admin/version" else None
 
     with FakeServer(prefect_like(override=override)) as srv:
-        with pytest.raises(NotPrefectServerError, match="does not look like a Prefect API"):
+        with pytest.raises(error) as info:
             probe_server(_credential(srv.url), timeout=5)
+    return str(info.value)
+
+
+def test_malformed_version_after_a_good_ui_settings_is_not_prefect() -> None:
+    message = _probe_error(lambda h: (200, {"content-type": "application/json"}, b"{not json"),
+                           NotPrefectServerError)
+    assert "does not look like a Prefect API" in message
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
@@ -352,44 +359,23 @@ def test_redirect_that_echoes_the_credential_does_not_put_it_in_the_message() ->
     # A hostile server knows the credential it was sent; its Location may carry it back,
     # percent-encoded, in the user info, the path and the query.
     encoded = quote(AUTH, safe="")
-
-    def override(method: str, path: str, headers: dict[str, str]) -> Answer | None:
-        if path == "/api/admin/version":
-            location = f"http://{encoded}@evil.invalid:8443/{encoded}/x?token={encoded}"
-            return 302, {"location": location}, b""
-        return None
-
-    with FakeServer(prefect_like(override=override)) as srv:
-        with pytest.raises(NotPrefectServerError) as info:
-            probe_server(_credential(srv.url), timeout=5)
-    message = str(info.value)
+    location = f"http://{encoded}@evil.invalid:8443/{encoded}/x?token={encoded}"
+    message = _probe_error(lambda h: (302, {"location": location}, b""), NotPrefectServerError)
     assert "evil.invalid" in message  # says where it was sent
     assert_no_secret(message, AUTH_STRING)
 
 
 def test_a_content_type_that_echoes_the_credential_is_not_shown() -> None:
-    def override(method: str, path: str, headers: dict[str, str]) -> Answer | None:
-        if path == "/api/admin/version":
-            return 200, {"content-type": AUTH}, b"<html>"
-        return None
-
-    with FakeServer(prefect_like(override=override)) as srv:
-        with pytest.raises(NotPrefectServerError) as info:
-            probe_server(_credential(srv.url), timeout=5)
-    assert_no_secret(str(info.value), AUTH_STRING)
+    message = _probe_error(lambda h: (200, {"content-type": AUTH}, b"<html>"), NotPrefectServerError)
+    assert_no_secret(message, AUTH_STRING)
 
 
 def test_error_bodies_that_echo_the_credential_are_not_shown() -> None:
-    def override(method: str, path: str, headers: dict[str, str]) -> Answer | None:
-        if path == "/api/admin/version":
-            echo = json.dumps({"detail": f"bad credential {AUTH} / {headers.get('Authorization')}"})
-            return 401, {"content-type": "application/json"}, echo.encode()
-        return None
+    def echo(headers: dict[str, str]) -> Answer:
+        body = json.dumps({"detail": f"bad credential {AUTH} / {headers.get('Authorization')}"})
+        return 401, {"content-type": "application/json"}, body.encode()
 
-    with FakeServer(prefect_like(override=override)) as srv:
-        with pytest.raises(AuthenticationError) as info:
-            probe_server(_credential(srv.url), timeout=5)
-    assert_no_secret(str(info.value), AUTH_STRING)
+    assert_no_secret(_probe_error(echo, AuthenticationError), AUTH_STRING)
 
 
 def test_cloud_probe_does_not_follow_a_redirect() -> None:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 import weakref
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from .._exceptions import ConfigurationError
 from ._engine import StreamEngine
@@ -23,8 +23,13 @@ __all__ = ["BackgroundStream", "Stream"]
 
 logger = logging.getLogger("prefect_nbauth")
 
+ItemT = TypeVar("ItemT")  # what the stream delivers (ReceivedEvent, Log)
+StateT = TypeVar("StateT")
+StatsT = TypeVar("StatsT")
+SelfT = TypeVar("SelfT", bound="Stream[Any, Any, Any]")
 
-class Stream:
+
+class Stream(Generic[ItemT, StateT, StatsT]):
     """A running (or not yet started) subscription; see :func:`stream_events`, :func:`stream_logs`.
 
     Iterate it with ``async for`` (on the current event loop) or ``for`` (on a
@@ -44,6 +49,16 @@ class Stream:
         self._finalizer = weakref.finalize(self, engine.request_stop)
 
     # ------------------------------------------------------------ observing
+    @property
+    def state(self) -> StateT:
+        state: StateT = self._engine.state
+        return state
+
+    @property
+    def stats(self) -> StatsT:
+        stats: StatsT = self._engine.stats()
+        return stats
+
     @property
     def error(self) -> BaseException | None:
         """The error that ended the stream (AuthenticationError, NotPrefectServerError…), if any."""
@@ -88,10 +103,10 @@ class Stream:
         self._thread.start()
 
     # ------------------------------------------------------------ iterating
-    def __aiter__(self) -> "Stream":
+    def __aiter__(self: SelfT) -> SelfT:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> ItemT:
         if self._mode is None:
             self._start_async()
         elif self._mode != "async":
@@ -103,9 +118,10 @@ class Stream:
             if self._engine.error is not None:
                 raise self._engine.error
             raise StopAsyncIteration
-        return item
+        result: ItemT = item
+        return result
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[ItemT]:
         self._start_thread()
         try:
             while True:
@@ -119,8 +135,8 @@ class Stream:
         finally:
             self.close()
 
-    def run_in_background(self, on_event: Callable[[Any], None],
-                          on_change: Callable[["Stream"], None] | None = None) -> "BackgroundStream":
+    def run_in_background(self: SelfT, on_event: Callable[[Any], None],
+                          on_change: Callable[[SelfT], None] | None = None) -> "BackgroundStream":
         """Deliver events to ``on_event`` on a daemon thread with its own event loop.
 
         ``on_event(event)`` and ``on_change(stream)`` run on that thread, in order;
@@ -160,13 +176,13 @@ class Stream:
         """Block until the stream has stopped (by close() or an error); False on timeout."""
         return self._engine.wait_finished(timeout)
 
-    async def __aenter__(self) -> "Stream":
+    async def __aenter__(self: SelfT) -> SelfT:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __enter__(self) -> "Stream":
+    def __enter__(self: SelfT) -> SelfT:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -176,7 +192,7 @@ class Stream:
 class BackgroundStream:
     """Handle of :meth:`Stream.run_in_background`: ``stop()``, ``stream``, ``error``."""
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: Stream[Any, Any, Any]) -> None:
         self.stream = stream
 
     @property

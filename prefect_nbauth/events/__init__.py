@@ -13,14 +13,10 @@ stream's own:
 """
 from __future__ import annotations
 
-from ._stream import (
-    BackgroundStream,
-    EventStream,
-    StreamState,
-    StreamStats,
-    exponential_backoff,
-    stream_events,
-)
+from .._streaming._options import exponential_backoff
+from .._streaming._shell import BackgroundStream
+from ._engine import StreamState, StreamStats
+from ._stream import EventStream, stream_events
 
 __all__ = [
     "BackgroundStream",

@@ -10,14 +10,14 @@ on one event loop; :mod:`._stream` gives it its public faces.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 from uuid import UUID
 
+from .._streaming._delivered import StateName, StatsSnapshot, delivered_model
 from .._streaming._engine import StreamEngine
 from .._streaming._options import EngineOptions
 from .._streaming._time import from_us, to_us
@@ -35,7 +35,7 @@ _QUICK_INTERVAL = 0.5  # seconds between passes while a burst is being recovered
 _HOT_FOR = 5.0  # ...that is, for this long after a (re)connect, a burst or a pass that found events
 
 
-class StreamState(str, enum.Enum):
+class StreamState(StateName):
     """What an :class:`EventStream` is doing now (a ``str``, for widgets)."""
 
     CONNECTING = "connecting"  # before the first websocket connection
@@ -44,12 +44,9 @@ class StreamState(str, enum.Enum):
     RECONCILING = "reconciling"  # catching up after a (re)connect, or reading missed events
     STOPPED = "stopped"  # closed, or ended by an error (see EventStream.error)
 
-    def __str__(self) -> str:
-        return self.value
-
 
 @dataclass(frozen=True)
-class StreamStats:
+class StreamStats(StatsSnapshot):
     """Counters of one stream; a snapshot, safe to read from any thread."""
 
     live: int = 0  # delivered from the websocket
@@ -66,45 +63,27 @@ class StreamStats:
     connected_since: datetime | None = None
     window_start: datetime | None = None  # oldest `occurred` reconciliation still checks
 
-    @property
-    def delivered(self) -> int:
-        return self.live + self.reconciled
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["delivered"] = self.delivered
-        for key in ("last_error_at", "connected_since", "window_start"):
-            if data[key] is not None:
-                data[key] = data[key].isoformat()
-        return data
+    _times = ("last_error_at", "connected_since", "window_start")
 
 
 _streamed_event_class: Any = None
+
+_STREAMED_EVENT_DOC = """A Prefect ``ReceivedEvent`` as delivered by :func:`stream_events`.
+
+``delivery`` is ``"live"`` (websocket) or ``"reconciled"`` (read back
+from the REST API because the websocket missed it); ``late`` is True
+when an event that occurred later was delivered before this one. Both
+are left out of ``model_dump()``/JSON, which stay Prefect's own.
+"""
 
 
 def _event_class() -> Any:
     """``ReceivedEvent`` plus ``delivery`` and ``late`` (built on first use: prefect imports slowly)."""
     global _streamed_event_class
     if _streamed_event_class is None:
-        from typing import Literal
-
         from prefect.events.schemas.events import ReceivedEvent
-        from pydantic import Field
-
-        class StreamedEvent(ReceivedEvent):
-            """A Prefect ``ReceivedEvent`` as delivered by :func:`stream_events`.
-
-            ``delivery`` is ``"live"`` (websocket) or ``"reconciled"`` (read back
-            from the REST API because the websocket missed it); ``late`` is True
-            when an event that occurred later was delivered before this one. Both
-            are left out of ``model_dump()``/JSON, which stay Prefect's own.
-            """
-
-            delivery: Literal["live", "reconciled"] = Field(default="live", exclude=True, repr=False)
-            late: bool = Field(default=False, exclude=True, repr=False)
-
-        StreamedEvent.__module__ = __name__
-        _streamed_event_class = StreamedEvent
+        _streamed_event_class = delivered_model(ReceivedEvent, "StreamedEvent", _STREAMED_EVENT_DOC,
+                                                default="live", module=__name__)
     return _streamed_event_class
 
 
@@ -215,10 +194,8 @@ class _Engine(StreamEngine):
             return
         if "received" not in data:
             data["received"] = datetime.now(timezone.utc).isoformat()
-        try:
-            event = self._event_cls.model_validate(data)
-        except ValueError:
-            self._malformed()
+        event = self._validate(data)
+        if event is None:
             return
         occurred = to_us(event.occurred)
         if occurred < self.sfilter.since_us or not self.sfilter.accepts_live(event):
@@ -227,6 +204,14 @@ class _Engine(StreamEngine):
         self.c_live += 1
         self._note_burst()
         await self._deliver(event, occurred, "live")
+
+    def _validate(self, data: dict[str, Any]) -> Any:
+        """The delivered model of an event, or None (counted as malformed)."""
+        try:
+            return self._event_cls.model_validate(data)
+        except ValueError:
+            self._malformed()
+            return None
 
     def _note_burst(self) -> None:
         now = time.monotonic()
@@ -272,10 +257,8 @@ class _Engine(StreamEngine):
             if event_id in self.ledger:
                 self.ledger.confirm(event_id)
                 continue
-            try:
-                event = self._event_cls.model_validate(data)
-            except ValueError:
-                self._malformed()
+            event = self._validate(data)
+            if event is None:
                 continue
             occurred = to_us(event.occurred)
             self.ledger.add(event_id, occurred, time.monotonic(), confirmed=True)

@@ -18,62 +18,29 @@ from .._streaming._options import (
     check_backoff,
     check_count,
     check_seconds,
-    exponential_backoff,
 )
-from .._streaming._shell import BackgroundStream, Stream
+from .._streaming._shell import Stream
 from ._engine import StreamState, StreamStats, _Engine, _Options
 from ._filter import build_filter
 
 if TYPE_CHECKING:
-    from prefect.events.schemas.events import ReceivedEvent
+    from prefect.events.schemas.events import ReceivedEvent  # noqa: F401 - the item type named in the base class
 
-__all__ = [
-    "BackgroundStream",
-    "EventStream",
-    "StreamState",
-    "StreamStats",
-    "exponential_backoff",
-    "stream_events",
-]
+__all__ = ["EventStream", "stream_events"]
 
 
-class EventStream(Stream):
+class EventStream(Stream["ReceivedEvent", StreamState, StreamStats]):
     """A running (or not yet started) event subscription; see :func:`stream_events`.
 
     Iterate it with ``async for`` (on the current event loop) or ``for`` (on a
     background thread), or hand it callbacks with :meth:`run_in_background`.
     A stream runs once; close it with :meth:`close`/:meth:`aclose` or a
-    ``with``/``async with`` block.
+    ``with``/``async with`` block. ``state`` is a :class:`StreamState`,
+    ``stats`` a :class:`StreamStats`.
     """
-
-    _engine: _Engine
 
     def __init__(self, engine: _Engine) -> None:
         super().__init__(engine)
-
-    @property
-    def state(self) -> StreamState:
-        return self._engine.state
-
-    @property
-    def stats(self) -> StreamStats:
-        return self._engine.stats()
-
-    async def __anext__(self) -> "ReceivedEvent":
-        event: ReceivedEvent = await super().__anext__()
-        return event
-
-    def __iter__(self) -> Iterator["ReceivedEvent"]:
-        return super().__iter__()
-
-    def __aiter__(self) -> "EventStream":
-        return self
-
-    async def __aenter__(self) -> "EventStream":
-        return self
-
-    def __enter__(self) -> "EventStream":
-        return self
 
 
 @public()

@@ -31,14 +31,14 @@ module says what a log frame means and how logs are read, keyed and ordered.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from .._streaming._delivered import StateName, StatsSnapshot, delivered_model
 from .._streaming._engine import StreamEngine
 from .._streaming._failures import AuthRejected, Retryable, describe, scrub
 from .._streaming._options import EngineOptions
@@ -52,7 +52,7 @@ _HOLD_RETRY = 0.05  # first re-read when a live frame is not visible over REST y
 _HOLD_TIMEOUT = 10.0  # after this, a live frame REST never showed is delivered as it came
 
 
-class LogStreamState(str, enum.Enum):
+class LogStreamState(StateName):
     """What a :class:`LogStream` is doing now (a ``str``, for widgets)."""
 
     CONNECTING = "connecting"  # before the first websocket connection / first read
@@ -62,12 +62,9 @@ class LogStreamState(str, enum.Enum):
     RECONCILING = "reconciling"  # reading a backlog (start, reconnect, a burst)
     STOPPED = "stopped"  # closed, or ended by an error (see LogStream.error)
 
-    def __str__(self) -> str:
-        return self.value
-
 
 @dataclass(frozen=True)
-class LogStreamStats:
+class LogStreamStats(StatsSnapshot):
     """Counters of one log stream; a snapshot, safe to read from any thread."""
 
     live: int = 0  # delivered logs the websocket announced first
@@ -85,45 +82,27 @@ class LogStreamStats:
     connected_since: datetime | None = None
     watermark: datetime | None = None  # timestamp of the newest log delivered
 
-    @property
-    def delivered(self) -> int:
-        return self.live + self.reconciled
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["delivered"] = self.delivered
-        for key in ("last_error_at", "connected_since", "watermark"):
-            if data[key] is not None:
-                data[key] = data[key].isoformat()
-        return data
+    _times = ("last_error_at", "connected_since", "watermark")
 
 
 _streamed_log_class: Any = None
+
+_STREAMED_LOG_DOC = """A Prefect ``Log`` as delivered by :func:`stream_logs`.
+
+``delivery`` is ``"live"`` (the websocket announced it) or
+``"reconciled"`` (only the REST API had it); ``late`` is True when a
+later log of the same flow run was delivered before this one. Both
+are left out of ``model_dump()``/JSON, which stay Prefect's own.
+"""
 
 
 def _log_class() -> Any:
     """Prefect's client ``Log`` plus ``delivery`` and ``late`` (built on first use)."""
     global _streamed_log_class
     if _streamed_log_class is None:
-        from typing import Literal
-
         from prefect.client.schemas.objects import Log
-        from pydantic import Field
-
-        class StreamedLog(Log):
-            """A Prefect ``Log`` as delivered by :func:`stream_logs`.
-
-            ``delivery`` is ``"live"`` (the websocket announced it) or
-            ``"reconciled"`` (only the REST API had it); ``late`` is True when a
-            later log of the same flow run was delivered before this one. Both
-            are left out of ``model_dump()``/JSON, which stay Prefect's own.
-            """
-
-            delivery: Literal["live", "reconciled"] = Field(default="reconciled", exclude=True, repr=False)
-            late: bool = Field(default=False, exclude=True, repr=False)
-
-        StreamedLog.__module__ = __name__
-        _streamed_log_class = StreamedLog
+        _streamed_log_class = delivered_model(Log, "StreamedLog", _STREAMED_LOG_DOC,
+                                              default="reconciled", module=__name__)
     return _streamed_log_class
 
 

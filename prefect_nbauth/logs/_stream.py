@@ -18,14 +18,14 @@ from ._engine import LogStreamState, LogStreamStats, _LogEngine, _Options
 from ._filter import build_log_filter
 
 if TYPE_CHECKING:
-    from prefect.client.schemas.objects import Log
+    from prefect.client.schemas.objects import Log  # noqa: F401 - the item type named in the base class
 
 __all__ = ["LogStream", "LogStreamState", "LogStreamStats", "stream_logs"]
 
 
 # LogStream and EventStream are siblings on one shell (they used to be parent and child):
 # a log stream is not an event stream, and `isinstance(stream, EventStream)` must not say so.
-class LogStream(Stream):
+class LogStream(Stream["Log", LogStreamState, LogStreamStats]):
     """A running (or not yet started) log subscription; see :func:`stream_logs`.
 
     Iterate it with ``async for`` or ``for``, or hand it callbacks with
@@ -33,36 +33,11 @@ class LogStream(Stream):
     :class:`LogStreamState`, ``stats`` a :class:`LogStreamStats`.
     """
 
-    _engine: _LogEngine
     _starter = "prefect_nbauth.stream_logs(...)"
     _thread_name = "prefect-nbauth-logs"
 
     def __init__(self, engine: _LogEngine) -> None:
         super().__init__(engine)
-
-    @property
-    def state(self) -> LogStreamState:
-        return self._engine.state
-
-    @property
-    def stats(self) -> LogStreamStats:
-        return self._engine.stats()
-
-    async def __anext__(self) -> "Log":
-        log: Log = await super().__anext__()
-        return log
-
-    def __iter__(self) -> Iterator["Log"]:
-        return super().__iter__()
-
-    def __aiter__(self) -> "LogStream":
-        return self
-
-    async def __aenter__(self) -> "LogStream":
-        return self
-
-    def __enter__(self) -> "LogStream":
-        return self
 
 
 def stream_logs(

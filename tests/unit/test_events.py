@@ -25,16 +25,16 @@ from hypothesis import strategies as st
 import prefect_nbauth as nb
 from prefect_nbauth._streaming._outbox import END, Outbox
 from prefect_nbauth._streaming._time import iso_us, to_us
-from prefect_nbauth.events._filter import build_filter
-from prefect_nbauth.events._ledger import CONFIRMED, GHOST, UNCONFIRMED, Ledger
-from prefect_nbauth.events._reconcile import Reconciler
-from prefect_nbauth.events._stream import (
+from prefect_nbauth.events import (
     EventStream,
     StreamState,
     StreamStats,
     exponential_backoff,
     stream_events,
 )
+from prefect_nbauth.events._filter import build_filter
+from prefect_nbauth.events._ledger import CONFIRMED, GHOST, UNCONFIRMED, Ledger
+from prefect_nbauth.events._reconcile import Reconciler
 from prefect_nbauth.testing import wait_until
 
 SECRET = "admin:CANARY-s3cret-VALUE-0123456789"

@@ -221,7 +221,7 @@ def install_socket_refresh(refresh: Any, on_rejected: Any = None) -> None:
 
         setattr(_reconnect, _WRAPPED, True)
         _reconnect.__wrapped__ = original  # type: ignore[attr-defined]
-        cls._reconnect = _reconnect  # type: ignore[method-assign]
+        cls._reconnect = _reconnect
 
 
 def refresh_socket_client(client: Any, api_url: str, extra_headers: dict[str, str] | None = None) -> None:

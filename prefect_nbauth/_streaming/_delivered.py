@@ -8,10 +8,11 @@ two fields more, left out of ``model_dump()``/JSON so those stay Prefect's:
 from __future__ import annotations
 
 import enum
+import importlib
 from dataclasses import asdict
 from typing import Any, ClassVar
 
-__all__ = ["StateName", "StatsSnapshot", "delivered_model"]
+__all__ = ["DeliveredModel", "StateName", "StatsSnapshot", "delivered_model"]
 
 
 class StateName(str, enum.Enum):
@@ -57,3 +58,23 @@ def delivered_model(base: Any, name: str, doc: str, *, default: str, module: str
         "late": Field(default=False, exclude=True, repr=False),
     }
     return type(name, (base,), namespace)
+
+
+class DeliveredModel:
+    """``delivered_model`` of the Prefect class at ``base`` ("module.Class"), built on first call.
+
+    Prefect imports slowly, so nothing of it is imported before a stream starts.
+    """
+
+    def __init__(self, base: str, name: str, doc: str, *, default: str, module: str) -> None:
+        self._base, self._name, self._doc = base, name, doc
+        self._default, self._module = default, module
+        self._built: Any = None
+
+    def __call__(self) -> Any:
+        if self._built is None:
+            where, _, attribute = self._base.rpartition(".")
+            base = getattr(importlib.import_module(where), attribute)
+            self._built = delivered_model(base, self._name, self._doc, default=self._default,
+                                          module=self._module)
+        return self._built

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 from uuid import UUID
 
-from .._streaming._delivered import StateName, StatsSnapshot, delivered_model
+from .._streaming._delivered import DeliveredModel, StateName, StatsSnapshot
 from .._streaming._engine import StreamEngine
 from .._streaming._options import EngineOptions
 from .._streaming._time import from_us, to_us
@@ -66,8 +66,6 @@ class StreamStats(StatsSnapshot):
     _times = ("last_error_at", "connected_since", "window_start")
 
 
-_streamed_event_class: Any = None
-
 _STREAMED_EVENT_DOC = """A Prefect ``ReceivedEvent`` as delivered by :func:`stream_events`.
 
 ``delivery`` is ``"live"`` (websocket) or ``"reconciled"`` (read back
@@ -77,14 +75,10 @@ are left out of ``model_dump()``/JSON, which stay Prefect's own.
 """
 
 
-def _event_class() -> Any:
-    """``ReceivedEvent`` plus ``delivery`` and ``late`` (built on first use: prefect imports slowly)."""
-    global _streamed_event_class
-    if _streamed_event_class is None:
-        from prefect.events.schemas.events import ReceivedEvent
-        _streamed_event_class = delivered_model(ReceivedEvent, "StreamedEvent", _STREAMED_EVENT_DOC,
-                                                default="live", module=__name__)
-    return _streamed_event_class
+# The delivered model, built on first use (prefect imports slowly).
+_event_class = DeliveredModel(
+    "prefect.events.schemas.events.ReceivedEvent", "StreamedEvent", _STREAMED_EVENT_DOC,
+    default="live", module=__name__)
 
 
 @dataclass

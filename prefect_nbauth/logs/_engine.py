@@ -38,7 +38,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from .._streaming._delivered import StateName, StatsSnapshot, delivered_model
+from .._streaming._delivered import DeliveredModel, StateName, StatsSnapshot
 from .._streaming._engine import StreamEngine
 from .._streaming._failures import AuthRejected, Retryable, describe, scrub
 from .._streaming._options import EngineOptions
@@ -85,8 +85,6 @@ class LogStreamStats(StatsSnapshot):
     _times = ("last_error_at", "connected_since", "watermark")
 
 
-_streamed_log_class: Any = None
-
 _STREAMED_LOG_DOC = """A Prefect ``Log`` as delivered by :func:`stream_logs`.
 
 ``delivery`` is ``"live"`` (the websocket announced it) or
@@ -96,14 +94,10 @@ are left out of ``model_dump()``/JSON, which stay Prefect's own.
 """
 
 
-def _log_class() -> Any:
-    """Prefect's client ``Log`` plus ``delivery`` and ``late`` (built on first use)."""
-    global _streamed_log_class
-    if _streamed_log_class is None:
-        from prefect.client.schemas.objects import Log
-        _streamed_log_class = delivered_model(Log, "StreamedLog", _STREAMED_LOG_DOC,
-                                              default="reconciled", module=__name__)
-    return _streamed_log_class
+# The delivered model, built on first use (prefect imports slowly).
+_log_class = DeliveredModel(
+    "prefect.client.schemas.objects.Log", "StreamedLog", _STREAMED_LOG_DOC,
+    default="reconciled", module=__name__)
 
 
 @dataclass

@@ -137,7 +137,7 @@ class Stream(Generic[ItemT, StateT, StatsT]):
 
     def run_in_background(self: SelfT, on_event: Callable[[Any], None],
                           on_change: Callable[[SelfT], None] | None = None) -> "BackgroundStream":
-        """Deliver events to ``on_event`` on a daemon thread with its own event loop.
+        """Deliver each event (or log) to ``on_event`` on a daemon thread with its own event loop.
 
         ``on_event(event)`` and ``on_change(stream)`` run on that thread, in order;
         ``on_change`` follows every state change at once and counter changes at

@@ -71,25 +71,25 @@ class NbAuth(httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         flow = self._flow(request)
-        sent: Any = None
-        while True:
-            try:
-                step = flow.send(sent)
-            except StopIteration:
-                return
-            sent = step() if isinstance(step, _Call) else (yield step)
+        step = _advance(flow, None)
+        while step is not None:
+            step = _advance(flow, step() if isinstance(step, _Call) else (yield step))
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         import anyio.to_thread
 
         flow = self._flow(request)
-        sent: Any = None
-        while True:
-            try:
-                step = flow.send(sent)
-            except StopIteration:
-                return
+        step = _advance(flow, None)
+        while step is not None:
             if isinstance(step, _Call):
-                sent = await anyio.to_thread.run_sync(step)
+                step = _advance(flow, await anyio.to_thread.run_sync(step))
             else:
-                sent = yield step
+                step = _advance(flow, (yield step))
+
+
+def _advance(flow: Generator[_Step, Any, None], sent: Any) -> _Step | None:
+    """The flow's next step after ``sent`` (what the previous step gave), or None when it is done."""
+    try:
+        return flow.send(sent)
+    except StopIteration:
+        return None

@@ -8,26 +8,19 @@ source as it is now (:mod:`._sources`), then, unless told not to, asks the serve
 
 from __future__ import annotations
 
-import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from . import _prefect_seam as seam
 from . import _versions
 from ._boundary import public
-from ._exceptions import ConfigurationError, PrefectAuthError
-from ._inputs import (
-    Credential,
-    check_api_key,
-    check_auth_string,
-    check_timeout,
-    is_cloud_url,
-    plain_http_warning,
-)
+from ._exceptions import PrefectAuthError
+from ._inputs import Credential, check_timeout, is_cloud_url
 from ._probe import probe_cloud, probe_server
 from ._secrets import Secret, mask, mask_auth_string
-from ._sources import CREDENTIAL_SETTINGS, read_sources
+from ._sources import CREDENTIAL_SETTINGS, SettingSpec, read_sources
 from ._status import AuthMode, AuthStatus, expiry_of, jwt_claims
+from ._status_rules import Facts, Origin, warnings_for
 from ._tls import ssl_context
 
 __all__ = ["effective_values", "status"]
@@ -62,247 +55,169 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
     compares them with the environment, ``.env``, ``prefect.toml``,
     ``pyproject.toml`` and the active profile as they are now. With
     ``check_server`` (the default) it also asks the server for its version and
-    whether it accepts the credential.
+    whether it accepts the credential. The warnings come from the independent
+    checks in :mod:`._status_rules`.
     """
+    _versions.require_supported_client()
+    facts = _gather(check_server=check_server, timeout=check_timeout(timeout))
+    return AuthStatus(
+        mode=facts.mode, api_url=facts.url, identity=_identity(facts), sources=_sources(facts),
+        expires_at=facts.expires_at, warnings=warnings_for(facts), server_version=facts.server_version,
+        credential=_credential_text(facts), workspace=_workspace(facts), server_auth=facts.server_auth,
+        logged_in=facts.ours,
+    )
+
+
+def _gather(*, check_server: bool, timeout: float) -> Facts:
+    """Read the settings in force, the login, every source and (if asked) the server, once."""
     from . import _session
 
-    _versions.require_supported_client()
-    timeout = check_timeout(timeout)
     with _session._lock:
-        login_state = _session._current
+        login = _session._current
         context = seam.active_settings_context()
         global_context = seam.global_settings_context()
     settings = context.settings
+    ours = login is not None and context is login.installed
     values = effective_values(settings)
-    if login_state is not None and context is login_state.installed and login_state.credential.headers:
-        values["PREFECT_CLIENT_CUSTOM_HEADERS"] = login_state.gateway_headers()
-    url = values["PREFECT_API_URL"]
-    auth_string = values["PREFECT_API_AUTH_STRING"]
-    api_key = values["PREFECT_API_KEY"]
+    if ours and login is not None and login.credential.headers:
+        values["PREFECT_CLIENT_CUSTOM_HEADERS"] = login.gateway_headers()
+    url, auth_string, api_key = (values["PREFECT_API_URL"], values["PREFECT_API_AUTH_STRING"],
+                                 values["PREFECT_API_KEY"])
     custom_headers: dict[str, str] = values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}
     cloud_api_url = str(settings.cloud.api_url).rstrip("/")
-    warnings: list[str] = []
-
-    ours = login_state is not None and context is login_state.installed
-    if login_state is not None and global_context is not login_state.installed:
-        warnings.append(
-            "Something replaced the settings that login() installed (for example "
-            "prefect.context.refresh_global_settings_context()); Prefect no longer uses the "
-            "login. Log in again."
-        )
-    if seam.local_settings_context_active():
-        warnings.append(
-            "This code runs inside a Prefect settings context (a flow run, use_profile() or "
-            "temporary_settings()); shown are that context's settings, and login() changes "
-            "only the process-wide ones used outside it."
-        )
-
     auth_header_name = next((n for n in custom_headers if n.lower() == "authorization"), None)
+
+    found = read_sources((login.original if login else global_context).profile.name)
+    origins = {spec.name: _origin(spec, values[spec.name], found[spec.name], ours)
+               for spec in CREDENTIAL_SETTINGS}
+    expires_at, subject = _expiry_and_subject(custom_headers, login if ours else None)
+    server = (_probe_for_status(url, auth_string, api_key, custom_headers, settings, cloud_api_url, timeout)
+              if check_server and url else None)
+    server_version = login.server_version if ours and login is not None else None
+    server_auth = login.server_auth if ours and login is not None else None
+    if isinstance(server, dict):
+        server_version = server.get("version") or server_version
+        server_auth = server.get("auth") or server_auth
+    return Facts(
+        settings=settings, url=url, auth_string=auth_string, api_key=api_key,
+        custom_headers=custom_headers, cloud_api_url=cloud_api_url,
+        mode=_mode(auth_string, api_key, custom_headers, auth_header_name),
+        auth_header_name=auth_header_name, login=login, ours=ours,
+        replaced=login is not None and global_context is not login.installed,
+        local_context=seam.local_settings_context_active(), origins=origins,
+        expires_at=expires_at, header_subject=subject,
+        rotating=bool(ours and login is not None and login.rotating), server=server,
+        server_version=server_version, server_auth=server_auth,
+    )
+
+
+def _mode(auth_string: str | None, api_key: str | None, custom_headers: dict[str, str],
+          auth_header_name: str | None) -> AuthMode:
+    """The kind of credential Prefect sends: a custom Authorization header wins, as in Prefect."""
     if auth_header_name:
-        mode = AuthMode.HEADERS
-    elif auth_string:
-        mode = AuthMode.BASIC
-    elif api_key:
-        mode = AuthMode.API_KEY
-    elif custom_headers:
-        mode = AuthMode.HEADERS
-    else:
-        mode = AuthMode.NONE
-
-    # Where each value came from.
-    profile_name = (login_state.original if login_state else global_context).profile.name
-    found = read_sources(profile_name)
-    sources: dict[str, str] = {}
-    for spec in CREDENTIAL_SETTINGS:
-        value = values[spec.name]
-        candidates = found[spec.name]
-        if value is None:
-            if candidates and not ours:
-                first = candidates[0]
-                warnings.append(
-                    f"{spec.name} is set in the {first.source}, but Prefect in this process does "
-                    "not use it: it was set after `import prefect`, which reads settings only "
-                    "once. Use prefect_nbauth.login(…) (or %prefect_login --from-env) instead "
-                    "of setting os.environ."
-                )
-            continue
-        if ours:
-            sources[spec.name] = "login()"
-            differing = [c for c in candidates if c.value != value]
-            if differing and differing[0].source == "environment variable":
-                warnings.append(
-                    f"{spec.name} in the environment differs from the login() credential. "
-                    "Prefect in this process uses the login, but programs you start from it "
-                    "(`!prefect …`, subprocesses) use the environment variable."
-                )
-            continue
-        matching = [c for c in candidates if c.value == value]
-        if candidates and candidates[0].value == value:
-            sources[spec.name] = candidates[0].source
-        elif matching:
-            sources[spec.name] = matching[0].source
-            shown = "(value hidden)" if spec.secret else repr(candidates[0].value)
-            warnings.append(
-                f"{spec.name} in the {candidates[0].source} {shown} differs from what Prefect "
-                f"sends, which comes from the {matching[0].source}: it was changed after "
-                "`import prefect`, so Prefect ignores it. Use prefect_nbauth.login(…) to switch."
-            )
-        else:
-            sources[spec.name] = "settings in force since import (no current source has this value)"
-            if candidates and candidates[0].source == "environment variable":
-                warnings.append(
-                    f"{spec.name} was changed in os.environ after `import prefect`; Prefect still "
-                    "sends the value it read at import. Use prefect_nbauth.login(…) to switch."
-                )
-
-    # Conflicts Prefect resolves silently.
-    if auth_string and api_key:
-        warnings.append(
-            f"Both an auth string ({sources.get('PREFECT_API_AUTH_STRING', 'set')}) and an API key "
-            f"({sources.get('PREFECT_API_KEY', 'set')}) are set. Prefect sends only the auth "
-            "string, as HTTP Basic, and ignores the API key. Unset the one you do not mean."
-        )
-    if auth_header_name and (auth_string or api_key):
-        replaced = "auth string" if auth_string else "API key"
-        warnings.append(
-            f"A custom {auth_header_name} header (PREFECT_CLIENT_CUSTOM_HEADERS) replaces the "
-            f"{replaced}: Prefect sends the custom header, not the {replaced}."
-        )
-    if os.environ.get("PREFECT_SERVER_API_AUTH_STRING") and not auth_string:
-        warnings.append(
-            "PREFECT_SERVER_API_AUTH_STRING is set in this environment but the client setting "
-            "PREFECT_API_AUTH_STRING is not. The SERVER setting only tells a server what to "
-            "require; clients send PREFECT_API_AUTH_STRING. Log in with auth_string=… instead."
-        )
+        return AuthMode.HEADERS
     if auth_string:
-        try:
-            check_auth_string(auth_string)
-        except ConfigurationError as exc:
-            warnings.append(f"The auth string in force cannot work: {exc}")
+        return AuthMode.BASIC
     if api_key:
-        try:
-            check_api_key(api_key)
-        except ConfigurationError as exc:
-            warnings.append(f"The API key in force cannot work: {exc}")
-        if url and not is_cloud_url(url, cloud_api_url) and mode is AuthMode.API_KEY:
-            warnings.append(
-                f"An API key is set, but {url} is not Prefect Cloud ({cloud_api_url}). A "
-                "self-hosted server ignores Bearer keys; it wants PREFECT_API_AUTH_STRING."
-            )
-    if url and mode is not AuthMode.NONE and (warning := plain_http_warning(url)):
-        warnings.append(warning)
-    if settings.api.tls_insecure_skip_verify:
-        warnings.append(
-            "TLS certificate checks are off (PREFECT_API_TLS_INSECURE_SKIP_VERIFY): anyone who can "
-            "intercept the connection can read the credential. Point PREFECT_API_SSL_CERT_FILE "
-            "at your CA instead."
-        )
-    if not url:
-        if settings.server.ephemeral.enabled or getattr(settings.server, "allow_ephemeral_mode", False):
-            warnings.append(
-                "No PREFECT_API_URL is in force: Prefect starts a temporary local server for "
-                "this process, and nothing is authenticated. Log in to use a real server."
-            )
-        else:
-            warnings.append("No PREFECT_API_URL is in force; Prefect API calls will fail. Log in first.")
+        return AuthMode.API_KEY
+    return AuthMode.HEADERS if custom_headers else AuthMode.NONE
 
-    # Expiry and identity from tokens we can read.
-    expires_at = None
-    identity: str | None = None
+
+def _origin(spec: SettingSpec, value: Any, candidates: list[Any], ours: bool) -> Origin:
+    """Where a value in force came from; a warning when a source says otherwise.
+
+    Prefect reads settings once, at ``import prefect``: a source changed since
+    then (most often ``os.environ``) is silently ignored.
+    """
+    if value is None:
+        if candidates and not ours:
+            return Origin(None, (
+                f"{spec.name} is set in the {candidates[0].source}, but Prefect in this process does "
+                "not use it: it was set after `import prefect`, which reads settings only "
+                "once. Use prefect_nbauth.login(…) (or %prefect_login --from-env) instead "
+                "of setting os.environ."))
+        return Origin(None)
+    if ours:
+        differing = [c for c in candidates if c.value != value]
+        if differing and differing[0].source == "environment variable":
+            return Origin("login()", (
+                f"{spec.name} in the environment differs from the login() credential. "
+                "Prefect in this process uses the login, but programs you start from it "
+                "(`!prefect …`, subprocesses) use the environment variable."))
+        return Origin("login()")
+    if candidates and candidates[0].value == value:
+        return Origin(candidates[0].source)
+    matching = [c for c in candidates if c.value == value]
+    if matching:
+        shown = "(value hidden)" if spec.secret else repr(candidates[0].value)
+        return Origin(matching[0].source, (
+            f"{spec.name} in the {candidates[0].source} {shown} differs from what Prefect "
+            f"sends, which comes from the {matching[0].source}: it was changed after "
+            "`import prefect`, so Prefect ignores it. Use prefect_nbauth.login(…) to switch."))
+    label = "settings in force since import (no current source has this value)"
+    if candidates and candidates[0].source == "environment variable":
+        return Origin(label, (
+            f"{spec.name} was changed in os.environ after `import prefect`; Prefect still "
+            "sends the value it read at import. Use prefect_nbauth.login(…) to switch."))
+    return Origin(label)
+
+
+def _expiry_and_subject(custom_headers: dict[str, str], login: Any) -> tuple[datetime | None, str | None]:
+    """The earliest known expiry (JWT ``exp``, our tokens' own) and a JWT's email/subject."""
+    expires_at: datetime | None = None
+    subject: str | None = None
     for value in custom_headers.values():
         claims = jwt_claims(str(value))
         if claims:
             expires_at = expiry_of(claims) or expires_at
-            identity = identity or (str(claims.get("email") or claims.get("sub") or "") or None)
-    rotating = bool(ours and login_state is not None and login_state.rotating)
-    if ours and login_state is not None:
-        for token in login_state.tokens.values():
-            info = token.snapshot()
-            token_expiry = info["expires_at"]
-            if isinstance(token_expiry, datetime):
-                expires_at = token_expiry if expires_at is None else min(expires_at, token_expiry)
-            # Gateway tokens nearly always expire; one whose expiry we cannot know is
-            # refreshed late (after a 401). Auth strings and keys rarely expire: no noise.
-            if (token.provider.refreshable and token_expiry is None and not info["last_error"]
-                    and token.slot.startswith("header ")):
-                warnings.append(
-                    f"The {info['slot']} from {info['provider']} has no known expiry (no "
-                    "expires_in, no JWT exp claim, no ttl=): it is refreshed only when the "
-                    "server rejects it. Pass ttl=… to the provider to refresh it ahead of time."
-                )
-            if info["last_error"]:
-                warnings.append(
-                    f"Refreshing the {info['slot']} from {info['provider']} failed "
-                    f"({info['failures']} time(s)): {info['last_error']} The previous token stays "
-                    "in use while it is valid; retries continue in the background."
-                )
-    if expires_at is not None and not rotating:
-        now = datetime.now(timezone.utc)
-        if expires_at <= now:
-            warnings.append(
-                f"The token in the custom headers expired at {expires_at.isoformat(timespec='seconds')}; "
-                "requests will be rejected. Log in again with a fresh token."
-            )
-        elif expires_at - now < timedelta(minutes=5):
-            warnings.append(
-                f"The token in the custom headers expires soon ({expires_at.isoformat(timespec='seconds')})."
-            )
+            subject = subject or (str(claims.get("email") or claims.get("sub") or "") or None)
+    for token in (login.tokens.values() if login is not None else ()):
+        token_expiry = token.snapshot()["expires_at"]
+        if isinstance(token_expiry, datetime):
+            expires_at = token_expiry if expires_at is None else min(expires_at, token_expiry)
+    return expires_at, subject
 
-    if mode is AuthMode.BASIC and auth_string:
+
+def _server_says(f: Facts, key: str) -> Any:
+    return f.server.get(key) if isinstance(f.server, dict) else None
+
+
+def _identity(f: Facts) -> str | None:
+    """Who the server sees: its own answer, then our login's, then the Basic user, then a JWT's."""
+    identity = f.header_subject
+    if f.mode is AuthMode.BASIC and f.auth_string and ":" in f.auth_string:
         # Prefect compares the whole string: only a ':' makes its first part a user name.
-        identity = auth_string.split(":", 1)[0] if ":" in auth_string else identity
-        credential_text = f"auth string {mask_auth_string(auth_string)}"
-        if ":" not in auth_string:
-            credential_text += " (no ':', so no user name is known)"
-    elif mode is AuthMode.API_KEY and api_key:
-        credential_text = f"API key {mask(api_key)}"
-    elif mode is AuthMode.HEADERS:
-        credential_text = "headers " + ", ".join(f"{n}={mask(str(v))}" for n, v in custom_headers.items())
-    else:
-        credential_text = "none"
-    if mode is AuthMode.BASIC and custom_headers:
-        credential_text += "; headers " + ", ".join(f"{n}={mask(str(v))}" for n, v in custom_headers.items())
+        identity = f.auth_string.split(":", 1)[0]
+    if f.ours and f.login is not None:
+        identity = f.login.identity or identity
+    return _server_says(f, "identity") or identity
 
-    workspace = server_version = server_auth = None
-    if ours and login_state is not None:
-        identity = login_state.identity or identity
-        workspace = login_state.workspace
-        server_version = login_state.server_version
-        server_auth = login_state.server_auth
-    if login_state is not None and login_state.persisted_to and ours:
-        sources["saved to"] = f"profile {login_state.persisted_to}"
 
-    if check_server and url:
-        probe_result = _probe_for_status(url, auth_string, api_key, custom_headers, settings,
-                                         cloud_api_url, timeout)
-        if isinstance(probe_result, str):
-            warnings.append(probe_result)
-        else:
-            server_version = probe_result.get("version") or server_version
-            server_auth = probe_result.get("auth") or server_auth
-            identity = probe_result.get("identity") or identity
-            workspace = probe_result.get("workspace") or workspace
-            if probe_result.get("auth") == "BASIC" and mode is AuthMode.NONE:
-                warnings.append(
-                    "The server requires an auth string (its /ui-settings says BASIC) but none is "
-                    "set here, so every request gets HTTP 401. Log in with auth_string=…."
-                )
-            elif probe_result.get("rejection"):
-                warnings.append(f"The server rejects the credential in force: {probe_result['rejection']}")
-            if probe_result.get("auth") == "none" and mode is AuthMode.BASIC:
-                warnings.append(
-                    "The server does not check auth strings (its /ui-settings says auth is off): "
-                    "anyone who can reach it can use it."
-                )
+def _workspace(f: Facts) -> str | None:
+    login_workspace = f.login.workspace if f.ours and f.login is not None else None
+    return _server_says(f, "workspace") or login_workspace
 
-    warnings += _versions.compatibility_warnings(server_version, server_auth,
-                                                 auth_string_set=bool(auth_string))
-    return AuthStatus(
-        mode=mode, api_url=url, identity=identity, sources=sources, expires_at=expires_at,
-        warnings=tuple(dict.fromkeys(warnings)), server_version=server_version,
-        credential=credential_text, workspace=workspace, server_auth=server_auth,
-        logged_in=ours,
-    )
+
+def _sources(f: Facts) -> dict[str, str]:
+    sources = {name: origin.source for name, origin in f.origins.items() if origin.source}
+    if f.ours and f.login is not None and f.login.persisted_to:
+        sources["saved to"] = f"profile {f.login.persisted_to}"
+    return sources
+
+
+def _credential_text(f: Facts) -> str:
+    """The credential in force, masked: never any part of a password."""
+    headers = ", ".join(f"{n}={mask(str(v))}" for n, v in f.custom_headers.items())
+    if f.mode is AuthMode.BASIC and f.auth_string:
+        text = f"auth string {mask_auth_string(f.auth_string)}"
+        if ":" not in f.auth_string:
+            text += " (no ':', so no user name is known)"
+        return text + (f"; headers {headers}" if headers else "")
+    if f.mode is AuthMode.API_KEY and f.api_key:
+        return f"API key {mask(f.api_key)}"
+    if f.mode is AuthMode.HEADERS:
+        return f"headers {headers}"
+    return "none"
 
 
 def _probe_for_status(url: str, auth_string: str | None, api_key: str | None,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from . import _headers
 from ._exceptions import ConfigurationError
-from ._secrets import Secret, mask
+from ._secrets import Secret
 
 __all__ = [
     "Credential",
@@ -97,6 +97,19 @@ def shown_url(url: str) -> str:
     return f"'{parts.scheme}://{host}" + (f":{port}" if port else "") + "'"
 
 
+def _text(value: object, must_be: str) -> str:
+    """The raw text of ``value`` (a str, or a Secret revealed), else ConfigurationError.
+
+    ``must_be`` starts the message ("api_key must be a string"); the type's name ends it,
+    never the value.
+    """
+    if isinstance(value, Secret):
+        value = value.reveal()
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{must_be}, not {type(value).__name__}.")
+    return value
+
+
 def check_api_url(url: object) -> str:
     """Return ``url`` without a trailing slash, or raise ConfigurationError.
 
@@ -109,8 +122,23 @@ def check_api_url(url: object) -> str:
             "No Prefect API URL. Pass api_url='http://HOST:4200/api' (self-hosted) or "
             "set PREFECT_API_URL; for Prefect Cloud pass only api_key=… and a workspace."
         )
-    if not isinstance(url, str):
-        raise ConfigurationError(f"api_url must be a string, not {type(url).__name__}.")
+    url = _text(url, "api_url must be a string")
+    _check_url_characters(url)
+    parts = _split_api_url(url)
+    _check_host_name(parts.hostname or "")
+    cleaned = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), parts.query, ""))
+    import httpx
+
+    try:
+        httpx.URL(cleaned)
+    except (httpx.InvalidURL, UnicodeError):
+        raise ConfigurationError(
+            f"The API URL ({shown_url(url)}) is not a valid URL; check the host name."
+        ) from None
+    return cleaned
+
+
+def _check_url_characters(url: str) -> None:
     if url != url.strip() or any(c.isspace() for c in url):
         raise ConfigurationError(
             "The API URL contains whitespace; remove it (a copy-paste often adds a newline)."
@@ -119,6 +147,10 @@ def check_api_url(url: object) -> str:
         raise ConfigurationError("The API URL is wrapped in quotes; remove them.")
     if not url.isprintable():
         raise ConfigurationError("The API URL contains control characters; type it again.")
+
+
+def _split_api_url(url: str) -> SplitResult:
+    """``url`` split, once it is known to be http(s) with a host, a valid port and no user info."""
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unclosed IPv6 bracket
@@ -148,25 +180,18 @@ def check_api_url(url: object) -> str:
             f"The API URL for {parts.scheme}://{_shown_host(parts.hostname)} has an invalid port "
             "(a number from 1 to 65535 after the host's ':')."
         ) from None
-    for label in parts.hostname.split("."):
+    return parts
+
+
+def _check_host_name(host: str) -> None:
+    for label in host.split("."):
         if len(label) > 63:
             raise ConfigurationError(
                 "The API URL's host name has a part longer than 63 characters, which DNS "
                 "forbids. Check the URL (was something pasted into it?)."
             )
-    if len(parts.hostname) > 253:
+    if len(host) > 253:
         raise ConfigurationError("The API URL's host name is longer than DNS allows (253 characters).")
-    path = parts.path.rstrip("/")
-    cleaned = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-    import httpx
-
-    try:
-        httpx.URL(cleaned)
-    except (httpx.InvalidURL, UnicodeError):
-        raise ConfigurationError(
-            f"The API URL ({shown_url(url)}) is not a valid URL; check the host name."
-        ) from None
-    return cleaned
 
 
 def _shown_host(host: str | None) -> str:
@@ -181,12 +206,7 @@ def check_auth_string(value: object) -> Secret:
     Prefect's server compares the WHOLE decoded value and never splits it on
     ``:``, so a string without ``:`` works too (no user name is known then).
     """
-    if isinstance(value, Secret):
-        value = value.reveal()
-    if not isinstance(value, str):
-        raise ConfigurationError(
-            f"auth_string must be a string (usually 'user:password'), not {type(value).__name__}."
-        )
+    value = _text(value, "auth_string must be a string (usually 'user:password')")
     if value == "":
         raise ConfigurationError(
             "The auth string is empty. Pass the value of the server's "
@@ -230,10 +250,7 @@ def check_auth_string(value: object) -> Secret:
 
 def check_api_key(value: object) -> Secret:
     """Validate a Prefect Cloud API key (``pnu_…`` or ``pnb_…``)."""
-    if isinstance(value, Secret):
-        value = value.reveal()
-    if not isinstance(value, str):
-        raise ConfigurationError(f"api_key must be a string, not {type(value).__name__}.")
+    value = _text(value, "api_key must be a string")
     if value == "":
         raise ConfigurationError(
             "The API key is empty. Create one in Prefect Cloud (profile menu, API keys) "
@@ -261,45 +278,46 @@ def check_headers(headers: object) -> dict[str, Secret]:
             f"not {type(headers).__name__}."
         )
     cleaned: dict[str, Secret] = {}
-    seen: set[str] = set()
     for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
-            raise ConfigurationError(
-                f"{name!r} is not a valid HTTP header name (letters, digits and - only, "
-                "no spaces or colons)."
-            )
-        if name.lower() in _PROTECTED_HEADERS:
-            raise ConfigurationError(
-                f"Prefect manages the {name!r} header itself and ignores a custom value; "
-                "remove it from headers."
-            )
-        if name.lower() in seen:
-            raise ConfigurationError(f"The header {name!r} is given twice (names are case-insensitive).")
-        seen.add(name.lower())
-        if isinstance(value, Secret):
-            value = value.reveal()
-        if not isinstance(value, str):
-            raise ConfigurationError(
-                f"The value of header {name!r} must be a string, not {type(value).__name__}."
-            )
-        if value == "":
-            raise ConfigurationError(f"The value of header {name!r} is empty.")
-        if any(c in value for c in "\r\n\0"):
-            raise ConfigurationError(
-                f"The value of header {name!r} contains a line break, which HTTP forbids; "
-                "remove it (.strip() a token read from a file)."
-            )
-        if value != value.strip():
-            raise ConfigurationError(
-                f"The value of header {name!r} starts or ends with whitespace; remove it."
-            )
-        if not value.isascii() or not value.isprintable():
-            raise ConfigurationError(
-                f"The value of header {name!r} contains non-ASCII or control characters, "
-                "which HTTP headers cannot carry."
-            )
-        cleaned[name] = Secret(value)
+        _check_header_name(name, cleaned)
+        cleaned[name] = _check_header_value(name, value)
     return cleaned
+
+
+def _check_header_name(name: object, earlier: dict[str, Secret]) -> None:
+    if not isinstance(name, str) or not _HEADER_NAME.match(name):
+        raise ConfigurationError(
+            f"{name!r} is not a valid HTTP header name (letters, digits and - only, "
+            "no spaces or colons)."
+        )
+    if name.lower() in _PROTECTED_HEADERS:
+        raise ConfigurationError(
+            f"Prefect manages the {name!r} header itself and ignores a custom value; "
+            "remove it from headers."
+        )
+    if name.lower() in (n.lower() for n in earlier):
+        raise ConfigurationError(f"The header {name!r} is given twice (names are case-insensitive).")
+
+
+def _check_header_value(name: str, value: object) -> Secret:
+    value = _text(value, f"The value of header {name!r} must be a string")
+    if value == "":
+        raise ConfigurationError(f"The value of header {name!r} is empty.")
+    if any(c in value for c in "\r\n\0"):
+        raise ConfigurationError(
+            f"The value of header {name!r} contains a line break, which HTTP forbids; "
+            "remove it (.strip() a token read from a file)."
+        )
+    if value != value.strip():
+        raise ConfigurationError(
+            f"The value of header {name!r} starts or ends with whitespace; remove it."
+        )
+    if not value.isascii() or not value.isprintable():
+        raise ConfigurationError(
+            f"The value of header {name!r} contains non-ASCII or control characters, "
+            "which HTTP headers cannot carry."
+        )
+    return Secret(value)
 
 
 def is_cloud_url(url: str | None, cloud_api_url: str) -> bool:
@@ -328,10 +346,6 @@ def plain_http_warning(url: str) -> str | None:
             "anyone on the network path can read them. Put the server behind https."
         )
     return None
-
-
-def describe_secret(secret: Secret | None) -> str:
-    return mask(secret.reveal()) if secret is not None else "<unset>"
 
 
 def check_timeout(value: object, name: str = "timeout", *, allow_zero: bool = False) -> float:

@@ -6,12 +6,11 @@ from :mod:`._diagnosis`, the profile file is :mod:`._persist`'s.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Mapping
 
 from . import _headers, _listeners, _persist, _prefect_compat, _redaction, _socket_auth, _versions
 from . import _prefect_seam as seam
@@ -19,20 +18,14 @@ from ._auth import NbAuth
 from ._boundary import public
 from ._diagnosis import effective_values, status  # status() is re-exported: login() returns it
 from ._exceptions import ConfigurationError, CredentialProviderError
-from ._inputs import (
-    Credential,
-    check_api_key,
-    check_api_url,
-    check_auth_string,
-    check_headers,
-    check_timeout,
-    is_cloud_url,
-)
+from ._inputs import Credential, check_api_url, check_timeout
+from ._login_checks import check_combination, resolve_api_url
 from ._probe import DEFAULT_TIMEOUT, probe_cloud, probe_server
-from ._providers import CredentialProvider, StaticToken, Token, as_provider
+from ._providers import Token
 from ._refresh import RefreshingToken
 from ._secrets import Secret
 from ._status import AuthStatus, jwt_claims
+from ._tokens import KEY, SecretInput, credential_from, tokens_for
 from ._urls import is_under
 
 __all__ = ["login", "logout", "refresh", "status"]  # status: from _diagnosis
@@ -68,7 +61,7 @@ class _Login:
 
     def gateway_headers(self) -> dict[str, str]:
         """The gateway headers to send now, raw (current token values)."""
-        credential = _credential_from(self.credential.api_url, self.tokens, None)
+        credential = credential_from(self.credential.api_url, self.tokens, None)
         return credential.request_headers(prefect_credential=False)
 
 
@@ -86,55 +79,6 @@ def _base_context() -> Any:
     """The settings that login() starts from: those in force before any login()."""
     with _lock:
         return _current.original if _current is not None else seam.global_settings_context()
-
-
-# Slots a credential can occupy; headers are "header:<Name>".
-_AUTH = "auth string"
-_KEY = "API key"
-
-
-def _header_slot(name: str) -> str:
-    return f"header {name}"
-
-
-SecretInput = Union[str, Secret, CredentialProvider, Callable[[], Any]]
-
-
-def _check_header(name: str, value: Any) -> Any:
-    return check_headers({name: value})
-
-
-def _token_for(slot: str, value: SecretInput, check: Callable[[Any], Any],
-               margin: float | None) -> RefreshingToken:
-    """Wrap a secret in a RefreshingToken, fetch it once and check the value it gives."""
-    if isinstance(value, (str, Secret)) or not (isinstance(value, CredentialProvider) or callable(value)):
-        check(value)  # a plain value: validate before wrapping, with the plain message
-    provider = as_provider(value)
-    token = RefreshingToken(provider, slot=slot, margin=margin, on_refresh=_on_refresh)
-    initial = token.fetch_initial()
-    try:
-        check(initial.value)
-    except ConfigurationError as exc:
-        if isinstance(provider, StaticToken):
-            raise
-        raise ConfigurationError(f"The {slot} from {provider.describe()} is unusable: {exc}") from None
-    return token
-
-
-def _header_value(name: str, token: Token) -> str:
-    return _headers.gateway_header_value(name, token.value)
-
-
-def _credential_from(url: str, tokens: dict[str, RefreshingToken], workspace: str | None) -> Credential:
-    headers = {slot[len("header "):]: Secret(_header_value(slot[len("header "):], t.token))
-               for slot, t in tokens.items() if slot.startswith("header ")}
-    return Credential(
-        api_url=url,
-        auth_string=tokens[_AUTH].token.value if _AUTH in tokens else None,
-        api_key=tokens[_KEY].token.value if _KEY in tokens else None,
-        headers=headers,
-        workspace=workspace,
-    )
 
 
 def _settings_for(original: Any, credential: Credential) -> Any:
@@ -201,87 +145,43 @@ def login(
     timeout = check_timeout(timeout)
     if refresh_margin is not None:
         refresh_margin = check_timeout(refresh_margin, "refresh_margin", allow_zero=True)
-    base = _base_context()
-    settings = base.settings
-    cloud_api_url = str(settings.cloud.api_url).rstrip("/")
-
-    if auth_string is not None and api_key is not None:
-        raise ConfigurationError(
-            "Pass either auth_string (self-hosted server) or api_key (Prefect Cloud), not both: "
-            "Prefect would send only the auth string and ignore the key."
-        )
-    if headers is not None and not isinstance(headers, Mapping):
-        check_headers(headers)  # raises the explanatory error
-    header_items = dict(headers or {})
-    static_headers = {n: v for n, v in header_items.items() if isinstance(v, (str, Secret))}
-    check_headers(static_headers)  # names and plain values, before anything runs
-    for name in header_items:
-        check_headers({name: "x"})  # provider-backed header names too
-    if any(n.lower() == "authorization" for n in header_items) and (auth_string or api_key):
-        raise ConfigurationError(
-            "headers contains an Authorization header, which would replace the "
-            f"{'auth string' if auth_string else 'API key'} (Prefect sends the custom header "
-            "instead). Pass one of them."
-        )
-    if workspace is not None and api_key is None:
-        raise ConfigurationError("workspace= is for Prefect Cloud and needs api_key=….")
-    if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
-        raise ConfigurationError("workspace must be a non-empty 'account/workspace' handle or id.")
-
-    if api_url is None:
-        api_url = cloud_api_url if api_key is not None and not settings.api.url else settings.api.url
-        if api_key is not None and api_url and not is_cloud_url(api_url, cloud_api_url):
-            # A key with a self-hosted URL from the environment is almost always
-            # "log me in to Cloud"; say so rather than sending the key there.
-            raise ConfigurationError(
-                f"An API key is for Prefect Cloud, but the API URL in force is {api_url}, "
-                "which is not Cloud. Pass the Cloud workspace URL as api_url=…; for a "
-                "self-hosted server use auth_string='user:password'."
-            )
-    url = check_api_url(api_url)
-    cloud = is_cloud_url(url, cloud_api_url)
-    if api_key is not None and not cloud:
-        raise ConfigurationError(
-            f"API keys are for Prefect Cloud, and {url} is not under Cloud's API "
-            f"({cloud_api_url}). A self-hosted server ignores Bearer keys: log in with "
-            "auth_string='user:password'; for a gateway pass headers={...}."
-        )
-    if auth_string is not None and cloud:
-        raise ConfigurationError(
-            "Prefect Cloud does not use auth strings; log in with api_key='pnu_…' (or a "
-            "service account's 'pnb_…')."
-        )
-
-    # Fetch every token once (providers run here) and check what they gave.
-    tokens: dict[str, RefreshingToken] = {}
+    settings = _base_context().settings
+    header_items = check_combination(auth_string=auth_string, api_key=api_key, headers=headers,
+                                     workspace=workspace)
+    url = resolve_api_url(api_url, auth_string=auth_string, api_key=api_key, settings=settings)
     try:
-        if auth_string is not None:
-            tokens[_AUTH] = _token_for(_AUTH, auth_string, check_auth_string, refresh_margin)
-        if api_key is not None:
-            tokens[_KEY] = _token_for(_KEY, api_key, check_api_key, refresh_margin)
-        for name, value in header_items.items():
-            tokens[_header_slot(name)] = _token_for(
-                _header_slot(name), value, functools.partial(_check_header, name), refresh_margin)
+        tokens = tokens_for(auth_string=auth_string, api_key=api_key, headers=header_items,
+                            margin=refresh_margin, on_refresh=_on_refresh)
     except CredentialProviderError as exc:
         raise CredentialProviderError(f"{exc} Nothing was changed.") from None
 
     _prefect_compat.require_seams(settings, custom_headers=bool(header_items),
                                   rotating=any(t.provider.refreshable for t in tokens.values()))
-    credential = _credential_from(url, tokens, workspace)
+    credential = credential_from(url, tokens, workspace)
     with _redaction.validating(credential.secrets()):  # provider values: unknown to the boundary
         identity, workspace_handle, version, server_auth, credential = _validate(
-            credential, tokens, settings, cloud_api_url, timeout)
+            credential, tokens, settings, str(settings.cloud.api_url).rstrip("/"), timeout)
+    _install(credential, tokens, persist=persist, identity=identity, workspace=workspace_handle,
+             server_version=version, server_auth=server_auth)
+    logger.info("logged in to %s as %s", credential.api_url, identity or "anonymous")
+    _listeners.notify("login")
+    return status(check_server=False)
 
+
+def _install(credential: Credential, tokens: dict[str, RefreshingToken], *, persist: bool,
+             identity: str | None, workspace: str | None, server_version: str | None,
+             server_auth: str | None) -> None:
+    """Swap the validated credential in for the whole process, atomically, then start its tokens."""
+    global _current
     _redaction.set_in_force("login", credential.secrets())
     with _lock:
-        global _current
         previous = _current
         original = previous.original if previous is not None else seam.global_settings_context()
         installed = _settings_for(original, credential)
         persisted_to = _persist.save_credential(_base_context().profile.name, credential) if persist else (
             previous.persisted_to if previous is not None else None)
         new_login = _Login(original=original, installed=installed, credential=credential,
-                           identity=identity, workspace=workspace_handle, server_version=version,
+                           identity=identity, workspace=workspace, server_version=server_version,
                            server_auth=server_auth, persisted_to=persisted_to, tokens=tokens)
         if new_login.injects:
             seam.install_client_auth(_NB_AUTH)
@@ -295,16 +195,13 @@ def login(
     for token in tokens.values():
         token.start()
     seam.restart_background_services()
-    logger.info("logged in to %s as %s", credential.api_url, identity or "anonymous")
-    _listeners.notify("login")
-    return status(check_server=False)
 
 
 def _validate(credential: Credential, tokens: dict[str, RefreshingToken], settings: Any,
               cloud_api_url: str, timeout: float) -> tuple[Any, ...]:
     """Ask the server; (identity, workspace handle, version, server auth, final credential)."""
     verify = verify_setting(settings)
-    if _KEY in tokens:
+    if KEY in tokens:
         info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
         credential = Credential(api_url=info.api_url, api_key=credential.api_key,
                                 headers=credential.headers, workspace=info.workspace_handle)
@@ -326,7 +223,7 @@ def _on_refresh(token: RefreshingToken, new: Token) -> None:
         login_state = _current
         if login_state is None or token not in login_state.tokens.values():
             return  # a token of a login that has since been replaced
-        credential = _credential_from(login_state.credential.api_url, login_state.tokens,
+        credential = credential_from(login_state.credential.api_url, login_state.tokens,
                                       login_state.credential.workspace)
         _redaction.set_in_force("login", credential.secrets())
         installed = _settings_for(login_state.original, credential)
@@ -384,7 +281,7 @@ class _Rotation:
 
     def apply(self, request: Any) -> dict[str, Token]:
         used = {slot: t.token for slot, t in self.login.tokens.items()}
-        credential = _credential_from(self.api_url, self.login.tokens, None)
+        credential = credential_from(self.api_url, self.login.tokens, None)
         for name, value in credential.request_headers().items():
             request.headers[name] = value
         return used
@@ -439,10 +336,10 @@ def refresh() -> AuthStatus:
     for token in login_state.tokens.values():
         if token.provider.refreshable:
             token.refresh(reason="forced")
-    credential = _credential_from(login_state.credential.api_url, login_state.tokens,
+    credential = credential_from(login_state.credential.api_url, login_state.tokens,
                                   login_state.credential.workspace)
     try:
-        if _KEY not in login_state.tokens:
+        if KEY not in login_state.tokens:
             probe_server(credential, verify=verify_setting(login_state.original.settings))
     finally:
         _listeners.notify("refresh")

@@ -28,6 +28,7 @@ __all__ = [
     "EMITTER_HANDSHAKE",
     "client_version",
     "compatibility_warnings",
+    "parse_version",
     "require_supported_client",
 ]
 
@@ -37,7 +38,7 @@ CLIENT_FLOOR = "3.4.8"
 EMITTER_HANDSHAKE = "3.6.14"
 
 
-def _parse(version: str | None) -> Any:
+def parse_version(version: str | None) -> Any:
     """A comparable version, or None when ``version`` is not a plain Prefect 3 release number."""
     if not version or not isinstance(version, str):
         return None
@@ -64,8 +65,8 @@ def require_supported_client(installed: str | None = None) -> None:
     AttributeError or ModuleNotFoundError from deep inside a seam.
     """
     installed = installed if installed is not None else client_version()
-    parsed = _parse(installed)
-    if parsed is not None and parsed >= _parse(CLIENT_FLOOR):
+    parsed = parse_version(installed)
+    if parsed is not None and parsed >= parse_version(CLIENT_FLOOR):
         return
     if parsed is None and installed[:1].isdigit() and int(installed.split(".")[0]) >= 4:
         raise ConfigurationError(
@@ -92,10 +93,10 @@ def compatibility_warnings(server_version: str | None, server_auth: str | None, 
     if server_auth == "API key":
         return []  # Prefect Cloud: its events endpoint authenticates by header, not handshake
     client = client if client is not None else client_version()
-    c, s = _parse(client), _parse(server_version)
+    c, s = parse_version(client), parse_version(server_version)
     if c is None or s is None:
         return []
-    fixed = _parse(EMITTER_HANDSHAKE)
+    fixed = parse_version(EMITTER_HANDSHAKE)
     enforced = server_auth == "BASIC" or (server_auth is None and auth_string_set)
     warnings: list[str] = []
     if c < fixed <= s and enforced:
@@ -116,27 +117,3 @@ def compatibility_warnings(server_version: str | None, server_auth: str | None, 
             f"known auth defects too), or pin the client below {EMITTER_HANDSHAKE}."
         )
     return warnings
-
-
-def compatibility_finding(server_version: str | None, server_auth: str | None,
-                          is_cloud: bool) -> Any:
-    """The audit's ``client-server-versions`` finding: does this client's emitter reach the server?"""
-    from .auditing import Finding, Outcome
-
-    title = "Client and server versions"
-    client = client_version()
-    if is_cloud:
-        return Finding("client-server-versions", title, Outcome.NOT_APPLICABLE,
-                       "Prefect Cloud: no self-hosted server version to pair with.")
-    if _parse(server_version) is None:
-        return Finding("client-server-versions", title, Outcome.NOT_APPLICABLE,
-                       f"Client Prefect {client}; the server's version is unknown.")
-    problems = compatibility_warnings(server_version, server_auth,
-                                      auth_string_set=server_auth == "BASIC", client=client)
-    if problems:
-        sentence, _, fix = problems[0].rpartition("; ")
-        return Finding("client-server-versions", title, Outcome.FAIL, sentence + ".",
-                       fix[:1].upper() + fix[1:])
-    return Finding("client-server-versions", title, Outcome.PASS,
-                   f"Client Prefect {client} and server Prefect {server_version}: events from "
-                   "emit_event() and flow runs reach the server.")

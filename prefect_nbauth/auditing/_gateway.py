@@ -23,9 +23,15 @@ from __future__ import annotations
 
 import base64
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING
 
-__all__ = ["gateway_headers", "prefect_check_finding", "wrong_prefect_headers"]
+from ._report import Finding, Outcome
+
+if TYPE_CHECKING:  # _prober imports this module: the types only, to keep imports one-way
+    from ._evidence import Evidence
+    from ._prober import HttpAnswer
+
+__all__ = ["gateway_headers", "prefect_check", "prefect_check_finding", "wrong_prefect_headers"]
 
 
 def _is_prefect_authorization(value: str, token: str | None) -> bool:
@@ -55,10 +61,14 @@ def wrong_prefect_headers(headers: dict[str, str], token: str | None) -> dict[st
     return kept
 
 
-def prefect_check_finding(wrong: Any, control: Any) -> Any:
-    """The finding for GET /admin/version with the gateway's headers and a wrong Prefect credential."""
-    from ._audit import Finding, Outcome
+def prefect_check(seen: Evidence) -> Finding | None:
+    """The rule: judged only when the REST probe behind the gateway ran (see ``Prober``)."""
+    wrong = seen.rest.get("gateway:wrong")
+    return None if wrong is None else prefect_check_finding(wrong, seen.rest.get("control"))
 
+
+def prefect_check_finding(wrong: HttpAnswer, control: HttpAnswer | None) -> Finding:
+    """The finding for GET /admin/version with the gateway's headers and a wrong Prefect credential."""
     check, title = "gateway-prefect-credential", "Prefect's own check behind the gateway"
     if wrong.status is None:
         return Finding(check, title, Outcome.NOT_APPLICABLE, f"No answer ({wrong.error}).")

@@ -122,6 +122,7 @@ def _run_in_kernel(demo: LabDemo, code: str, timeout: float = 240) -> str:
                                "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}
         out: list[str] = []
         status = None
+        idle = False
         with connect(ws_url, open_timeout=120, max_size=None) as ws:
             ws.send(json.dumps(request))
             deadline = time.monotonic() + timeout
@@ -138,7 +139,11 @@ def _run_in_kernel(demo: LabDemo, code: str, timeout: float = 240) -> str:
                     out.append("\n".join(msg["content"]["traceback"]))
                 elif kind == "execute_reply":
                     status = msg["content"]["status"]
-                elif kind == "status" and msg["content"]["execution_state"] == "idle" and status is not None:
+                elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                    idle = True
+                # The reply (shell) and the idle status (iopub) are on different channels: either
+                # may come first, and waiting for idle *after* the reply could wait forever.
+                if idle and status is not None:
                     break
         text = "".join(out)
         assert status == "ok", text[-3000:]

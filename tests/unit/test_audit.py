@@ -26,16 +26,10 @@ from prefect.settings import (
 from test_hostile_inputs import CANARY
 
 from prefect_nbauth import ConfigurationError, ServerUnreachableError
-from prefect_nbauth.auditing._audit import (
-    AuditReport,
-    Finding,
-    Outcome,
-    _judge_socket,
-    _Socket,
-    _transport_findings,
-    _version_finding,
-    audit,
-)
+from prefect_nbauth.auditing import AuditReport, Finding, Outcome, _transport, audit
+from prefect_nbauth.auditing._prober import SocketAnswer
+from prefect_nbauth.auditing._server_version import version_finding
+from prefect_nbauth.auditing._sockets import judge_socket
 from prefect_nbauth.testing._server import free_port
 
 BASIC = "Basic " + base64.b64encode(AUTH.encode()).decode()
@@ -193,6 +187,25 @@ def test_a_real_websocket_server_gets_the_real_token_only_in_the_control_sockets
     assert len(sockets) == 9 and all(f.outcome is Outcome.PASS for f in sockets), str(report)
 
 
+def test_findings_come_in_the_order_of_the_rules_and_rules_that_do_not_apply_are_left_out(
+        logged_in_to: Any) -> None:
+    # The order users read (and docs/security.md lists); the rules are kept in it in _rules.
+    sockets = [f"socket-{path}-{probe}" for path in ("events-out", "events-in", "logs-out")
+               for probe in ("no-subprotocol", "no-auth", "wrong-token")]
+    expected = ["transport", "tls-verification", "advertised-auth", "rest-no-credential",
+                "rest-wrong-credential", "your-credential", "gateway-prefect-credential",
+                "public-endpoints", "health-exemption", *sockets, "redirects", "server-version",
+                "client-server-versions"]
+    with FakeServer(prefect_like()) as server:
+        logged_in_to(f"{server.url}/api")
+        plain = audit()
+        logged_in_to(f"{server.url}/api", **{"cf-access-token": CANARY})  # on top of the first
+        behind_gateway = audit()
+    assert [f.check for f in behind_gateway.findings] == expected
+    # Without gateway headers there is no probe of Prefect's own check behind one.
+    assert [f.check for f in plain.findings] == [c for c in expected if c != "gateway-prefect-credential"]
+
+
 def test_an_unreachable_server_is_reported_quickly(logged_in_to: Any) -> None:
     logged_in_to(f"http://127.0.0.1:{free_port()}/api")
     started = time.monotonic()
@@ -215,12 +228,10 @@ def test_a_bad_url_is_a_configuration_error() -> None:
 # ---------------------------------------------------------------- verdicts, one by one
 
 
-def _auditor(url: str) -> Any:
-    return SimpleNamespace(api_url=url)
-
-
-def _settings(skip_verify: bool = False) -> Any:
-    return SimpleNamespace(api=SimpleNamespace(tls_insecure_skip_verify=skip_verify))
+def _seen(url: str, skip_verify: bool = False) -> Any:
+    """The evidence the transport rules read: the URL and Prefect's TLS setting."""
+    return SimpleNamespace(prober=SimpleNamespace(api_url=url),
+                           settings=SimpleNamespace(api=SimpleNamespace(tls_insecure_skip_verify=skip_verify)))
 
 
 @pytest.mark.parametrize(("url", "skip", "transport", "tls"), [
@@ -232,7 +243,8 @@ def _settings(skip_verify: bool = False) -> Any:
     ("https://prefect.example.com/api", True, Outcome.PASS, Outcome.FAIL),
 ])
 def test_transport_and_tls_verdicts(url: str, skip: bool, transport: Outcome, tls: Outcome) -> None:
-    found = {f.check: f for f in _transport_findings(_auditor(url), _settings(skip))}
+    seen = _seen(url, skip)
+    found = {f.check: f for f in (_transport.transport(seen), _transport.tls_verification(seen))}
     assert found["transport"].outcome is transport
     assert found["tls-verification"].outcome is tls
     for finding in found.values():
@@ -252,7 +264,7 @@ def test_transport_and_tls_verdicts(url: str, skip: bool, transport: Outcome, tl
     (None, Outcome.NOT_APPLICABLE, []),
 ])
 def test_version_verdicts(version: str | None, outcome: Outcome, mentions: list[str]) -> None:
-    finding = _version_finding(version, is_cloud=False, had_credential=True)
+    finding = version_finding(version, is_cloud=False, had_credential=True)
     assert finding.outcome is outcome
     for text in mentions:
         assert text in finding.detail
@@ -263,21 +275,21 @@ def test_version_verdicts(version: str | None, outcome: Outcome, mentions: list[
 
 
 @pytest.mark.parametrize(("probe", "result", "outcome"), [
-    ("no-subprotocol", _Socket("refused", status=403), Outcome.PASS),
-    ("no-subprotocol", _Socket("accepted"), Outcome.FAIL),
-    ("no-auth", _Socket("accepted", subprotocol="prefect", answer="closed 1008 Expected 'auth' message"), Outcome.PASS),
-    ("no-auth", _Socket("accepted", subprotocol=None, answer="closed None"), Outcome.FAIL),
-    ("wrong-token", _Socket("accepted", subprotocol="prefect", answer="auth_success"), Outcome.FAIL),
-    ("wrong-token", _Socket("accepted", subprotocol="prefect", answer="closed 1008 Invalid token"), Outcome.PASS),
-    ("wrong-token", _Socket("accepted", subprotocol="prefect", answer="closed None"), Outcome.FAIL),
-    ("wrong-token", _Socket("accepted", subprotocol="prefect", answer="closed 1011"), Outcome.FAIL),
-    ("wrong-token", _Socket("accepted", subprotocol="prefect", answer="silent"), Outcome.NOT_APPLICABLE),
-    ("wrong-token", _Socket("accepted", subprotocol="prefect", answer="message 'event'"), Outcome.FAIL),
-    ("wrong-token", _Socket("redirect", status=302, location="http://elsewhere/"), Outcome.PASS),
-    ("wrong-token", _Socket("error", error="TimeoutError"), Outcome.NOT_APPLICABLE),
+    ("no-subprotocol", SocketAnswer("refused", status=403), Outcome.PASS),
+    ("no-subprotocol", SocketAnswer("accepted"), Outcome.FAIL),
+    ("no-auth", SocketAnswer("accepted", subprotocol="prefect", answer="closed 1008 Expected 'auth' message"), Outcome.PASS),
+    ("no-auth", SocketAnswer("accepted", subprotocol=None, answer="closed None"), Outcome.FAIL),
+    ("wrong-token", SocketAnswer("accepted", subprotocol="prefect", answer="auth_success"), Outcome.FAIL),
+    ("wrong-token", SocketAnswer("accepted", subprotocol="prefect", answer="closed 1008 Invalid token"), Outcome.PASS),
+    ("wrong-token", SocketAnswer("accepted", subprotocol="prefect", answer="closed None"), Outcome.FAIL),
+    ("wrong-token", SocketAnswer("accepted", subprotocol="prefect", answer="closed 1011"), Outcome.FAIL),
+    ("wrong-token", SocketAnswer("accepted", subprotocol="prefect", answer="silent"), Outcome.NOT_APPLICABLE),
+    ("wrong-token", SocketAnswer("accepted", subprotocol="prefect", answer="message 'event'"), Outcome.FAIL),
+    ("wrong-token", SocketAnswer("redirect", status=302, location="http://elsewhere/"), Outcome.PASS),
+    ("wrong-token", SocketAnswer("error", error="TimeoutError"), Outcome.NOT_APPLICABLE),
 ])
-def test_socket_verdicts(probe: str, result: _Socket, outcome: Outcome) -> None:
-    assert _judge_socket(probe, result)[0] is outcome
+def test_socket_verdicts(probe: str, result: SocketAnswer, outcome: Outcome) -> None:
+    assert judge_socket(probe, result)[0] is outcome
 
 
 def test_report_text_and_html_forms() -> None:

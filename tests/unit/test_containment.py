@@ -618,3 +618,57 @@ def test_magic_values_that_are_not_set_variables_are_never_echoed_and_are_scrubb
         assert leaks(shown, secret) == [], "echoed"
         assert leaks(result["history"], secret) == [], "left in the history"
     assert "%prefect_audit" in result["history"]  # the lines are still there, scrubbed
+
+
+# ------------------------------------------- 6. every magic behind the boundary (real shell)
+
+
+RUN_MAGICS = """
+import contextlib, io, json, os, sys, traceback
+from IPython.core.interactiveshell import InteractiveShell
+import prefect_nbauth as nb
+
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "prefect_nbauth")
+if os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF") == "1":
+    import prefect_nbauth._boundary as b
+    b.CONTAIN = False
+print(nb.login(os.environ["NB_URL"], auth_string=os.environ["NB_AUTH"]).mode)
+
+results = []
+for line in LINES:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        result = ip.run_cell(line)
+    error = result.error_in_exec or result.error_before_exec
+    frames = traceback.extract_tb(sys.last_traceback)
+    results.append({"shown": f"{type(error).__name__}: {error}\\n{out.getvalue()}\\n{err.getvalue()}",
+                    "last_frame": frames[-1].name, "notes": "".join(getattr(error, "__notes__", []))})
+print(json.dumps(results))
+"""
+
+
+def test_the_run_magics_are_behind_the_boundary(run_scenario) -> None:
+    # %prefect_logs and %prefect_watch repeat up to 60 characters of a value they cannot
+    # use. Pasted there by mistake, the secret this kernel is logged in with must not come
+    # back on the screen, and the traceback (sys.last_traceback, what %debug walks) must
+    # end at the boundary, not inside the magic whose frame held it. The canary has no
+    # quotes here so that IPython's line parser hands it to the magic whole.
+    secret = "nbuser:" + secrets.token_hex(20)
+    server = EchoServer(secret)
+    server.start()
+    try:
+        lines = [f"%prefect_logs --flow-run {secret}", f"%prefect_logs --level {secret}",
+                 f"%prefect_logs --since {secret}", f"%prefect_watch {secret}"]
+        results = run_scenario(f"LINES = {lines!r}\n" + RUN_MAGICS,
+                               env={"NB_URL": server.api_url, "NB_AUTH": secret})
+    finally:
+        server.stop()
+    for line, result in zip(lines, results, strict=True):
+        shown = result["shown"]
+        assert shown.startswith("UsageError: ") and "Traceback" not in shown, shown
+        assert leaks(shown, secret) == [], f"{line.split()[0]} echoed the secret"
+        assert result["last_frame"] == "wrapper", f"{line.split()[0]}: the traceback reaches into the magic"
+        assert "traceback cut at the public API" in result["notes"]
+    assert "not a run id" in results[0]["shown"] and "Unknown log level" in results[1]["shown"]
+    assert "not understood" in results[2]["shown"] and "not a flow run id" in results[3]["shown"]

@@ -11,7 +11,8 @@ from pydantic import BaseModel
 
 import prefect_nbauth as nb
 from prefect_nbauth import _prefect_compat, _versions
-from prefect_nbauth.auditing._audit import Outcome
+from prefect_nbauth.auditing import Outcome
+from prefect_nbauth.auditing._server_version import compatibility_finding
 
 
 @pytest.mark.parametrize("installed", ["3.2.15", "3.3.7", "3.4.7", "2.20.27", "unknown"])
@@ -80,14 +81,14 @@ def test_prefect_cloud_is_never_paired() -> None:
 
 def test_the_audit_finding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_versions, "client_version", lambda: "3.5.0")
-    bad = _versions.compatibility_finding("3.9.1", "BASIC", False)
+    bad = compatibility_finding("3.9.1", "BASIC", False)
     assert bad.check == "client-server-versions" and bad.outcome is Outcome.FAIL
     assert bad.fix == "Upgrade the client to Prefect 3.6.14 or newer."
-    assert _versions.compatibility_finding("3.9.1", "none", False).outcome is Outcome.PASS
-    assert _versions.compatibility_finding(None, "BASIC", False).outcome is Outcome.NOT_APPLICABLE
-    assert _versions.compatibility_finding("3.9.1", None, True).outcome is Outcome.NOT_APPLICABLE
+    assert compatibility_finding("3.9.1", "none", False).outcome is Outcome.PASS
+    assert compatibility_finding(None, "BASIC", False).outcome is Outcome.NOT_APPLICABLE
+    assert compatibility_finding("3.9.1", None, True).outcome is Outcome.NOT_APPLICABLE
     monkeypatch.setattr(_versions, "client_version", lambda: "3.9.1")
-    other = _versions.compatibility_finding("3.4.8", "BASIC", False)
+    other = compatibility_finding("3.4.8", "BASIC", False)
     assert other.outcome is Outcome.FAIL and other.fix.startswith("Upgrade the server to Prefect 3.6.14")
 
 

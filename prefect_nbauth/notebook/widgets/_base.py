@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import html
+from datetime import datetime, timezone
 from typing import Any
 
 import ipywidgets as widgets
 
-__all__ = ["THEME_CSS", "TextForm", "esc", "theme_style"]
+__all__ = ["THEME_CSS", "TextForm", "clock_time", "cut", "esc", "theme_style"]
 
 
 def esc(value: Any) -> str:
     """HTML-escape anything shown in a widget: event names and server messages are not ours."""
     return html.escape("" if value is None else str(value), quote=True)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` at most ``limit`` characters long, an ellipsis marking a cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def clock_time(value: Any) -> tuple[datetime | None, str]:
+    """A datetime (in UTC when aware) and its ``HH:MM:SS.mmm``; ``(None, "")`` for anything else."""
+    if not isinstance(value, datetime):
+        return None, ""
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return value, value.strftime("%H:%M:%S.%f")[:-3]
 
 
 # Colours come from JupyterLab's theme variables only, so the widgets follow the

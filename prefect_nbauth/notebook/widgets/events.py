@@ -2,7 +2,8 @@
 
 The stream (``prefect_nbauth.events._stream``) runs its own event loop on a daemon
 thread; its callback only appends the event to a ring buffer and pokes a
-:class:`~prefect_nbauth.notebook.widgets._throttle.Throttle`. Rendering happens on the
+:class:`~prefect_nbauth.notebook.widgets._throttle.Throttle` (both in
+:class:`~prefect_nbauth.notebook.widgets._live.LiveStreamView`). Rendering happens on the
 throttle's thread, at most ``max_updates_per_second`` times a second and within
 ``max_bytes_per_second``, as ONE comm message per update (the whole view is a
 single HTML widget). So the kernel's main thread never does per-event work, and
@@ -11,20 +12,17 @@ a burst of 10,000 events costs the front end the same as a burst of 20.
 
 from __future__ import annotations
 
-import collections
 import html
 import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import ipywidgets as widgets
 
-from ..._session import api_url_in_force
-from ._base import TextForm, esc, theme_style
-from ._throttle import Throttle
-from ._watch import WATCHER
+from ._base import TextForm, clock_time, cut, esc, theme_style
+from ._live import LiveStreamView, StreamFactory
 
 __all__ = ["EventRow", "EventStreamWidget"]
 
@@ -32,10 +30,6 @@ DEFAULT_MAX_ROWS = 20
 MAX_ROWS_LIMIT = 1000
 PREVIEW_CHARS = 80
 DETAIL_CHARS = 4000  # the expanded payload of one row (pretty JSON)
-# A comm message around the HTML: header, ids, JSON framing (measured ~300 bytes).
-_MESSAGE_OVERHEAD = 300
-
-StreamFactory = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -51,19 +45,9 @@ class EventRow:
     payload_full: str = ""  # indented JSON, cut to DETAIL_CHARS (the row's expanded view)
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def event_row(event: Any) -> EventRow:
     """The row for a Prefect ``Event``/``ReceivedEvent`` (tolerant of missing fields)."""
-    occurred = getattr(event, "occurred", None)
-    if isinstance(occurred, datetime):
-        if occurred.tzinfo is not None:
-            occurred = occurred.astimezone(timezone.utc)
-        when = occurred.strftime("%H:%M:%S.%f")[:-3]
-    else:
-        when = ""
+    occurred, when = clock_time(getattr(event, "occurred", None))
     resource = getattr(event, "resource", None)
     resource_id = getattr(resource, "id", None)
     if resource_id is None and isinstance(resource, dict):
@@ -78,11 +62,11 @@ def event_row(event: Any) -> EventRow:
     return EventRow(
         id=str(getattr(event, "id", "")),
         time=when,
-        event=_cut(str(getattr(event, "event", "")), 120),
-        resource=_cut(str(resource_id or ""), 120),
-        payload=_cut(preview, PREVIEW_CHARS),
-        occurred=occurred if isinstance(occurred, datetime) else None,
-        payload_full=_cut(full, DETAIL_CHARS),
+        event=cut(str(getattr(event, "event", "")), 120),
+        resource=cut(str(resource_id or ""), 120),
+        payload=cut(preview, PREVIEW_CHARS),
+        occurred=occurred,
+        payload_full=cut(full, DETAIL_CHARS),
     )
 
 
@@ -150,7 +134,7 @@ def _names(values: Iterable[str] | str | None) -> list[str]:
     return [str(v) for v in values if str(v)]
 
 
-class EventStreamWidget(TextForm, widgets.VBox):
+class EventStreamWidget(TextForm, LiveStreamView, widgets.VBox):
     """A live table of the newest Prefect events, with the stream's state and counters.
 
     Args:
@@ -166,6 +150,9 @@ class EventStreamWidget(TextForm, widgets.VBox):
             ``state``, ``stats`` and ``run_in_background(on_event=, on_change=)``;
             defaults to ``prefect_nbauth.events._stream.stream_events``.
     """
+
+    _what = "event stream"
+    _name = "events"
 
     def __init__(
         self,
@@ -186,22 +173,10 @@ class EventStreamWidget(TextForm, widgets.VBox):
         super().__init__()
         self.max_rows = max_rows
         self.since = since
-        self._factory: StreamFactory = stream_factory or _default_factory
-        self._lock = threading.Lock()
-        self._events: collections.deque[Any] = collections.deque(maxlen=max_rows)
-        self._frozen: list[Any] | None = None  # rows shown while paused
+        self._init_stream(stream_factory or _default_factory, max_rows)
         self._rows_cache: dict[int, tuple[Any, EventRow]] = {}  # id(event) -> (event, row)
         self._cache_lock = threading.Lock()
-        self._generation = 0
-        self._stream: Any = None
-        self._handle: Any = None
-        self._error: str | None = None
-        self._wanted = False  # start() was called and stop() was not: restart after a login
-        self.received = 0  # events delivered to this widget since the last start/clear
-        self._last_stats: Any = None  # the counters of the stream stopped last (kept after stop())
         self._shown_key: tuple[Any, ...] | None = None  # state and row ages of the view sent
-        self.updates_sent = 0  # front-end updates of the view
-        self._received_at_pause = 0
 
         self._prefix_field = widgets.Text(
             value=", ".join(_names(prefix)), description="Event prefix",
@@ -228,14 +203,7 @@ class EventStreamWidget(TextForm, widgets.VBox):
         ]
         self.add_class("prefect-nbauth-events")
         self.add_class("pnb-w")
-
-        self._throttle = Throttle(self._flush, max_per_second=max_updates_per_second,
-                                  max_bytes_per_second=max_bytes_per_second,
-                                  name="prefect-nbauth-events-view")
-        self._view.value = self._render_html()
-        if start:
-            self.start()
-        WATCHER.add(self)  # restart after a login when the stream could not run before
+        self._go_live(max_updates_per_second, max_bytes_per_second, start)
 
     # ------------------------------------------------------------------ public
 
@@ -248,11 +216,6 @@ class EventStreamWidget(TextForm, widgets.VBox):
         return _split(self._resource_field.value)
 
     @property
-    def stream(self) -> Any:
-        """The stream in use (None before :meth:`start` or after :meth:`stop`)."""
-        return self._stream
-
-    @property
     def paused(self) -> bool:
         return self._pause_button.value
 
@@ -260,44 +223,13 @@ class EventStreamWidget(TextForm, widgets.VBox):
     def rows(self) -> list[EventRow]:
         """What the table holds now, newest first (live, even while the view is paused)."""
         with self._lock:
-            events = list(self._events)
+            events = list(self._items)
         return [self._row(e) for e in reversed(events)]
-
-    def start(self) -> None:
-        """(Re)start the stream with the current filters."""
-        self._stop_stream()
-        with self._lock:
-            self._generation += 1
-            generation = self._generation
-            self._error = None
-            self._wanted = True
-            self._last_stats = None  # a new stream counts from zero
-        filters = {"prefix": self.prefix or None, "resource": self.resource or None, "since": self.since}
-        stream = handle = None
-        try:
-            stream = self._factory(**filters)
-            handle = stream.run_in_background(
-                on_event=lambda event, g=generation: self._on_event(event, g),
-                on_change=lambda _stream, g=generation: self._on_change(g),
-            )
-        except Exception as exc:  # noqa: BLE001 - shown in the widget
-            with self._lock:
-                self._error = f"Could not start the event stream: {exc}"
-        with self._lock:
-            if generation == self._generation:
-                self._stream, self._handle = stream, handle
-        self._throttle.poke()
-
-    def stop(self) -> None:
-        """Stop streaming (the table stays)."""
-        self._wanted = False
-        self._stop_stream()
-        self._throttle.poke()
 
     def apply_filters(self) -> None:
         """Restart the stream with the filters in the fields, starting from an empty table."""
         with self._lock:
-            self._events.clear()
+            self._items.clear()
             self.received = 0
         self.start()
 
@@ -307,68 +239,10 @@ class EventStreamWidget(TextForm, widgets.VBox):
     def resume(self) -> None:
         self._pause_button.value = False
 
-    def clear(self) -> None:
-        """Empty the table (streaming goes on)."""
-        with self._lock:
-            self._events.clear()
-            self.received = 0
-            self._received_at_pause = 0
-            if self._frozen is not None:
-                self._frozen = []
-        self._throttle.poke()
-
-    def close(self) -> None:
-        if "_throttle" in self.__dict__:  # not when __init__ failed half-way (Widget.__del__)
-            WATCHER.remove(self)
-            self._wanted = False
-            self._stop_stream()
-            self._throttle.close()
-        for child in self._all_children():
-            child.close()
-        super().close()
-
     # --------------------------------------------------------------- internals
 
-    def _all_children(self) -> list[widgets.Widget]:
-        found: list[widgets.Widget] = []
-        stack = list(self.children)
-        while stack:
-            child = stack.pop()
-            found.append(child)
-            stack.extend(getattr(child, "children", ()))
-        return found
-
-    def _stop_stream(self) -> None:
-        with self._lock:
-            handle, self._handle = self._handle, None
-            stats = getattr(self._stream, "stats", None)
-            if stats is not None:  # keep the counters on screen after stop()
-                self._last_stats = stats() if callable(stats) else stats
-            self._stream = None
-            self._generation += 1  # late callbacks of the old stream are ignored
-        if handle is not None:
-            try:
-                handle.stop()  # outside the lock: the stream's thread may be in a callback
-            except Exception:  # noqa: BLE001
-                pass
-
-    def _state_changed(self) -> None:
-        """The credential in force changed (watcher thread): restart a stream that cannot work.
-
-        A stream takes the new credential by itself at its next reconnect; it must be
-        restarted only when it never started (no API URL before the login), ended
-        (its credential was rejected), or follows a different API URL now.
-        """
-        with self._lock:
-            stream, error, wanted = self._stream, self._error, self._wanted
-        if not wanted:
-            return
-        url = api_url_in_force()
-        stream_url = getattr(stream, "api_url", None)
-        state = str(getattr(getattr(stream, "state", None), "value", getattr(stream, "state", "")))
-        if (stream is None and error is not None) or state == "stopped" or (
-                stream_url and url and stream_url.rstrip("/") != str(url).rstrip("/")):
-            threading.Thread(target=self.start, name="prefect-nbauth-events-restart", daemon=True).start()
+    def _filters(self) -> dict[str, Any]:
+        return {"prefix": self.prefix or None, "resource": self.resource or None, "since": self.since}
 
     def _tick(self) -> None:
         # Once a second (watcher thread): the row ages and the stream's state go stale
@@ -377,36 +251,16 @@ class EventStreamWidget(TextForm, widgets.VBox):
             self._throttle.poke()
 
     def _view_key(self) -> tuple[Any, ...]:
-        with self._lock:
-            events = list(self._frozen if self._frozen is not None else self._events)
-            stream = self._stream
-        state = getattr(stream, "state", None)
+        events = self._shown_items()
+        state = getattr(self._stream, "state", None)
         now = datetime.now(timezone.utc)
         return (str(getattr(state, "value", state)),
                 tuple(relative_time(self._row(e).occurred, now) for e in events))
 
-    def _on_event(self, event: Any, generation: int) -> None:
-        # Runs on the stream's thread, once per event: keep it O(1).
-        if generation != self._generation:
-            return
-        self._events.append(event)
-        self.received += 1
-        self._throttle.poke()
-
-    def _on_change(self, generation: int) -> None:
-        if generation == self._generation:
-            self._throttle.poke()
-
     def _on_pause_toggle(self, change: dict[str, Any]) -> None:
-        with self._lock:
-            if change["new"]:
-                self._frozen = list(self._events)
-                self._received_at_pause = self.received
-            else:
-                self._frozen = None
         self._pause_button.description = "Resume" if change["new"] else "Pause"
         self._pause_button.icon = "play" if change["new"] else "pause"
-        self._throttle.poke()
+        self._set_paused(change["new"])
 
     def _row(self, event: Any) -> EventRow:
         # Keyed by id() but holding the event itself, so a recycled id never matches.
@@ -420,48 +274,27 @@ class EventStreamWidget(TextForm, widgets.VBox):
         return row
 
     def _flush(self) -> int:
-        if self._view.comm is None and self.comm is None:
-            return 0  # closed
         self._shown_key = self._view_key()
-        text = self._render_html()
-        if text == self._view.value:
-            return 0
-        self._view.value = text  # ONE comm message
-        self.updates_sent += 1
-        return len(text.encode("utf-8")) + _MESSAGE_OVERHEAD
+        return super()._flush()
 
     def _snapshot(self) -> tuple[list[EventRow], dict[str, Any]]:
+        events, info = self._stream_info()
         with self._lock:
-            events = list(self._frozen if self._frozen is not None else self._events)
-            stream, error = self._stream, self._error
-            paused = self._frozen is not None
-            new_since_pause = self.received - self._received_at_pause if paused else 0
-            received = self.received
-            live_keys = {id(e) for e in self._events} | {id(e) for e in events}
+            live_keys = {id(e) for e in self._items} | {id(e) for e in events}
         rows = [self._row(e) for e in reversed(events)]
         with self._cache_lock:
             for key in [k for k in self._rows_cache if k not in live_keys]:
                 del self._rows_cache[key]
-        stats = getattr(stream, "stats", None)
-        if callable(stats):
-            stats = stats()
-        if stats is None:
-            stats = self._last_stats
-        state = getattr(stream, "state", None)
+        stats = info["stats"] if info["stats"] is not None else self._last_stats
         last_error = getattr(stats, "last_error", None)
-        info = {
-            "state": str(getattr(state, "value", state)) if state is not None else "stopped",
+        info.update({
             "live": getattr(stats, "live", 0),
             "reconciled": getattr(stats, "reconciled", 0),
             "duplicates": getattr(stats, "duplicates", 0),
             "malformed": getattr(stats, "malformed", 0),
             "reconnects": getattr(stats, "reconnects", 0),
             "last_error": str(last_error) if last_error else None,
-            "error": error,
-            "paused": paused,
-            "new_since_pause": new_since_pause,
-            "received": received,
-        }
+        })
         return rows, info
 
     def _counters(self, info: dict[str, Any]) -> str:
@@ -485,7 +318,7 @@ class EventStreamWidget(TextForm, widgets.VBox):
         if info["error"]:
             notes += f'<div class="pnb-note pnb-error"><span class="pnb-error">{esc(info["error"])}</span></div>'
         if info["last_error"]:
-            raw = esc(_cut(info["last_error"], 300))
+            raw = esc(cut(info["last_error"], 300))
             if state in ("connected", "reconciling", "stopped"):
                 # Over: say so quietly; the details stay one click away.
                 notes += (f'<details class="pnb-last-error pnb-muted"><summary>recovered from a connection '
@@ -529,7 +362,7 @@ class EventStreamWidget(TextForm, widgets.VBox):
         if info["error"]:
             lines.append(f"  ! {info['error']}")
         if info["last_error"]:
-            lines.append(f"  last error: {_cut(info['last_error'], 300)}")
+            lines.append(f"  last error: {cut(info['last_error'], 300)}")
         for r in rows:
             lines.append(f"  {r.time}  {r.event}  {r.resource}  {r.payload}".rstrip())
         return "\n".join(lines)

@@ -30,29 +30,22 @@ in the light and dark themes and in Notebook 7.
 
 from __future__ import annotations
 
-import base64
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import ipywidgets as widgets
 
 from ... import _listeners
-from ..._exceptions import (
-    AuthenticationError,
-    ConfigurationError,
-    CredentialProviderError,
-    NotPrefectServerError,
-    ServerUnreachableError,
-)
+from ..._exceptions import ConfigurationError
 from ..._inputs import is_cloud_url
 from ..._secrets import Secret
 from ..._session import api_url_in_force, login
 from ..._status import AuthStatus
 from ..._workspaces import cloud_api_url, list_workspaces
 from ._base import TextForm, esc
+from ._login_messages import NOTHING_CHANGED, check_url_box, has_userinfo, lead, safe_url, scrub
 from .secret_input import SecretInput
 
 __all__ = ["LoginWidget", "SecretInput", "safe_url"]
@@ -64,87 +57,6 @@ TAB_TITLES = ("Self-hosted server", "Prefect Cloud", "Gateway headers")
 #: Only when a page said it can answer; a page that went away without saying so
 #: costs this much, then the form goes on with what it already received.
 REQUEST_TIMEOUT = 5.0
-
-_NOTHING_CHANGED = "Nothing was changed: the login in force before this attempt is still in use."
-
-
-def safe_url(url: str) -> str:
-    """At most ``scheme://host[:port]`` of ``url``; ``""`` when that much cannot be parsed cleanly.
-
-    What a message may show of a URL the form rejected: never a path, a query, a
-    user name or a password (a secret pasted into the URL box must not be echoed).
-    """
-    try:
-        parts = urlsplit(url.strip())
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return ""
-    if not parts.scheme or not host or "@" in parts.netloc or not parts.scheme.isascii():
-        return ""
-    if not all(c.isalnum() or c in ".-_[]:" for c in host):
-        return ""
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
-
-
-def _has_userinfo(url: str) -> bool:
-    try:
-        return "@" in urlsplit(url.strip()).netloc
-    except ValueError:
-        return "@" in url
-
-
-def _check_url_box(url: str) -> str | None:
-    """Why the URL box cannot be used, or None. Never quotes more than :func:`safe_url`."""
-    if _has_userinfo(url):
-        return ("The API URL held a user name or password, so it was cleared. Type the URL without "
-                "them (http://host:4200/api) and the credential in its own box.")
-    shown = safe_url(url)
-    if not shown:
-        return ("The API URL box did not hold a URL, so it was cleared (it is not shown here, in "
-                "case it was a secret). Type a URL such as http://127.0.0.1:4200/api.")
-    if not shown.startswith(("http://", "https://")):
-        return f"The API URL must start with http:// or https:// (not {shown})."
-    return None
-
-
-def _secret_forms(value: str) -> list[str]:
-    """The forms in which a secret may come back inside an error message."""
-    forms = {value, quote(value, safe=""), quote(value)}
-    raw = value.encode("utf-8", "surrogatepass")
-    b64 = base64.b64encode(raw).decode()
-    forms |= {b64, b64.rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("=")}
-    if ":" in value:
-        forms.add(value.split(":", 1)[1])  # the password alone
-    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
-
-
-def _scrub(text: str, secrets: list[Secret], url: str) -> str:
-    for secret in secrets:
-        for form in _secret_forms(secret.reveal()):
-            text = text.replace(form, "****")
-    url = url.strip()
-    if url:
-        shown = safe_url(url) or "the URL in the box"
-        for form in {url, url.rstrip("/")} - {shown}:
-            text = text.replace(form, shown)
-    return text
-
-
-def _lead(exc: Exception) -> str:
-    """One short sentence for a person; the exception's text goes in the details."""
-    if isinstance(exc, AuthenticationError):
-        return "The server refused this credential."
-    if isinstance(exc, NotPrefectServerError):
-        return "Something answered at this URL, but it is not a Prefect API."
-    if isinstance(exc, ServerUnreachableError):
-        return "Could not reach the server."
-    if isinstance(exc, CredentialProviderError):
-        return "The credential could not be used."
-    if isinstance(exc, ConfigurationError):
-        return "The form's values cannot work."
-    return "The login failed."
-
 
 class LoginWidget(TextForm, widgets.VBox):
     """A login form: self-hosted auth string, Prefect Cloud API key (with a workspace
@@ -186,32 +98,11 @@ class LoginWidget(TextForm, widgets.VBox):
         if url and is_cloud_url(url, cloud):
             url = ""  # the Cloud tab builds the workspace URL itself
 
-        style = {"description_width": "8em"}
-        wide = widgets.Layout(width="95%")
         self._url = widgets.Text(value=url, description="API URL", placeholder="http://127.0.0.1:4200/api",
-                                 style=style, layout=wide)
+                                 style={"description_width": "8em"}, layout=widgets.Layout(width="95%"))
         self._url.add_class("pnb-url")
         self._url.observe(self._on_url, "value")
-        self._auth_string = self._secret_field("Auth string",
-                                               "user:password (the server's PREFECT_SERVER_API_AUTH_STRING)")
-        self._auth_string.add_class("pnb-auth-string")
-        self._api_key = self._secret_field("API key", "pnu_… or pnb_…")
-        self._api_key.add_class("pnb-api-key")
-        self._workspace = widgets.Dropdown(description="Workspace", options=[], value=None, style=style,
-                                           layout=widgets.Layout(display="none"))
-        self._header_rows: list[tuple[widgets.Text, SecretInput]] = []
-        self._header_box = widgets.VBox()
-        self._add_header_button = widgets.Button(description="Add header", icon="plus")
-        self._add_header_button.on_click(lambda _: self._add_header_row())
-        self._add_header_row()
-
-        self._tabs = widgets.Tab(children=[
-            widgets.VBox([self._auth_string]),
-            widgets.VBox([self._api_key, self._workspace,
-                          widgets.HTML(f'<small class="pnb-note">Prefect Cloud at {esc(cloud)}</small>')]),
-            widgets.VBox([self._header_box, self._add_header_button]),
-        ], titles=TAB_TITLES)
-        self._tabs.selected_index = MODES.index(mode)
+        self._tabs = self._credential_tabs(cloud, mode)
         self._tabs.observe(self._on_tab, "selected_index")
         self._persist = widgets.Checkbox(value=persist, description="Save to my Prefect profile",
                                          indent=False)
@@ -266,6 +157,30 @@ class LoginWidget(TextForm, widgets.VBox):
         super().close()
 
     # --------------------------------------------------------------- internals
+
+    def _credential_tabs(self, cloud: str, mode: str) -> widgets.Tab:
+        """One tab per kind of credential; the secret boxes are SecretInputs (no value trait)."""
+        self._auth_string = self._secret_field("Auth string",
+                                               "user:password (the server's PREFECT_SERVER_API_AUTH_STRING)")
+        self._auth_string.add_class("pnb-auth-string")
+        self._api_key = self._secret_field("API key", "pnu_… or pnb_…")
+        self._api_key.add_class("pnb-api-key")
+        self._workspace = widgets.Dropdown(description="Workspace", options=[], value=None,
+                                           style={"description_width": "8em"},
+                                           layout=widgets.Layout(display="none"))
+        self._header_rows: list[tuple[widgets.Text, SecretInput]] = []
+        self._header_box = widgets.VBox()
+        self._add_header_button = widgets.Button(description="Add header", icon="plus")
+        self._add_header_button.on_click(lambda _: self._add_header_row())
+        self._add_header_row()
+        tabs = widgets.Tab(children=[
+            widgets.VBox([self._auth_string]),
+            widgets.VBox([self._api_key, self._workspace,
+                          widgets.HTML(f'<small class="pnb-note">Prefect Cloud at {esc(cloud)}</small>')]),
+            widgets.VBox([self._header_box, self._add_header_button]),
+        ], titles=TAB_TITLES)
+        tabs.selected_index = MODES.index(mode)
+        return tabs
 
     def _secret_field(self, description: str, placeholder: str) -> SecretInput:
         return SecretInput(description=description, placeholder=placeholder,
@@ -348,9 +263,9 @@ class LoginWidget(TextForm, widgets.VBox):
     def _on_url(self, change: dict[str, Any]) -> None:
         """A URL box with a user name or password is emptied as soon as the kernel sees it."""
         value = change["new"] or ""
-        if value and _has_userinfo(value):
+        if value and has_userinfo(value):
             self._url.value = ""
-            self._show(_check_url_box(value) or "", "error")
+            self._show(check_url_box(value) or "", "error")
 
     def _add_header_row(self) -> None:
         name = widgets.Text(description="Header", placeholder="cf-access-token",
@@ -397,7 +312,7 @@ class LoginWidget(TextForm, widgets.VBox):
             return job
         url = self._url.value.strip()
         if url:
-            problem = _check_url_box(url)
+            problem = check_url_box(url)
             if problem is not None:
                 if not problem.startswith("The API URL must start"):
                     self._url.value = ""  # may be a secret: do not keep it in widget state
@@ -475,8 +390,8 @@ class LoginWidget(TextForm, widgets.VBox):
         self.error = exc
         secrets = [s for s in (job.get("auth_string"), job.get("api_key"), *(job.get("headers") or {}).values())
                    if isinstance(s, Secret)]
-        details = _scrub(f"{type(exc).__name__}: {exc}", secrets, job.get("url") or "")
-        self._show(_lead(exc), "error", details, note=_NOTHING_CHANGED)
+        details = scrub(f"{type(exc).__name__}: {exc}", secrets, job.get("url") or "")
+        self._show(lead(exc), "error", details, note=NOTHING_CHANGED)
 
     def _credential_changed(self, event: str) -> None:
         """A login or logout made elsewhere: what the form says no longer holds (listener thread)."""

@@ -17,7 +17,7 @@ import ipywidgets as widgets
 
 from ..._run_watch import RunWatch, run_id_of
 from ._base import TextForm, esc
-from ._throttle import Throttle
+from ._live import ThrottledView
 from .logs import LEVEL_COLOURS, log_line
 
 __all__ = ["FlowRunWidget", "run_id_of", "watch"]
@@ -33,7 +33,6 @@ STATE_BADGE = {
     "SCHEDULED": "var(--jp-ui-font-color2, #757575)",
     "PAUSED": "var(--jp-warn-color0, #e65100)",
 }
-_MESSAGE_OVERHEAD = 300
 
 
 def _badge(state_type: str | None, name: str | None) -> str:
@@ -42,7 +41,7 @@ def _badge(state_type: str | None, name: str | None) -> str:
             f'border-radius:8px;padding:0 8px">{esc(name or "unknown")}</span>')
 
 
-class FlowRunWidget(TextForm, widgets.VBox):
+class FlowRunWidget(TextForm, ThrottledView, widgets.VBox):
     """Watch one flow run (an id, the ``FlowRun`` of ``run_deployment()`` or the ``State``
     of ``my_flow(return_state=True)``) until it is final."""
 
@@ -52,12 +51,10 @@ class FlowRunWidget(TextForm, widgets.VBox):
         super().__init__()
         self.run_id = run_id_of(run)
         self.max_log_lines = max_log_lines
-        self.updates_sent = 0
         self._view = widgets.HTML()
         self.children = [self._view]
         self.add_class("prefect-nbauth-run")
-        self._throttle = Throttle(self._flush, max_per_second=max_updates_per_second,
-                                  max_bytes_per_second=max_bytes_per_second, name="prefect-nbauth-run-view")
+        self._start_throttle("prefect-nbauth-run-view", max_updates_per_second, max_bytes_per_second)
         self.watch = RunWatch(self.run_id, level=level, quiet=quiet, max_logs=max(10_000, max_log_lines),
                               on_change=lambda _w: self._throttle.poke())
         self._view.value = self._render_html()
@@ -87,16 +84,6 @@ class FlowRunWidget(TextForm, widgets.VBox):
     def _close_when_done(self) -> None:
         self.watch.wait()
         self._throttle.poke()  # the final view; the throttle thread stays for later redraws
-
-    def _flush(self) -> int:
-        if self._view.comm is None and self.comm is None:
-            return 0
-        text = self._render_html()
-        if text == self._view.value:
-            return 0
-        self._view.value = text
-        self.updates_sent += 1
-        return len(text.encode("utf-8")) + _MESSAGE_OVERHEAD
 
     def _render_html(self) -> str:
         w = self.watch

@@ -57,12 +57,10 @@ function render({ model, el }) {
     else if (msg && msg.kind === "clear") input.value = "";
   }
 
+  // The traits the field shows; the value itself is never one of them.
+  const shown = ["description", "placeholder", "held_placeholder", "held", "disabled"];
   input.addEventListener("keydown", onKeyDown);
-  model.on("change:description", sync);
-  model.on("change:placeholder", sync);
-  model.on("change:held_placeholder", sync);
-  model.on("change:held", sync);
-  model.on("change:disabled", sync);
+  for (const name of shown) model.on(`change:${name}`, sync);
   model.on("msg:custom", onMessage);
   sync();
   // Tell the kernel a page can answer its requests (it waits for the answer only then).
@@ -71,11 +69,7 @@ function render({ model, el }) {
   return () => {
     input.value = "";
     input.removeEventListener("keydown", onKeyDown);
-    model.off("change:description", sync);
-    model.off("change:placeholder", sync);
-    model.off("change:held_placeholder", sync);
-    model.off("change:held", sync);
-    model.off("change:disabled", sync);
+    for (const name of shown) model.off(`change:${name}`, sync);
     model.off("msg:custom", onMessage);
     try {
       model.send({ kind: "view", state: "closed", view: viewId });

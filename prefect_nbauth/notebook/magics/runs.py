@@ -1,25 +1,26 @@
 """IPython magics for flow runs: ``%prefect_logs`` and ``%prefect_watch``.
 
 Registered by ``%load_ext prefect_nbauth`` (``magics.load_ipython_extension``).
-Like every magic of this package they are ``@no_var_expand`` and parse with
-``magic_arguments``; a mistake is a ``UsageError`` that says what to do.
+Like every magic of this package they are ``@no_var_expand``, parse with
+``magic_arguments``, sit behind the public API boundary (``@prefect_magics``) and
+refuse a mistake with a ``UsageError`` that says what to do.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
+from IPython.core.magic import Magics, line_magic, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .._exceptions import PrefectAuthError
-from .magics import _display, _has_widgets, _parse, _usage
+from ..._exceptions import PrefectAuthError
+from ._base import display, has_widgets, parse, prefect_magics, usage
 
-__all__ = ["RunMagics"]
+__all__ = ["PrefectRunMagics"]
 
 
-@magics_class
-class RunMagics(Magics):
+@prefect_magics
+class PrefectRunMagics(Magics):
     """``%prefect_logs`` and ``%prefect_watch``."""
 
     @no_var_expand
@@ -40,22 +41,22 @@ class RunMagics(Magics):
         streams logs, else by polling the REST API (the widget says which). Updates at
         most 10 times a second.
         """
-        from ..logs._filter import build_log_filter
-        from .widgets.logs import MAX_LINES_LIMIT, LogStreamWidget
+        from ...logs._filter import build_log_filter
+        from ..widgets.logs import MAX_LINES_LIMIT, LogStreamWidget
 
-        args = _parse(self.prefect_logs, line, "prefect_logs")
+        args = parse(self.prefect_logs, line, "prefect_logs")
         if not 1 <= args.max_lines <= MAX_LINES_LIMIT:
-            _usage(f"--max-lines must be from 1 to {MAX_LINES_LIMIT}.")
+            usage(f"--max-lines must be from 1 to {MAX_LINES_LIMIT}.")
         filters = {"flow_run_id": args.flow_run or None, "task_run_id": args.task_run or None,
                    "level": args.level, "since": args.since}
         try:
             build_log_filter(**filters)  # a mistake is reported here, not inside the widget
         except PrefectAuthError as exc:
-            _usage(f"%prefect_logs: {exc}")
-        if not _has_widgets(self.shell):
-            _usage("%prefect_logs shows a live widget and needs a Jupyter front end; in a terminal "
-                   "iterate prefect_nbauth.stream_logs(...) instead.")
-        _display(LogStreamWidget(**filters, max_lines=args.max_lines))
+            usage(f"%prefect_logs: {exc}")
+        if not has_widgets(self.shell):
+            usage("%prefect_logs shows a live widget and needs a Jupyter front end; in a terminal "
+                  "iterate prefect_nbauth.stream_logs(...) instead.")
+        display(LogStreamWidget(**filters, max_lines=args.max_lines))
 
     @no_var_expand
     @magic_arguments()
@@ -69,9 +70,9 @@ class RunMagics(Magics):
         or ``my_flow(return_state=True)`` returned. The widget stops following once the
         run reaches a final state.
         """
-        from .widgets.run import FlowRunWidget, run_id_of
+        from ..widgets.run import FlowRunWidget, run_id_of
 
-        args = _parse(self.prefect_watch, line, "prefect_watch")
+        args = parse(self.prefect_watch, line, "prefect_watch")
         target: Any = args.run_id
         user_ns = self.shell.user_ns if self.shell is not None else {}
         if target.isidentifier() and target in user_ns:
@@ -79,9 +80,8 @@ class RunMagics(Magics):
         try:
             run_id = run_id_of(target)
         except PrefectAuthError as exc:
-            _usage(f"%prefect_watch: {exc}")
-        if not _has_widgets(self.shell):
-            _usage("%prefect_watch shows a live widget and needs a Jupyter front end; in a terminal "
-                   "use prefect_nbauth.watch(run).wait() and print it.")
-        _display(FlowRunWidget(run_id, level=args.level))
-
+            usage(f"%prefect_watch: {exc}")
+        if not has_widgets(self.shell):
+            usage("%prefect_watch shows a live widget and needs a Jupyter front end; in a terminal "
+                  "use prefect_nbauth.watch(run).wait() and print it.")
+        display(FlowRunWidget(run_id, level=args.level))

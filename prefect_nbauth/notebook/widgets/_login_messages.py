@@ -1,0 +1,103 @@
+"""What the login form may say, and how it keeps a secret out of what it says.
+
+A URL the form rejected is shown as at most ``scheme://host[:port]``
+(:func:`safe_url`); an error's text is scrubbed of every form of the secrets just
+tried and of the URL box (:func:`scrub`) and goes, collapsed, under one sentence
+for a person (:func:`lead`).
+"""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import quote, urlsplit
+
+from ..._exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    CredentialProviderError,
+    NotPrefectServerError,
+    ServerUnreachableError,
+)
+from ..._secrets import Secret
+
+__all__ = ["NOTHING_CHANGED", "check_url_box", "has_userinfo", "lead", "safe_url", "scrub"]
+
+NOTHING_CHANGED = "Nothing was changed: the login in force before this attempt is still in use."
+
+
+def safe_url(url: str) -> str:
+    """At most ``scheme://host[:port]`` of ``url``; ``""`` when that much cannot be parsed cleanly.
+
+    What a message may show of a URL the form rejected: never a path, a query, a
+    user name or a password (a secret pasted into the URL box must not be echoed).
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return ""
+    if not parts.scheme or not host or "@" in parts.netloc or not parts.scheme.isascii():
+        return ""
+    if not all(c.isalnum() or c in ".-_[]:" for c in host):
+        return ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
+
+
+def has_userinfo(url: str) -> bool:
+    try:
+        return "@" in urlsplit(url.strip()).netloc
+    except ValueError:
+        return "@" in url
+
+
+def check_url_box(url: str) -> str | None:
+    """Why the URL box cannot be used, or None. Never quotes more than :func:`safe_url`."""
+    if has_userinfo(url):
+        return ("The API URL held a user name or password, so it was cleared. Type the URL without "
+                "them (http://host:4200/api) and the credential in its own box.")
+    shown = safe_url(url)
+    if not shown:
+        return ("The API URL box did not hold a URL, so it was cleared (it is not shown here, in "
+                "case it was a secret). Type a URL such as http://127.0.0.1:4200/api.")
+    if not shown.startswith(("http://", "https://")):
+        return f"The API URL must start with http:// or https:// (not {shown})."
+    return None
+
+
+def _secret_forms(value: str) -> list[str]:
+    """The forms in which a secret may come back inside an error message."""
+    forms = {value, quote(value, safe=""), quote(value)}
+    raw = value.encode("utf-8", "surrogatepass")
+    b64 = base64.b64encode(raw).decode()
+    forms |= {b64, b64.rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("=")}
+    if ":" in value:
+        forms.add(value.split(":", 1)[1])  # the password alone
+    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[Secret], url: str) -> str:
+    for secret in secrets:
+        for form in _secret_forms(secret.reveal()):
+            text = text.replace(form, "****")
+    url = url.strip()
+    if url:
+        shown = safe_url(url) or "the URL in the box"
+        for form in {url, url.rstrip("/")} - {shown}:
+            text = text.replace(form, shown)
+    return text
+
+
+def lead(exc: Exception) -> str:
+    """One short sentence for a person; the exception's text goes in the details."""
+    if isinstance(exc, AuthenticationError):
+        return "The server refused this credential."
+    if isinstance(exc, NotPrefectServerError):
+        return "Something answered at this URL, but it is not a Prefect API."
+    if isinstance(exc, ServerUnreachableError):
+        return "Could not reach the server."
+    if isinstance(exc, CredentialProviderError):
+        return "The credential could not be used."
+    if isinstance(exc, ConfigurationError):
+        return "The form's values cannot work."
+    return "The login failed."

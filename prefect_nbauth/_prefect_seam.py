@@ -179,9 +179,10 @@ _ON_REJECTED: list[Any] = [None]  # the handler in force (login may install it a
 
 
 def install_socket_refresh(refresh: Any, on_rejected: Any = None) -> None:
-    """Call ``refresh(client)`` before every (re)connect of Prefect's events clients.
+    """Call ``refresh(client)`` before every (re)connect of Prefect's events and logs clients.
 
-    Prefect's events publisher and subscriber capture their credential (the
+    Prefect's events publisher and subscriber, and its logs subscriber
+    (``get_logs_subscriber``), capture their credential (the
     auth message token, the upgrade request's headers) when they are created and
     reuse it on every reconnect. ``refresh`` updates those from the current
     settings, so a reconnect after a rotation presents the new token; it returns
@@ -195,7 +196,14 @@ def install_socket_refresh(refresh: Any, on_rejected: Any = None) -> None:
 
     if on_rejected is not None:
         _ON_REJECTED[0] = on_rejected
-    for cls in (PrefectEventsClient, PrefectEventSubscriber):
+    classes: list[Any] = [PrefectEventsClient, PrefectEventSubscriber]
+    try:  # its logs subscriber, where this Prefect has one, reuses its upgrade headers too
+        from prefect.logging.clients import PrefectLogsSubscriber
+
+        classes.append(PrefectLogsSubscriber)
+    except ImportError:  # pragma: no cover - a Prefect without live logs
+        pass
+    for cls in classes:
         original = cls._reconnect
         if getattr(original, _WRAPPED, False):
             continue
@@ -213,11 +221,11 @@ def install_socket_refresh(refresh: Any, on_rejected: Any = None) -> None:
 
         setattr(_reconnect, _WRAPPED, True)
         _reconnect.__wrapped__ = original  # type: ignore[attr-defined]
-        cls._reconnect = _reconnect  # type: ignore[method-assign]
+        cls._reconnect = _reconnect
 
 
 def refresh_socket_client(client: Any, api_url: str, extra_headers: dict[str, str] | None = None) -> None:
-    """Point an events client's captured credential at the settings in force now.
+    """Point an events or logs client's captured credential at the settings in force now.
 
     ``extra_headers``: gateway headers that login() keeps out of the settings.
     """

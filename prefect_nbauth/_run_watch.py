@@ -319,7 +319,7 @@ class RunWatch:
                     self._poll()
                     self.error = None
                 except Exception as exc:  # noqa: BLE001 - shown, the watch goes on
-                    from .events._transport import describe
+                    from ._streaming._failures import describe
 
                     self.error = f"reading the run: {describe(exc)}"
                     self._changed()

@@ -1,24 +1,22 @@
 """The event stream: every matching Prefect event exactly once, live, authenticated.
 
-- ``_stream``: the public API (:func:`stream_events`, :class:`EventStream`) and the
-  engine that ties the parts together on one event loop;
-- ``_transport``: the websocket and REST reads, what their failures mean, and the
-  stream's view of the credential (one refresh per rejection);
+Built on the shared stream engine (:mod:`prefect_nbauth._streaming`: socket
+loop, REST reads, credential keeper, outbox, public shell). What is the event
+stream's own:
+
+- ``_stream``: the public API (:func:`stream_events`, :class:`EventStream`);
+- ``_engine``: what an event frame means, bursts, outage windows, the passes;
+- ``_rest``: ``/events/filter`` reads (counts, pages of 50, next-page links);
 - ``_reconcile``: counting passes that find what the websocket missed;
 - ``_ledger``: bounded memory of what was delivered;
 - ``_filter``: input checks and the ``EventFilter`` sent to the server.
 """
-
 from __future__ import annotations
 
-from ._stream import (
-    BackgroundStream,
-    EventStream,
-    StreamState,
-    StreamStats,
-    exponential_backoff,
-    stream_events,
-)
+from .._streaming._options import exponential_backoff
+from .._streaming._shell import BackgroundStream
+from ._engine import StreamState, StreamStats
+from ._stream import EventStream, stream_events
 
 __all__ = [
     "BackgroundStream",

@@ -8,47 +8,18 @@ query; only ``occurred`` differs between them.
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 from .._exceptions import ConfigurationError
+from .._streaming._time import TimedFilter, check_since, iso_us, to_us
 
-__all__ = ["StreamFilter", "build_filter", "to_us", "from_us", "iso_us", "check_seconds"]
-
-_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
+__all__ = ["StreamFilter", "build_filter"]
 
 # Prefect's websocket filter (and Prefect's own subscriber) needs an ``until``;
 # a year ahead keeps events from emitters whose clock runs fast.
 FAR_FUTURE = timedelta(days=365)
-
-
-def to_us(value: datetime) -> int:
-    """Microseconds since the epoch, exactly (no float rounding: windows are compared at 1 µs)."""
-    value = value.astimezone(timezone.utc)
-    days = value.toordinal() - _EPOCH_ORDINAL
-    seconds = days * 86400 + value.hour * 3600 + value.minute * 60 + value.second
-    return seconds * 1_000_000 + value.microsecond
-
-
-def from_us(us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
-
-
-def iso_us(us: int) -> str:
-    return from_us(us).isoformat(timespec="microseconds")
-
-
-def check_seconds(name: str, value: object, *, minimum: float = 0.0, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a number of seconds, not {type(value).__name__}.")
-    value = float(value)
-    if math.isnan(value) or math.isinf(value):
-        raise ConfigurationError(f"{name} must be a finite number of seconds.")
-    if value < minimum or (value == 0 and not allow_zero):
-        raise ConfigurationError(f"{name} must be at least {minimum:g} seconds (got {value:g}).")
-    return value
 
 
 def _strings(name: str, value: object) -> list[str] | None:
@@ -100,27 +71,6 @@ def _labels(name: str, value: object) -> dict[str, list[str]] | None:
     return result
 
 
-def _check_since(since: object, now: datetime) -> datetime:
-    if not isinstance(since, datetime):
-        raise ConfigurationError(
-            f"since must be a datetime with a timezone, not {type(since).__name__}; for example "
-            "datetime.now(timezone.utc) - timedelta(minutes=5)."
-        )
-    if since.tzinfo is None or since.tzinfo.utcoffset(since) is None:
-        raise ConfigurationError(
-            "since is a naive datetime (no timezone), so it is ambiguous: Prefect stores event "
-            "times in UTC. Pass an aware one, e.g. datetime.now(timezone.utc) - timedelta(minutes=5)."
-        )
-    since = since.astimezone(timezone.utc)
-    if since > now:
-        raise ConfigurationError(
-            f"since ({since.isoformat(timespec='seconds')}) is in the future (now is "
-            f"{now.isoformat(timespec='seconds')} UTC); the stream would wait for it silently. "
-            "Leave since out to start now."
-        )
-    return since
-
-
 # Parts of an EventFilter a caller may pass through ``filter=``; ``occurred`` and
 # ``order`` belong to the stream (since= and delivery order).
 _STREAM_OWNED = ("occurred", "order")
@@ -159,13 +109,11 @@ def _advanced(value: object) -> dict[str, Any]:
     return data
 
 
-class StreamFilter:
-    """The validated filter of one stream: an EventFilter template plus its start time."""
+class StreamFilter(TimedFilter):
+    """The validated filter of one stream: an EventFilter template (without occurred/order) and a start."""
 
     def __init__(self, body: dict[str, Any], since: datetime) -> None:
-        self._body = body  # EventFilter fields as JSON, without occurred/order
-        self.since = since
-        self.since_us = to_us(since)
+        super().__init__(body, since)
         self._related_match = _related_matcher(body.get("related"))
 
     def query(self, since_us: int, until_us: int, *, ids: Sequence[str] | None = None,
@@ -292,7 +240,7 @@ def build_filter(*, prefix: object = None, resource: object = None, labels: obje
         else:
             body["related"] = {"id": related_ids}
 
-    since_dt = now if since is None else _check_since(since, now)
+    since_dt = now if since is None else check_since(since, now)
     result = StreamFilter(body, since_dt)
     # The assembled filter must still be one Prefect accepts.
     from prefect.events.filters import EventFilter

@@ -31,9 +31,10 @@ import time
 from typing import Any, Awaitable, Callable, Sequence
 from uuid import UUID
 
+from .._streaming._rest import stamp_us
 from ._filter import StreamFilter
 from ._ledger import Ledger
-from ._transport import RestEvents
+from ._rest import RestEvents
 
 __all__ = ["Reconciler"]
 
@@ -126,8 +127,6 @@ class Reconciler:
 
     async def fetch_range(self, lo: int, hi: int) -> int:
         """Read every matching event in [lo, hi], oldest first; return how many were new."""
-        from ._filter import to_us
-
         delivered = 0
         cursor = lo
         page_size = self.rest.PAGE
@@ -137,7 +136,7 @@ class Reconciler:
             delivered += await self._take(events)
             if len(events) < page_size:
                 return delivered
-            newest = _occurred_us(events[-1], to_us)
+            newest = stamp_us(events[-1], "occurred")
             if newest is not None and newest > cursor:
                 cursor = newest  # keyset: the next page starts at (and re-reads) this time
                 continue
@@ -151,7 +150,7 @@ class Reconciler:
                 page = following
                 events = page["events"]
                 delivered += await self._take(events)
-                newest = _occurred_us(events[-1], to_us) if events else None
+                newest = stamp_us(events[-1], "occurred") if events else None
                 if newest is not None and newest > cursor:
                     cursor, moved = newest, True
                     break
@@ -159,14 +158,3 @@ class Reconciler:
             if not moved:
                 return delivered
 
-
-def _occurred_us(raw: dict[str, Any], to_us: Callable[[Any], int]) -> int | None:
-    from datetime import datetime
-
-    value = raw.get("occurred") if isinstance(raw, dict) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        return to_us(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
-        return None

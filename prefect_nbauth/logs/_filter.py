@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from .._exceptions import ConfigurationError
-from ..events._filter import _check_since, iso_us, to_us
+from .._streaming._time import TimedFilter, check_since, iso_us
 
 __all__ = ["LogStreamFilter", "build_log_filter", "parse_level", "parse_since"]
 
@@ -73,7 +73,7 @@ def parse_since(since: object, now: datetime | None = None) -> datetime | None:
             f"since={since!r} is not understood: use a duration such as '30s', '10m', '2h' or '1d', "
             "a timedelta, or an aware datetime."
         )
-    return _check_since(since, now)
+    return check_since(since, now)
 
 
 def _ids(name: str, value: object) -> list[str] | None:
@@ -96,13 +96,11 @@ def _ids(name: str, value: object) -> list[str] | None:
     return result
 
 
-class LogStreamFilter:
-    """The validated filter of one log stream."""
+class LogStreamFilter(TimedFilter):
+    """The validated filter of one log stream: a LogFilter template (without timestamp) and a start."""
 
     def __init__(self, body: dict[str, Any], since: datetime) -> None:
-        self._body = body  # LogFilter fields as JSON, without timestamp
-        self.since = since
-        self.since_us = to_us(since)
+        super().__init__(body, since)
         # The socket ignores `text`: its frames then only say "something new", and the
         # logs themselves come from REST, which applies the whole filter.
         self.live_exact = "text" not in body
@@ -119,9 +117,6 @@ class LogStreamFilter:
         body = {k: v for k, v in self._body.items() if k != "text"}
         body["timestamp"] = {"after_": iso_us(self.since_us)}
         return body
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self._body)
 
 
 def build_log_filter(*, flow_run_id: object = None, task_run_id: object = None, level: object = None,

@@ -10,20 +10,18 @@ timestamp of the last one; logs already delivered are recognised by id. A full
 page of one single timestamp cannot move the keyset; it is paged through by
 offset within that timestamp.
 
-:class:`RestLogs` uses the stream's :class:`CredentialKeeper` exactly as
-``RestEvents`` does (one refresh per rejection).
+:class:`RestLogs` is the shared :class:`~prefect_nbauth._streaming._rest.RestReader`
+(the stream's credential, one refresh per rejection) with the log pages on top.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 import httpx
 
-from .._exceptions import ConfigurationError, NotPrefectServerError
-from ..events._filter import to_us
-from ..events._transport import CredentialKeeper, Retryable, origin, scrub, user_agent
+from .._streaming._failures import Retryable
+from .._streaming._rest import RestReader, stamp_us
 from ._filter import LogStreamFilter
 
 __all__ = ["RestLogs", "read_range", "timestamp_us"]
@@ -32,33 +30,18 @@ PAGE = 200  # Prefect's server refuses more (HTTP 422)
 
 
 def timestamp_us(raw: Any) -> int | None:
-    value = raw.get("timestamp") if isinstance(raw, dict) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        return to_us(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
-        return None
+    return stamp_us(raw, "timestamp")
 
 
-class RestLogs:
+class RestLogs(RestReader):
     """``/logs/filter`` (and ``/admin/settings``) reads with the stream's credential."""
 
-    def __init__(self, api_url: str, keeper: CredentialKeeper, *, verify: Any, timeout: float = 30.0) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.keeper = keeper
-        self._client = httpx.AsyncClient(
-            verify=verify, timeout=timeout, follow_redirects=False, trust_env=True,
-            headers={"User-Agent": user_agent()},
-        )
-        self.requests = 0
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    filter_path = "/logs/filter"
+    what = "log"
 
     async def page(self, filter_body: dict[str, Any], offset: int = 0) -> list[dict[str, Any]]:
         body = {"logs": filter_body, "limit": PAGE, "offset": offset, "sort": "TIMESTAMP_ASC"}
-        response, credential = await self._request("POST", "/logs/filter", body)
+        response, credential = await self.request("POST", "/logs/filter", body)
         return self._parse(response, credential)
 
     async def live_logs_enabled(self) -> bool | None:
@@ -68,7 +51,7 @@ class RestLogs:
         (the default) and then sends nothing; its settings say which it is.
         """
         try:
-            response, _ = await self._request("GET", "/admin/settings", None)
+            response, _ = await self.request("GET", "/admin/settings", None)
         except Retryable:
             return None
         if response.status_code != 200:
@@ -84,56 +67,10 @@ class RestLogs:
             return False  # a server from before log streaming: REST only
         return bool(logs.get("stream_out_enabled")) and bool(logs.get("stream_publishing_enabled"))
 
-    async def _request(self, method: str, path: str, body: Any) -> tuple[httpx.Response, Any]:
-        credential = self.keeper.current or await self.keeper.get()
-        while True:
-            response = await self._send(method, path, body, credential)
-            if response.status_code in (401, 403) and path == "/logs/filter":
-                credential = await self.keeper.rejected(
-                    credential, f"HTTP {response.status_code} from {path}", response.status_code)
-                continue
-            break
-        if path == "/logs/filter":
-            self.keeper.accepted(credential)
-        return response, credential
-
-    async def _send(self, method: str, path: str, body: Any, credential: Any) -> httpx.Response:
-        url = self.api_url + path
-        self.requests += 1
-        try:
-            return await self._client.request(method, url, json=body, headers=dict(credential.headers))
-        except httpx.TimeoutException:
-            raise Retryable(f"{origin(url)} did not answer {path} in time") from None
-        except httpx.HTTPError as exc:
-            text = scrub(str(exc), credential) or type(exc).__name__
-            raise Retryable(f"cannot reach {origin(url)} ({text})") from None
-
     def _parse(self, response: httpx.Response, credential: Any) -> list[dict[str, Any]]:
-        status = response.status_code
-        where = f"{self.api_url}/logs/filter"
-        if status in (408, 425, 429) or status >= 500:
-            raise Retryable(f"{where} answered HTTP {status}")
-        if status == 422:
-            detail = scrub(response.text, credential)[:300]
-            raise ConfigurationError(
-                f"The server refused the log filter (HTTP 422 from {where}): {detail}. An older "
-                "Prefect server may not know every filter field (text=); remove the one it names."
-            )
-        if 300 <= status < 400:
-            raise NotPrefectServerError(
-                f"{where} redirected (HTTP {status}); credentials are not forwarded across "
-                "redirects. Use the final API URL (often https:// instead of http://)."
-            )
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if status != 200 or not isinstance(data, list):
-            kind = response.headers.get("content-type", "?").split(";")[0]
-            raise NotPrefectServerError(
-                f"{where} answered HTTP {status} ({kind}), not a list of Prefect logs. Check that "
-                "the API URL points at a Prefect API (it usually ends in /api)."
-            )
+        data = self.check(response, "/logs/filter", credential, " (text=)")
+        if not isinstance(data, list):
+            raise self.not_prefect(response, "/logs/filter", "a list of Prefect logs")
         return data
 
 

@@ -35,7 +35,7 @@ def comm_log() -> Any:
 
 
 def make_log(i: int, level: int = 20, message: str | None = None) -> Any:
-    from prefect_nbauth.logs._stream import _log_class
+    from prefect_nbauth.logs._engine import _log_class
 
     return _log_class()(id=uuid.uuid4(), name="prefect.flow_runs", level=level,
                         message=message if message is not None else f"line {i:05d}",

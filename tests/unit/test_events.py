@@ -23,17 +23,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prefect_nbauth as nb
-from prefect_nbauth.events._filter import build_filter, iso_us, to_us
-from prefect_nbauth.events._ledger import CONFIRMED, GHOST, UNCONFIRMED, Ledger
-from prefect_nbauth.events._outbox import _END, _Outbox
-from prefect_nbauth.events._reconcile import Reconciler
-from prefect_nbauth.events._stream import (
+from prefect_nbauth._streaming._outbox import END, Outbox
+from prefect_nbauth._streaming._time import iso_us, to_us
+from prefect_nbauth.events import (
     EventStream,
     StreamState,
     StreamStats,
     exponential_backoff,
     stream_events,
 )
+from prefect_nbauth.events._filter import build_filter
+from prefect_nbauth.events._ledger import CONFIRMED, GHOST, UNCONFIRMED, Ledger
+from prefect_nbauth.events._reconcile import Reconciler
 from prefect_nbauth.testing import wait_until
 
 SECRET = "admin:CANARY-s3cret-VALUE-0123456789"
@@ -307,7 +308,7 @@ def test_backoff_is_jittered_exponential_and_capped():
 
 
 def test_outbox_hands_over_between_threads_with_backpressure():
-    outbox = _Outbox(maxsize=3)
+    outbox = Outbox(maxsize=3)
     got: list[Any] = []
 
     async def produce() -> None:
@@ -318,7 +319,7 @@ def test_outbox_hands_over_between_threads_with_backpressure():
         outbox.close()
 
     def consume() -> None:
-        while (item := outbox.get(timeout=10)) is not _END:
+        while (item := outbox.get(timeout=10)) is not END:
             got.append(item)
             time.sleep(0.001)
 

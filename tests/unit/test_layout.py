@@ -64,3 +64,14 @@ def test_the_old_flat_module_paths_are_gone_for_good() -> None:
     users = {str(p.relative_to(PACKAGE)): sorted(n for n in _imports(p) if n.split(".")[1:2] in [[m] for m in old])
              for p in PACKAGE.rglob("*.py")}
     assert {k: v for k, v in users.items() if v} == {}
+
+
+def test_events_and_logs_are_siblings_on_the_shared_stream_engine() -> None:
+    """One stream engine (``_streaming/``) under two products; neither product reaches into the other."""
+    def users(package: str, of: str) -> list[str]:
+        return sorted(str(p.relative_to(PACKAGE)) for p in (PACKAGE / package).rglob("*.py")
+                      if any(n.startswith(f"prefect_nbauth.{of}") for n in _imports(p)))
+
+    assert users("_streaming", "events") == [] and users("_streaming", "logs") == []
+    assert users("logs", "events") == [] and users("events", "logs") == []
+    assert users("events", "_streaming") and users("logs", "_streaming")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from prefect_nbauth import ConfigurationError
-from prefect_nbauth.events._filter import iso_us, to_us
+from prefect_nbauth._streaming._time import iso_us, to_us
 from prefect_nbauth.logs._filter import build_log_filter, parse_level, parse_since
 from prefect_nbauth.logs._reconcile import PAGE, read_range
 

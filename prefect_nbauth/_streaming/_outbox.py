@@ -1,4 +1,4 @@
-"""The bounded hand-over of events from a stream's event loop to its consumer.
+"""The bounded hand-over of events (or logs) from a stream's event loop to its consumer.
 
 The producer waits (asynchronously) when the consumer falls ``maxsize`` events
 behind: the websocket reader then stops reading, Prefect's server drops for the
@@ -14,13 +14,12 @@ import time
 from collections import deque
 from typing import Any
 
-__all__ = ["END", "_Outbox"]
+__all__ = ["END", "Outbox"]
 
 END = object()  # end of the stream in an outbox
-_END = END
 
 
-class _Outbox:
+class Outbox:
     """Bounded hand-over from the stream's event loop to its consumer.
 
     The producer side runs on the stream's loop and waits (asynchronously) when
@@ -86,7 +85,7 @@ class _Outbox:
                     self._took()
                     return item
                 if self._closed:
-                    return _END
+                    return END
                 waiter = self._waiter = loop.create_future()
             try:
                 await waiter
@@ -106,7 +105,7 @@ class _Outbox:
                 item = self._items.popleft()
                 self._took()
                 return item
-            return _END
+            return END
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -1,0 +1,18 @@
+"""The stream engine that the event stream (``events/``) and the log stream (``logs/``) share.
+
+One idea, written once: a websocket for latency and REST reads for
+completeness, on one event loop, with the credential in force taken anew on
+every (re)connect and read.
+
+- ``_engine``: :class:`StreamEngine`, the lifecycle, socket loop, reader loop
+  and change notification; a product subclasses it and says what differs;
+- ``_shell``: :class:`Stream`, the public iterator / background shell;
+- ``_socket``: the websocket handshake (auth message, filter frame);
+- ``_rest``: REST reads with the stream's credential, and what an answer means;
+- ``_credential``: the stream's view of the credential (one refresh per rejection);
+- ``_failures``: what failures mean (AuthRejected, Retryable), said without secrets;
+- ``_outbox``: the bounded hand-over to the consumer;
+- ``_options``: option checks and the default backoff; ``_time``: exact µs times.
+
+Nothing here imports ``events/`` or ``logs/`` (``tests/unit/test_layout.py``).
+"""

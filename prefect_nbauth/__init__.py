@@ -25,13 +25,13 @@ from ._providers import (
     StaticToken,
     Token,
 )
-from ._run_watch import RunWatch, watch
 from ._secrets import Secret, mask
 from ._session import login, logout, refresh, status
 from ._status import AuthMode, AuthStatus
 from .auditing import AuditReport, Finding, Outcome, audit
 from .events import BackgroundStream, EventStream, StreamState, StreamStats, stream_events
 from .logs import LogStream, LogStreamState, LogStreamStats, stream_logs
+from .runs import RunWatch, watch
 
 __version__ = "0.1.0"
 

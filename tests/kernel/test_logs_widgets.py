@@ -145,7 +145,7 @@ def test_run_id_of_accepts_what_prefect_returns() -> None:
     from prefect.client.schemas.objects import FlowRun, State, StateDetails, StateType
 
     from prefect_nbauth import ConfigurationError
-    from prefect_nbauth._run_watch import run_id_of
+    from prefect_nbauth.runs import run_id_of
 
     rid = uuid.uuid4()
     assert run_id_of(str(rid)) == rid and run_id_of(rid) == rid

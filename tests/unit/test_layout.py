@@ -75,3 +75,18 @@ def test_events_and_logs_are_siblings_on_the_shared_stream_engine() -> None:
     assert users("_streaming", "events") == [] and users("_streaming", "logs") == []
     assert users("logs", "events") == [] and users("events", "logs") == []
     assert users("events", "_streaming") and users("logs", "_streaming")
+
+
+def test_the_flat_core_never_reaches_up_into_a_product() -> None:
+    """Products (streams, audit, watching runs) sit on the core, never under it.
+
+    Only the package's ``__init__`` (the public API) names them. A core module that
+    imported one, even lazily, would make the core depend on what is built on it.
+    """
+    products = ("_streaming", "events", "logs", "runs", "auditing", "notebook", "testing")
+    core = [p for p in PACKAGE.glob("_*.py") if p.name != "__init__.py"]
+    offenders = {str(p.relative_to(PACKAGE)): sorted(n for n in _imports(p) if n.startswith("prefect_nbauth.")
+                                                     and n.split(".")[1] in products)
+                 for p in core}
+    assert len(core) > 20  # the glob sees the core
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -1,6 +1,6 @@
 """FlowRunWidget: one flow run, live: name, state badge, timeline, task runs, logs.
 
-A view of :class:`prefect_nbauth._run_watch.RunWatch`, rendered like the other
+A view of :class:`prefect_nbauth.runs.RunWatch`, rendered like the other
 widgets: one HTML update at most ``max_updates_per_second`` times a second on
 a :class:`Throttle` thread, colours from JupyterLab's theme variables, a
 readable text form (the watch's summary). It stops following by itself once
@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..._run_watch import RunWatch, run_id_of
+from ...runs import RunWatch, run_id_of
 from ._base import TextForm, esc
 from ._live import ThrottledView
 from .logs import LEVEL_COLOURS, log_line

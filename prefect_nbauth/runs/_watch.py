@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from uuid import UUID
 
-from ._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError
 
 __all__ = ["RunWatch", "StateChange", "TaskRunInfo", "run_id_of", "watch"]
 
@@ -120,8 +120,9 @@ class RunWatch:
         return self.state_type in FINAL_TYPES
 
     def start(self) -> "RunWatch":
-        from .events._stream import stream_events
-        from .logs._stream import stream_logs
+        # Imported here: `import prefect_nbauth` must stay light (streams import httpx/websockets).
+        from ..events._stream import stream_events
+        from ..logs._stream import stream_logs
 
         self._poll()  # name, state and tasks before anything is shown; raises on a wrong id
         now = datetime.now(timezone.utc)
@@ -319,7 +320,7 @@ class RunWatch:
                     self._poll()
                     self.error = None
                 except Exception as exc:  # noqa: BLE001 - shown, the watch goes on
-                    from ._streaming._failures import describe
+                    from .._streaming._failures import describe
 
                     self.error = f"reading the run: {describe(exc)}"
                     self._changed()

@@ -59,7 +59,7 @@ def test_the_notebook_layer_goes_through_the_core_not_the_prefect_seam() -> None
 
 def test_the_old_flat_module_paths_are_gone_for_good() -> None:
     old = ("_events", "_events_filter", "_events_ledger", "_events_reconcile", "_events_transport",
-           "_audit", "_server", "magics", "_logs", "_logs_filter", "_logs_reconcile", "magics_runs")
+           "_audit", "_server", "magics", "_logs", "_logs_filter", "_logs_reconcile", "magics_runs", "_run_watch")
     assert [m for m in old if (PACKAGE / f"{m}.py").exists()] == []
     users = {str(p.relative_to(PACKAGE)): sorted(n for n in _imports(p) if n.split(".")[1:2] in [[m] for m in old])
              for p in PACKAGE.rglob("*.py")}

@@ -175,7 +175,22 @@ def install_client_auth(auth: Any) -> None:
         cls.__init__ = __init__  # type: ignore[method-assign]
 
 
+_REFRESH: list[Any] = [lambda client: None]  # the refresh in force (see install_socket_refresh)
 _ON_REJECTED: list[Any] = [None]  # the handler in force (login may install it again)
+
+
+def socket_client_classes() -> list[Any]:
+    """Prefect's websocket clients that capture their credential once: events in and out, logs out."""
+    from prefect.events.clients import PrefectEventsClient, PrefectEventSubscriber
+
+    classes: list[Any] = [PrefectEventsClient, PrefectEventSubscriber]
+    try:  # its logs subscriber, where this Prefect has one, reuses its upgrade headers too
+        from prefect.logging.clients import PrefectLogsSubscriber
+
+        classes.append(PrefectLogsSubscriber)
+    except ImportError:  # pragma: no cover - a Prefect without live logs (3.6.13 and older)
+        pass
+    return classes
 
 
 def install_socket_refresh(refresh: Any, on_rejected: Any = None) -> None:
@@ -191,32 +206,28 @@ def install_socket_refresh(refresh: Any, on_rejected: Any = None) -> None:
     force) means present the new one and connect once more; otherwise the error
     goes to Prefect as before (its publisher keeps the unconfirmed events and
     resends them on its next successful reconnect).
-    """
-    from prefect.events.clients import PrefectEventsClient, PrefectEventSubscriber
 
+    The wrappers are installed once per class and read both callbacks from
+    module slots at call time, so the latest install is the one in force (a
+    closure would keep whichever callback wrapped the class first).
+    """
+    _REFRESH[0] = refresh
     if on_rejected is not None:
         _ON_REJECTED[0] = on_rejected
-    classes: list[Any] = [PrefectEventsClient, PrefectEventSubscriber]
-    try:  # its logs subscriber, where this Prefect has one, reuses its upgrade headers too
-        from prefect.logging.clients import PrefectLogsSubscriber
-
-        classes.append(PrefectLogsSubscriber)
-    except ImportError:  # pragma: no cover - a Prefect without live logs
-        pass
-    for cls in classes:
+    for cls in socket_client_classes():
         original = cls._reconnect
         if getattr(original, _WRAPPED, False):
             continue
 
         async def _reconnect(self: Any, __original: Any = original) -> None:
-            presented = refresh(self)
+            presented = _REFRESH[0](self)
             try:
                 await __original(self)
             except Exception as exc:
                 handler = _ON_REJECTED[0]
                 if handler is None or not await handler(exc, presented):
                     raise
-                refresh(self)
+                _REFRESH[0](self)
                 await __original(self)
 
         setattr(_reconnect, _WRAPPED, True)

@@ -63,12 +63,13 @@ class _StubConnect:
 
 
 def test_the_seam_retries_once_after_a_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    from prefect.events.clients import PrefectEventsClient, PrefectEventSubscriber
+    from prefect.events.clients import PrefectEventsClient
 
-    for cls in (PrefectEventsClient, PrefectEventSubscriber):  # undone after the test
+    for cls in seam.socket_client_classes():  # undone after the test
         # Prefect's own _reconnect, even if an earlier test's login() already wrapped it.
         monkeypatch.setattr(cls, "_reconnect", inspect.unwrap(cls._reconnect))
     monkeypatch.setattr(seam, "_ON_REJECTED", [None])
+    monkeypatch.setattr(seam, "_REFRESH", [lambda client: None])
     presented: list[int] = []
     decisions: list[tuple[str | None, int]] = []
 
@@ -96,3 +97,28 @@ def test_the_seam_retries_once_after_a_refresh(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(InvalidStatus):
         asyncio.run(client._reconnect())
     assert client._connect.attempts == 2 and len(decisions) == 1
+
+
+def test_the_latest_socket_refresh_is_the_one_in_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A class wrapped under one refresh follows a later install (a login after a test, a second login).
+
+    Found in CI: a unit test's stand-in refresh, installed first, stayed in force for Prefect's
+    logs subscriber when a later login() installed the real one, and a reconnect failed.
+    """
+    from prefect.events.clients import PrefectEventsClient
+
+    for cls in seam.socket_client_classes():
+        monkeypatch.setattr(cls, "_reconnect", inspect.unwrap(cls._reconnect))
+    monkeypatch.setattr(seam, "_ON_REJECTED", [None])
+    monkeypatch.setattr(seam, "_REFRESH", [lambda client: None])
+    calls: list[str] = []
+    seam.install_socket_refresh(lambda client: calls.append("first"))
+    seam.install_socket_refresh(lambda client: calls.append("second"))
+    client = PrefectEventsClient.__new__(PrefectEventsClient)
+    client._websocket = None
+    client._events_socket_url = "ws://127.0.0.1:9/api/events/in"
+    client._connect = _StubConnect(refusals=0)
+    with pytest.raises(RuntimeError, match="connected"):
+        asyncio.run(client._reconnect())
+    assert calls == ["second"]
+    assert all(getattr(cls._reconnect, "__wrapped__", None) for cls in seam.socket_client_classes())

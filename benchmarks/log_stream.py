@@ -37,7 +37,7 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from uuid import UUID
 
 from prefect_nbauth.testing._server import PrefectServer, isolated_env
@@ -71,25 +71,10 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-async def _prefect_logs(run_id: str, sink: list[Any], stop: asyncio.Event) -> None:
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.logging.clients import get_logs_subscriber
-
-    async with get_logs_subscriber(filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)]))) as sub:
-        iterator = sub.__aiter__()
-        while not stop.is_set():
-            try:
-                log = await asyncio.wait_for(iterator.__anext__(), 0.5)
-            except asyncio.TimeoutError:
-                continue
-            sink.append((time.time(), log))
-
-
-async def _flow_run_subscriber(run_id: str, sink: list[Any], stop: asyncio.Event) -> None:
-    from prefect.client.schemas.objects import Log
-    from prefect.events.subscribers import FlowRunSubscriber
-
-    async with FlowRunSubscriber(flow_run_id=UUID(run_id)) as sub:
+async def _drain(subscription: Any, sink: list[Any], stop: asyncio.Event,
+                 keep: Callable[[Any], bool] = lambda item: True) -> None:
+    """Read ``subscription`` (an async context manager that iterates) into ``sink`` until ``stop``."""
+    async with subscription as sub:
         iterator = sub.__aiter__()
         while not stop.is_set():
             try:
@@ -97,22 +82,30 @@ async def _flow_run_subscriber(run_id: str, sink: list[Any], stop: asyncio.Event
             except asyncio.TimeoutError:
                 continue
             except StopAsyncIteration:
-                return  # it stops by itself after the terminal event plus its straggler timeout
-            if isinstance(item, Log):
+                return  # FlowRunSubscriber stops by itself after the terminal event + its straggler timeout
+            if keep(item):
                 sink.append((time.time(), item))
+
+
+async def _prefect_logs(run_id: str, sink: list[Any], stop: asyncio.Event) -> None:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.clients import get_logs_subscriber
+
+    await _drain(get_logs_subscriber(filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)]))),
+                 sink, stop)
+
+
+async def _flow_run_subscriber(run_id: str, sink: list[Any], stop: asyncio.Event) -> None:
+    from prefect.client.schemas.objects import Log
+    from prefect.events.subscribers import FlowRunSubscriber
+
+    await _drain(FlowRunSubscriber(flow_run_id=UUID(run_id)), sink, stop, keep=lambda item: isinstance(item, Log))
 
 
 async def _ours(run_id: str, sink: list[Any], stop: asyncio.Event) -> None:
     from prefect_nbauth import stream_logs
 
-    async with stream_logs(flow_run_id=run_id) as stream:
-        iterator = stream.__aiter__()
-        while not stop.is_set():
-            try:
-                log = await asyncio.wait_for(iterator.__anext__(), 0.5)
-            except asyncio.TimeoutError:
-                continue
-            sink.append((time.time(), log))
+    await _drain(stream_logs(flow_run_id=run_id), sink, stop)
 
 
 async def _quiet(sinks: list[list[Any]], seconds: float, limit: float) -> None:

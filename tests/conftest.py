@@ -48,20 +48,17 @@ def _tail(text: str, n: int = 4000) -> str:
     return text if len(text) <= n else "...\n" + text[-n:]
 
 
-def scenario_env(home: Path, env: dict[str, str] | None = None, *,
-                 test_dir: Path | None = None) -> dict[str, str]:
+def scenario_env(home: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     """os.environ minus every PREFECT_*, plus an isolated PREFECT_HOME and no ephemeral server.
 
-    Scenario code may import the suite's shared helpers (``tests/``: scenario_helpers,
-    constants, ...) and the modules next to the test that runs it (``test_dir``).
+    Nothing of ``tests/`` is put on the path: scenario code imports only installed packages
+    (its helpers are :mod:`prefect_nbauth.testing.probes`, ``.widgets``, ``.cut_proxy``),
+    so what it runs is what a user's process would run.
     """
     result = isolated_env(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
         PYTHONUNBUFFERED="1",
-    )
-    result["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(test_dir or TESTS_DIR), str(TESTS_DIR), os.environ.get("PYTHONPATH", "")) if p
     )
     result.update(env or {})
     return result
@@ -99,7 +96,7 @@ def run_scenario(tmp_path: Path, request: pytest.FixtureRequest) -> RunScenario:
         proc = subprocess.Popen(
             [sys.executable, str(script)],
             cwd=str(cwd or work),
-            env=scenario_env(home, env, test_dir=Path(str(request.path)).parent),
+            env=scenario_env(home, env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -222,13 +222,12 @@ def test_a_plain_process_prints_no_secret(canary_server, tmp_path: Path) -> None
         print(nb.login(url, auth_string=os.environ["AUTH"]))
         print(repr(nb.status()), nb.status().to_json())
         print(nb.audit())
-        from scenario_helpers import read_flows_sync, events_roundtrip
+        from prefect_nbauth.testing.probes import read_flows_sync, events_roundtrip
         print(read_flows_sync(), events_roundtrip())
         nb.logout()
     """)
     env = isolated_env(PREFECT_HOME=str(tmp_path), URL=canary_server.api_url, AUTH=auth,
-                       PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false",
-                       PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+                       PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

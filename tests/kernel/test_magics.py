@@ -21,7 +21,7 @@ SHELL = """
 import contextlib, io, json, os, sqlite3, sys
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
-from scenario_helpers import *
+from prefect_nbauth.testing.probes import *
 
 HISTORY = os.path.abspath("history.sqlite")
 config = Config()

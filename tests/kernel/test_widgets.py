@@ -4,7 +4,7 @@ What a front end would receive is recorded by :class:`RecordingComm` (installed 
 the ``comm`` package's factory), so tests can check both the widget state and the
 messages that would travel over IOPub. Tests that log in use a real Prefect server
 and run in a fresh interpreter (``run_scenario``): a login is process-global. The
-helpers below are importable from those scenarios (``from test_widgets import …``).
+helpers that drive and record widgets are :mod:`prefect_nbauth.testing.widgets`.
 """
 
 from __future__ import annotations
@@ -22,64 +22,18 @@ from typing import Any, Callable
 import pytest
 
 from prefect_nbauth.testing import wait_until
+from prefect_nbauth.testing.widgets import (  # noqa: F401 - re-used by the other widget tests
+    all_state_json,
+    all_widgets,
+    customs_of,
+    front_end_update,
+    install_recording_comm,
+    page_sends,
+    type_secret,
+    updates_of,
+)
 
 # ----------------------------------------------------------------- helpers
-
-
-def install_recording_comm() -> list[dict[str, Any]]:
-    """Make every widget created from now on record its front-end messages; returns the log."""
-    import comm
-    from comm.base_comm import BaseComm
-
-    log: list[dict[str, Any]] = []
-    lock = threading.Lock()
-
-    class RecordingComm(BaseComm):
-        def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None,
-                        buffers: Any = None, **keys: Any) -> None:
-            text = json.dumps(data, default=str)
-            with lock:
-                log.append({"type": msg_type, "comm_id": self.comm_id, "data": data, "json": text,
-                            "bytes": len(text), "time": time.monotonic()})
-
-    comm.create_comm = lambda *args, **kwargs: RecordingComm(*args, **kwargs)
-    return log
-
-
-def all_widgets(root: Any) -> list[Any]:
-    found, stack = [], [root]
-    while stack:
-        w = stack.pop()
-        found.append(w)
-        stack.extend(getattr(w, "children", ()) or ())
-    return found
-
-
-def all_state_json(root: Any) -> str:
-    """The synced state of a widget and all its descendants, as one JSON text."""
-    return json.dumps([w.get_state() for w in all_widgets(root)], default=str)
-
-
-def front_end_update(widget: Any, **state: Any) -> None:
-    """Deliver a state update the way a front end's comm message arrives."""
-    widget._handle_msg({"content": {"data": {"method": "update", "state": state, "buffer_paths": []}},
-                        "buffers": []})
-
-
-def page_sends(widget: Any, content: dict[str, Any]) -> None:
-    """Deliver a custom message (``model.send(content)`` in the page) the way it arrives."""
-    widget._handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
-
-
-def type_secret(field: Any, value: str, *, enter: bool = False) -> None:
-    """What secret_input.js sends when the user types ``value`` and presses Enter (or not yet)."""
-    page_sends(field, {"kind": "secret", "value": value, "enter": enter, "reply_to": None, "view": "v1"})
-
-
-def customs_of(log: list[dict[str, Any]], widget: Any) -> list[dict[str, Any]]:
-    """The custom messages the kernel sent to ``widget``'s pages."""
-    return [m["data"]["content"] for m in log if m["comm_id"] == widget.model_id and m["type"] == "comm_msg"
-            and (m["data"] or {}).get("method") == "custom"]
 
 
 class FakeStream:
@@ -140,11 +94,6 @@ def comm_log() -> Any:
     log = install_recording_comm()
     yield log
     comm.create_comm = original
-
-
-def updates_of(log: list[dict[str, Any]], widget: Any) -> list[dict[str, Any]]:
-    return [m for m in log if m["comm_id"] == widget.model_id and m["type"] == "comm_msg"
-            and (m["data"] or {}).get("method") == "update"]
 
 
 # ------------------------------------------------------------ core import
@@ -595,10 +544,11 @@ def test_event_widget_reports_a_stream_that_cannot_start(comm_log: list[dict[str
 
 SCENARIO_PREAMBLE = """
 import json, time
-from test_widgets import *
+from prefect_nbauth.testing.widgets import all_state_json, front_end_update, install_recording_comm, type_secret
+from prefect_nbauth.testing import wait_until
 log = install_recording_comm()
 import prefect_nbauth as nb
-from scenario_helpers import read_flows_sync, emit
+from prefect_nbauth.testing.probes import read_flows_sync, emit
 """
 
 

@@ -130,7 +130,7 @@ def test_a_stack_that_fails_to_start_leaves_nothing_behind(tmp_path):
 LOGIN_SCENARIO = """
 import prefect_nbauth as nb
 from prefect_nbauth.auditing import audit
-from scenario_helpers import *
+from prefect_nbauth.testing.probes import *
 r = {{}}
 r["before"] = [read_flows_sync(), read_flows_async()]
 r["login"] = nb.login({api!r}, auth_string={auth!r}).to_dict()
@@ -173,7 +173,7 @@ ROTATION_SCENARIO = """
 import time, uuid
 import prefect_nbauth as nb
 from prefect_nbauth.testing import RotatingGateway
-from scenario_helpers import emit, flow_across_rotations
+from prefect_nbauth.testing.probes import emit, flow_across_rotations
 from prefect_nbauth.testing.events import Collector, emit_events
 from prefect_nbauth.testing import wait_until
 from prefect_nbauth.events import stream_events

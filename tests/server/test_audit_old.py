@@ -101,7 +101,7 @@ def test_login_and_prefect_work_against_the_old_server(old_auth_server: PrefectS
     result = run_scenario(
         f"""
         import prefect_nbauth as nb
-        from scenario_helpers import *
+        from prefect_nbauth.testing.probes import *
         r = {{"before": read_flows_sync()}}
         r["login"] = nb.login({old_auth_server.api_url!r}, auth_string={AUTH_STRING!r}).to_dict()
         r["status"] = nb.status().to_dict()

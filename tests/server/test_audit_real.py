@@ -24,7 +24,7 @@ AUDIT = """
 import time
 import prefect_nbauth as nb
 from prefect_nbauth.auditing._audit import audit
-from scenario_helpers import emit
+from prefect_nbauth.testing.probes import emit
 {setup}
 # The audit's 3 s default is for people; on a busy shared CI machine a healthy server
 # can take longer, and "no answer" would be luck, not a finding. The timeout adapts:

@@ -37,7 +37,7 @@ def test_cloud_login_chooses_workspaces_and_switches_prefect(cloud, run_scenario
     result = run_scenario(
         f"""
         import prefect_nbauth as nb
-        from scenario_helpers import *
+        from prefect_nbauth.testing.probes import *
         out = {{}}
         def attempt(name, **kwargs):
             try:
@@ -96,7 +96,7 @@ def test_cloud_login_chooses_workspaces_and_switches_prefect(cloud, run_scenario
 def test_status_identifies_a_cloud_key_from_the_environment(cloud, run_scenario):
     result = run_scenario(
         """
-        from scenario_helpers import emit, status_dict, read_flows_sync
+        from prefect_nbauth.testing.probes import emit, status_dict, read_flows_sync
         emit([status_dict(), read_flows_sync()])
         """,
         env={"PREFECT_CLOUD_API_URL": cloud.api_url, "PREFECT_API_URL": cloud.workspace_api_url(PROD),
@@ -116,7 +116,7 @@ def test_headers_mode_through_a_bearer_gateway(cloud, run_scenario):
     result = run_scenario(
         f"""
         import prefect_nbauth as nb
-        from scenario_helpers import emit, read_flows_sync, run_flow
+        from prefect_nbauth.testing.probes import emit, read_flows_sync, run_flow
         s = nb.login({cloud.workspace_api_url(PROD)!r}, headers={{"Authorization": "Bearer {USER_KEY}"}})
         emit([s.to_dict(), read_flows_sync(), run_flow()])
         """,

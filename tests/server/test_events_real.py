@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 from constants import AUTH_STRING
-from cut_proxy import CutProxy
 
 import prefect_nbauth as nb
 from prefect_nbauth.events._stream import stream_events
 from prefect_nbauth.testing import wait_until
 from prefect_nbauth.testing._server import PrefectServer
+from prefect_nbauth.testing.cut_proxy import CutProxy
 from prefect_nbauth.testing.events import Collector, SteadyEmitter, emit_events, persisted_ids_settled
 
 pytestmark = pytest.mark.server
@@ -241,7 +241,7 @@ from pathlib import Path
 import prefect_nbauth.testing._server as servers
 from prefect_nbauth.testing._server import PrefectServer
 from prefect_nbauth.testing._gateway import RotatingGateway
-from cut_proxy import CutProxy
+from prefect_nbauth.testing.cut_proxy import CutProxy
 from prefect_nbauth.testing.events import Collector, emit_events
 from prefect_nbauth.testing import wait_until
 import prefect_nbauth as nb

@@ -16,7 +16,7 @@ def test_login_switches_everything_prefect_does_and_logout_switches_back(auth_se
     result = run_scenario(
         f"""
         import prefect_nbauth as nb
-        from scenario_helpers import *
+        from prefect_nbauth.testing.probes import *
         r = {{}}
         r["before"] = [read_flows_sync(), read_flows_async(), run_flow(), events_roundtrip(10)]
         r["login"] = nb.login({auth_server.api_url!r}, auth_string={AUTH_STRING!r}).to_dict()
@@ -42,7 +42,7 @@ def test_wrong_password_raises_and_keeps_the_previous_login(auth_server, run_sce
     result = run_scenario(
         f"""
         import prefect_nbauth as nb
-        from scenario_helpers import *
+        from prefect_nbauth.testing.probes import *
         nb.login({auth_server.api_url!r}, auth_string={AUTH_STRING!r})
         errors = []
         for bad in ["admin@corp:wrong", "someone:p@ss:w#rd%&!"]:
@@ -68,7 +68,7 @@ def test_non_ascii_auth_string_is_refused_before_any_request(run_scenario):
         """
         import socket, threading
         import prefect_nbauth as nb
-        from scenario_helpers import emit
+        from prefect_nbauth.testing.probes import emit
         listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen()
         port = listener.getsockname()[1]
         connections = []
@@ -98,7 +98,7 @@ def test_status_explains_where_each_setting_comes_from(auth_server, run_scenario
     url = auth_server.api_url
     code = """
         import prefect_nbauth as nb
-        from scenario_helpers import emit, status_dict
+        from prefect_nbauth.testing.probes import emit, status_dict
         emit(status_dict(check_server=False))
     """
     env_case = run_scenario(code, env={"PREFECT_API_URL": url, "PREFECT_API_AUTH_STRING": AUTH_STRING})
@@ -143,7 +143,7 @@ def test_status_warns_about_conflicts_prefect_resolves_silently(auth_server, run
         """
         import os
         import prefect, prefect_nbauth as nb
-        from scenario_helpers import emit
+        from prefect_nbauth.testing.probes import emit
         late = nb.status(check_server=False)
         os.environ["PREFECT_API_KEY"] = "pnu_set_after_import_0123456789"
         after = nb.status(check_server=False)
@@ -163,7 +163,7 @@ def test_status_warns_about_conflicts_prefect_resolves_silently(auth_server, run
     result = run_scenario(
         """
         import prefect_nbauth as nb
-        from scenario_helpers import emit
+        from prefect_nbauth.testing.probes import emit
         emit(nb.status(check_server=False).warnings)
         """,
         env={"PREFECT_API_URL": auth_server.api_url, "PREFECT_SERVER_API_AUTH_STRING": AUTH_STRING,
@@ -176,7 +176,7 @@ def test_status_warns_about_conflicts_prefect_resolves_silently(auth_server, run
     result = run_scenario(
         """
         import prefect_nbauth as nb
-        from scenario_helpers import emit
+        from prefect_nbauth.testing.probes import emit
         emit(nb.status().to_dict())
         """,
         env={"PREFECT_API_URL": auth_server.api_url},
@@ -191,7 +191,7 @@ def test_persist_writes_an_owner_only_profile_and_default_writes_nothing(auth_se
         f"""
         import os, pathlib, stat, subprocess, sys, json
         import prefect_nbauth as nb
-        from scenario_helpers import emit
+        from prefect_nbauth.testing.probes import emit
         home = pathlib.Path(os.environ["PREFECT_HOME"])
         def files():
             return sorted(str(p) for p in home.rglob("*") if p.is_file())
@@ -203,7 +203,7 @@ def test_persist_writes_an_owner_only_profile_and_default_writes_nothing(auth_se
         profile = home / "profiles.toml"
         mode = stat.S_IMODE(profile.stat().st_mode)
         child = subprocess.run([sys.executable, "-c",
-            "import prefect_nbauth as nb, json; from scenario_helpers import read_flows_sync;"
+            "import prefect_nbauth as nb, json; from prefect_nbauth.testing.probes import read_flows_sync;"
             "s = nb.status(check_server=False); print(json.dumps([s.mode.value, s.sources, read_flows_sync()]))"],
             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         nb.logout(forget=True)
@@ -224,7 +224,7 @@ def test_bad_input_never_changes_the_credential_in_force(auth_server, open_serve
         f"""
         import http.server, socket, threading
         import prefect_nbauth as nb
-        from scenario_helpers import emit, read_flows_sync
+        from prefect_nbauth.testing.probes import emit, read_flows_sync
 
         class Html(http.server.BaseHTTPRequestHandler):
             def do_GET(self):

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 from constants import AUTH_STRING
-from cut_proxy import CutProxy
 
 import prefect_nbauth as nb
 from prefect_nbauth import mask
 from prefect_nbauth.testing import wait_until
 from prefect_nbauth.testing._server import PrefectServer
+from prefect_nbauth.testing.cut_proxy import CutProxy
 from prefect_nbauth.testing.events import Collector
 from prefect_nbauth.testing.logs import LOGS_ON, FlowProcess, create_run, line_numbers, persisted_logs, post_logs
 

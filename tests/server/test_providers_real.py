@@ -16,7 +16,7 @@ def test_every_provider_kind_logs_in_and_bad_ones_change_nothing(auth_server, ru
         f"""
         import os, sys, pathlib
         import prefect_nbauth as nb
-        from scenario_helpers import emit, read_flows_sync
+        from prefect_nbauth.testing.probes import emit, read_flows_sync
         url = {auth_server.api_url!r}
         os.environ["NBAUTH_AUTH"] = {AUTH_STRING!r}
         out = {{}}
@@ -83,7 +83,7 @@ def test_a_provider_failing_at_refresh_keeps_the_valid_token(auth_server, run_sc
         f"""
         import pathlib
         import prefect_nbauth as nb
-        from scenario_helpers import emit, read_flows_sync
+        from prefect_nbauth.testing.probes import emit, read_flows_sync
         path = pathlib.Path({str(token_file)!r})
         nb.login({auth_server.api_url!r}, auth_string=nb.FileToken(path))
         path.unlink()                               # the file disappears

@@ -384,7 +384,7 @@ def test_open_websocket_survives_token_expiry(gateway):
 SCENARIO = r'''
 import json
 from prefect.settings import PREFECT_CLIENT_CUSTOM_HEADERS, temporary_settings
-from scenario_helpers import events_roundtrip, read_flows_async, read_flows_sync
+from prefect_nbauth.testing.probes import events_roundtrip, read_flows_async, read_flows_sync
 
 result = {"sync": read_flows_sync(), "async": read_flows_async(), "events": events_roundtrip()}
 with temporary_settings(updates={PREFECT_CLIENT_CUSTOM_HEADERS: {"Authorization": "Bearer x.y.z"}}):

@@ -43,7 +43,7 @@ def scenario(cfg: dict[str, Any], **kwargs: Any) -> str:
     return f"""
 import logging
 from prefect_nbauth.testing.idp.load import run
-from scenario_helpers import emit
+from prefect_nbauth.testing.probes import emit
 logging.getLogger("prefect").setLevel(logging.ERROR)
 emit(run({cfg!r}, **{kwargs!r}))
 """
@@ -100,7 +100,7 @@ def injecting_gateway(idp: OidcProvider, auth_server: Any) -> Iterator[NginxGate
 
 AUDIT = """
 import prefect_nbauth as nb
-from scenario_helpers import emit
+from prefect_nbauth.testing.probes import emit
 provider = nb.OAuth2ClientCredentials({token_url!r}, {client_id!r}, {client_secret!r})
 results = []
 for api_url, auth_string in {logins!r}:

@@ -18,7 +18,7 @@ import asyncio, threading, time
 import prefect_nbauth as nb
 from prefect import flow, get_client, task
 from prefect_nbauth.testing._gateway import RotatingGateway
-from scenario_helpers import emit, read_flows_sync
+from prefect_nbauth.testing.probes import emit, read_flows_sync
 
 gateway = RotatingGateway({upstream!r}, upstream_auth_string={auth!r}, token_lifetime={lifetime})
 gateway.start()
@@ -35,7 +35,7 @@ def prelude(auth_server, lifetime: float = 2.0) -> str:
 
 def test_a_flow_started_before_a_rotation_finishes_after_it(auth_server, run_scenario):
     result = run_scenario(prelude(auth_server) + """
-from scenario_helpers import flow_across_rotations
+from prefect_nbauth.testing.probes import flow_across_rotations
 
 state = flow_across_rotations(gateway, 3)
 emit({"state": state.type.value, "calls": state.result() if state.is_completed() else None,

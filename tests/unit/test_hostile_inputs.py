@@ -429,7 +429,7 @@ def test_prefect_rest_client_does_not_carry_gateway_headers_across_a_redirect(ru
         with FakeServer(prefect_like(None, override=redirect)) as gateway:
             run_scenario(f"""
                 import prefect_nbauth as nb
-                from scenario_helpers import emit, read_flows_sync
+                from prefect_nbauth.testing.probes import emit, read_flows_sync
                 nb.login({gateway.url + '/api'!r}, headers={{"cf-access-token": {CANARY!r}}})
                 emit(read_flows_sync())
                 """)
@@ -463,7 +463,7 @@ def test_prefect_event_socket_does_not_send_the_token_across_a_redirect(run_scen
                 import asyncio
                 import prefect_nbauth as nb
                 from prefect.events.clients import get_events_subscriber
-                from scenario_helpers import emit
+                from prefect_nbauth.testing.probes import emit
                 nb.login({server.url + '/api'!r}, auth_string={AUTH!r})
                 async def subscribe():
                     try:

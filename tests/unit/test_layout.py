@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "prefect_nbauth"
@@ -90,3 +91,26 @@ def test_the_flat_core_never_reaches_up_into_a_product() -> None:
                  for p in core}
     assert len(core) > 20  # the glob sees the core
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_nothing_reaches_the_test_suite_through_the_path() -> None:
+    """Tutorials, benchmarks, scripts and the tests' own subprocesses import installed code only.
+
+    What they share lives in :mod:`prefect_nbauth.testing`. The one exception: the version
+    matrix puts the *repository root* on ``PYTHONPATH`` so that each old-Prefect venv runs the
+    code under test (tests/prefect_versions.py says why).
+    """
+    root = PACKAGE.parent
+    path_edit = re.compile(r"sys\.path\.(insert|append)|spec_from_file_location|PYTHONPATH")
+    repo_root_only = {"tests/server/test_versions_matrix.py", "tests/prefect_versions.py",
+                      "tests/versions_checks.py"}
+    scanned, offenders = 0, []
+    for folder in ("tests", "benchmarks", "scripts", "notebooks", "binder"):
+        for path in (root / folder).rglob("*"):
+            name = str(path.relative_to(root))
+            if not path.is_file() or path.suffix not in {".py", ".ipynb", ".sh", ""} or path == Path(__file__):
+                continue
+            scanned += 1
+            if path_edit.search(path.read_text(errors="replace")) and name not in repo_root_only:
+                offenders.append(name)
+    assert scanned > 50 and offenders == []

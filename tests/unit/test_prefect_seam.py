@@ -17,7 +17,7 @@ def test_the_global_settings_context_is_what_every_client_reads(run_scenario):
         from prefect.client.orchestration import PrefectClient, SyncPrefectClient, get_client
         from prefect.settings import get_current_settings
         from prefect_nbauth import _prefect_seam as seam
-        from scenario_helpers import emit
+        from prefect_nbauth.testing.probes import emit
 
         checks = {}
         checks["global exists"] = hasattr(prefect.context, "GLOBAL_SETTINGS_CONTEXT")
@@ -50,7 +50,7 @@ def test_events_clients_take_their_credential_from_settings_at_creation(run_scen
         """
         from prefect.events.clients import PrefectEventSubscriber, PrefectEventsClient
         from prefect_nbauth import _prefect_seam as seam
-        from scenario_helpers import emit
+        from prefect_nbauth.testing.probes import emit
         seam.install_global_settings_context(seam.settings_with_credential(
             seam.global_settings_context(), api_url="http://127.0.0.1:9/api",
             auth_string="u:p", api_key=None, custom_headers={}))
@@ -67,7 +67,7 @@ def test_background_services_can_be_drained_and_rebuilt(run_scenario):
         from prefect.events.worker import EventsWorker
         from prefect.logging.handlers import APILogWorker
         from prefect_nbauth import _prefect_seam as seam
-        from scenario_helpers import emit
+        from prefect_nbauth.testing.probes import emit
         emit({"drain_all": all(callable(getattr(s, "drain_all", None)) for s in (EventsWorker, APILogWorker)),
               "instances": all(isinstance(getattr(s, "_instances", None), dict) for s in (EventsWorker, APILogWorker)),
               "restart": seam.restart_background_services() is None})
@@ -84,7 +84,7 @@ def test_rotation_seams_exist(run_scenario):
         from prefect.events.clients import PrefectEventsClient, PrefectEventSubscriber
         from prefect_nbauth import _prefect_seam as seam
         from prefect_nbauth._auth import NbAuth
-        from scenario_helpers import emit
+        from prefect_nbauth.testing.probes import emit
         checks = {}
         for cls in (PrefectEventsClient, PrefectEventSubscriber):
             checks[cls.__name__ + "._reconnect"] = inspect.iscoroutinefunction(cls._reconnect)

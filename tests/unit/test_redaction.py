@@ -11,7 +11,7 @@ def test_records_from_any_logger_are_scrubbed(run_scenario):
         f"""
         import base64, io, logging
         from prefect_nbauth import _redaction
-        from scenario_helpers import emit
+        from prefect_nbauth.testing.probes import emit
         stream = io.StringIO()
         logging.basicConfig(stream=stream, level=logging.DEBUG, force=True)
         secret = {CANARY!r}

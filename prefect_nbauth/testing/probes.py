@@ -1,4 +1,11 @@
-"""Small probes used inside run_scenario subprocesses: what does Prefect itself do now?"""
+"""What does Prefect itself do in this process now? Small probes for tests after a login.
+
+Each runs one of Prefect's own paths with the settings in force and returns ``200`` (or
+``"received"``) when it worked, else the HTTP status or the error's type: a sync and an
+async client call, a flow run, an event round trip through Prefect's own emitter and
+subscriber, a flow that lives across gateway token rotations. The suite runs them inside
+fresh interpreters (its ``run_scenario`` fixture), since a login is process-wide.
+"""
 
 from __future__ import annotations
 
@@ -83,6 +90,7 @@ def status_dict(**kwargs: Any) -> dict[str, Any]:
 
 
 def emit(result: Any) -> None:
+    """Print ``result`` as JSON on one line (the last stdout line is what a scenario returns)."""
     print(json.dumps(result, default=str))
 
 

@@ -62,14 +62,27 @@ class _StubConnect:
         raise RuntimeError("connected")  # stop here: the retry reached the server
 
 
-def test_the_seam_retries_once_after_a_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    from prefect.events.clients import PrefectEventsClient
-
-    for cls in seam.socket_client_classes():  # undone after the test
+@pytest.fixture
+def unwrapped_seam(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prefect's own ``_reconnect`` on every class the seam wraps, and empty slots (undone after)."""
+    for cls in seam.socket_client_classes():
         # Prefect's own _reconnect, even if an earlier test's login() already wrapped it.
         monkeypatch.setattr(cls, "_reconnect", inspect.unwrap(cls._reconnect))
     monkeypatch.setattr(seam, "_ON_REJECTED", [None])
     monkeypatch.setattr(seam, "_REFRESH", [lambda client: None])
+
+
+def _events_client(connect: _StubConnect) -> Any:
+    from prefect.events.clients import PrefectEventsClient
+
+    client = PrefectEventsClient.__new__(PrefectEventsClient)
+    client._websocket = None
+    client._events_socket_url = "ws://127.0.0.1:9/api/events/in"
+    client._connect = connect
+    return client
+
+
+def test_the_seam_retries_once_after_a_refresh(unwrapped_seam: None) -> None:
     presented: list[int] = []
     decisions: list[tuple[str | None, int]] = []
 
@@ -82,11 +95,7 @@ def test_the_seam_retries_once_after_a_refresh(monkeypatch: pytest.MonkeyPatch) 
         return auth_rejection(exc) is not None
 
     seam.install_socket_refresh(refresh, on_rejected=on_rejected)
-    client = PrefectEventsClient.__new__(PrefectEventsClient)
-    client._websocket = None
-    client._events_socket_url = "ws://127.0.0.1:9/api/events/in"
-
-    client._connect = _StubConnect(refusals=1)
+    client = _events_client(_StubConnect(refusals=1))
     with pytest.raises(RuntimeError, match="connected"):
         asyncio.run(client._reconnect())
     assert client._connect.attempts == 2 and decisions == [("HTTP 401", 0)] and presented == [0, 1]
@@ -99,26 +108,16 @@ def test_the_seam_retries_once_after_a_refresh(monkeypatch: pytest.MonkeyPatch) 
     assert client._connect.attempts == 2 and len(decisions) == 1
 
 
-def test_the_latest_socket_refresh_is_the_one_in_force(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_latest_socket_refresh_is_the_one_in_force(unwrapped_seam: None) -> None:
     """A class wrapped under one refresh follows a later install (a login after a test, a second login).
 
     Found in CI: a unit test's stand-in refresh, installed first, stayed in force for Prefect's
     logs subscriber when a later login() installed the real one, and a reconnect failed.
     """
-    from prefect.events.clients import PrefectEventsClient
-
-    for cls in seam.socket_client_classes():
-        monkeypatch.setattr(cls, "_reconnect", inspect.unwrap(cls._reconnect))
-    monkeypatch.setattr(seam, "_ON_REJECTED", [None])
-    monkeypatch.setattr(seam, "_REFRESH", [lambda client: None])
     calls: list[str] = []
     seam.install_socket_refresh(lambda client: calls.append("first"))
     seam.install_socket_refresh(lambda client: calls.append("second"))
-    client = PrefectEventsClient.__new__(PrefectEventsClient)
-    client._websocket = None
-    client._events_socket_url = "ws://127.0.0.1:9/api/events/in"
-    client._connect = _StubConnect(refusals=0)
     with pytest.raises(RuntimeError, match="connected"):
-        asyncio.run(client._reconnect())
+        asyncio.run(_events_client(_StubConnect(refusals=0))._reconnect())
     assert calls == ["second"]
     assert all(getattr(cls._reconnect, "__wrapped__", None) for cls in seam.socket_client_classes())

@@ -13,14 +13,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from test_widgets import (
-    FakeFactory,
-    all_state_json,
-    front_end_update,
-    install_recording_comm,
-    updates_of,
-    wait_until,
-)
+from test_widgets import FakeFactory
+
+from prefect_nbauth.testing import wait_until
+from prefect_nbauth.testing.widgets import all_state_json, front_end_update, install_recording_comm, updates_of
 
 RUN = str(uuid.uuid4())
 

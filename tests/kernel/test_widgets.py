@@ -22,7 +22,7 @@ from typing import Any, Callable
 import pytest
 
 from prefect_nbauth.testing import wait_until
-from prefect_nbauth.testing.widgets import (  # noqa: F401 - re-used by the other widget tests
+from prefect_nbauth.testing.widgets import (
     all_state_json,
     all_widgets,
     customs_of,

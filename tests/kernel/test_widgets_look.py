@@ -16,9 +16,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from test_widgets import FakeFactory, comm_log, make_event, wait_until  # noqa: F401 - comm_log is a fixture
+from test_widgets import FakeFactory, comm_log, make_event  # noqa: F401 - comm_log is a fixture
 
 from prefect_nbauth._status import AuthMode, AuthStatus
+from prefect_nbauth.testing import wait_until
 
 # A colour that is not a JupyterLab variable: hex, rgb()/hsl(), or a CSS colour name.
 _FIXED_COLOUR = re.compile(

@@ -34,7 +34,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import socket
 import stat
 import subprocess
@@ -46,6 +45,7 @@ from typing import Any
 
 import httpx
 import pytest
+from repo_copy import copy_tracked
 from test_notebooks import (
     AUTH_ENV,
     BINDER,
@@ -77,13 +77,7 @@ def test_repo2docker_builds_what_we_mean(tmp_path: Path) -> None:
     # --no-build: repo2docker's detection and Dockerfile only; no docker daemon is needed.
     r2d = _repo2docker()
     # Only what git tracks (or would track), as Binder clones it: no .venv, no caches.
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.split("\n")
-    src = tmp_path / "repo"
-    for rel in filter(None, listed):
-        if (REPO / rel).is_file():
-            (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, src / rel)
+    src = copy_tracked(tmp_path / "repo")
     done = subprocess.run([*r2d, "--no-build", "--debug", "--no-run", str(src)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     out = done.stdout + done.stderr

@@ -8,7 +8,6 @@ package directory, and leak no secret through their reprs.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from repo_copy import copy_tracked
 
 from prefect_nbauth.testing import isolated_env
 from prefect_nbauth.testing.canaries import assert_no_secret, leak_forms, leaks, make_canary
@@ -72,13 +72,7 @@ def test_the_idp_installs_npm_packages_into_the_users_cache_not_the_package(tmp_
 
 def test_the_wheel_ships_the_harnesses_and_the_idp_scripts(tmp_path: Path) -> None:
     """Built from what git tracks, as a release would be (build isolation: pyproject's setuptools)."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.split("\n")
-    src = tmp_path / "src"
-    for rel in filter(None, listed):
-        if (REPO / rel).is_file():
-            (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, src / rel)
+    src = copy_tracked(tmp_path / "src")
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
                            str(src)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

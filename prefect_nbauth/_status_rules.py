@@ -104,20 +104,20 @@ def server_setting_on_client(f: Facts) -> Iterator[str]:
                "require; clients send PREFECT_API_AUTH_STRING. Log in with auth_string=… instead.")
 
 
-def unusable_auth_string(f: Facts) -> Iterator[str]:
-    if f.auth_string:
+def _cannot_work(what: str, value: str | None, check: Callable[[str], object]) -> Iterator[str]:
+    if value:
         try:
-            check_auth_string(f.auth_string)
+            check(value)
         except ConfigurationError as exc:
-            yield f"The auth string in force cannot work: {exc}"
+            yield f"The {what} in force cannot work: {exc}"
+
+
+def unusable_auth_string(f: Facts) -> Iterator[str]:
+    yield from _cannot_work("auth string", f.auth_string, check_auth_string)
 
 
 def unusable_api_key(f: Facts) -> Iterator[str]:
-    if f.api_key:
-        try:
-            check_api_key(f.api_key)
-        except ConfigurationError as exc:
-            yield f"The API key in force cannot work: {exc}"
+    yield from _cannot_work("API key", f.api_key, check_api_key)
 
 
 def api_key_off_cloud(f: Facts) -> Iterator[str]:

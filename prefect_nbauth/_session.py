@@ -25,6 +25,7 @@ from ._providers import Token
 from ._refresh import RefreshingToken
 from ._secrets import Secret
 from ._status import AuthStatus, jwt_claims
+from ._tls import ssl_context
 from ._tokens import KEY, SecretInput, credential_from, tokens_for
 from ._urls import is_under
 
@@ -66,13 +67,6 @@ class _Login:
 
 
 _current: _Login | None = None
-
-
-def verify_setting(settings: Any) -> Any:
-    """TLS verification as Prefect's own client does it (one place: :mod:`._tls`)."""
-    from ._tls import ssl_context
-
-    return ssl_context(settings)
 
 
 def _base_context() -> Any:
@@ -200,7 +194,7 @@ def _install(credential: Credential, tokens: dict[str, RefreshingToken], *, pers
 def _validate(credential: Credential, tokens: dict[str, RefreshingToken], settings: Any,
               cloud_api_url: str, timeout: float) -> tuple[Any, ...]:
     """Ask the server; (identity, workspace handle, version, server auth, final credential)."""
-    verify = verify_setting(settings)
+    verify = ssl_context(settings)
     if KEY in tokens:
         info = probe_cloud(credential, cloud_api_url=cloud_api_url, verify=verify, timeout=timeout)
         credential = Credential(api_url=info.api_url, api_key=credential.api_key,
@@ -340,7 +334,7 @@ def refresh() -> AuthStatus:
                                   login_state.credential.workspace)
     try:
         if KEY not in login_state.tokens:
-            probe_server(credential, verify=verify_setting(login_state.original.settings))
+            probe_server(credential, verify=ssl_context(login_state.original.settings))
     finally:
         _listeners.notify("refresh")
     return status(check_server=False)

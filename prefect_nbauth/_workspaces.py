@@ -15,7 +15,7 @@ from . import _prefect_seam as seam
 from . import _probe
 from ._inputs import Credential, check_api_key
 from ._secrets import Secret
-from ._session import verify_setting
+from ._tls import ssl_context
 
 __all__ = ["cloud_api_url", "list_workspaces"]
 
@@ -39,4 +39,4 @@ def list_workspaces(api_key: str | Secret, *, timeout: float = _probe.DEFAULT_TI
     key = check_api_key(api_key)
     cloud = cloud_api_url()
     return _probe.list_workspaces(Credential(api_url=cloud, api_key=key), cloud_api_url=cloud,
-                                   verify=verify_setting(_settings()), timeout=timeout)
+                                   verify=ssl_context(_settings()), timeout=timeout)

@@ -77,10 +77,10 @@ def _gather(*, check_server: bool, timeout: float) -> Facts:
         context = seam.active_settings_context()
         global_context = seam.global_settings_context()
     settings = context.settings
-    ours = login is not None and context is login.installed
+    mine = login if login is not None and context is login.installed else None  # its settings in force
     values = effective_values(settings)
-    if ours and login is not None and login.credential.headers:
-        values["PREFECT_CLIENT_CUSTOM_HEADERS"] = login.gateway_headers()
+    if mine is not None and mine.credential.headers:
+        values["PREFECT_CLIENT_CUSTOM_HEADERS"] = mine.gateway_headers()
     url, auth_string, api_key = (values["PREFECT_API_URL"], values["PREFECT_API_AUTH_STRING"],
                                  values["PREFECT_API_KEY"])
     custom_headers: dict[str, str] = values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}
@@ -88,13 +88,13 @@ def _gather(*, check_server: bool, timeout: float) -> Facts:
     auth_header_name = next((n for n in custom_headers if n.lower() == "authorization"), None)
 
     found = read_sources((login.original if login else global_context).profile.name)
-    origins = {spec.name: _origin(spec, values[spec.name], found[spec.name], ours)
+    origins = {spec.name: _origin(spec, values[spec.name], found[spec.name], ours=mine is not None)
                for spec in CREDENTIAL_SETTINGS}
-    expires_at, subject = _expiry_and_subject(custom_headers, login if ours else None)
+    expires_at, subject = _expiry_and_subject(custom_headers, mine)
     server = (_probe_for_status(url, auth_string, api_key, custom_headers, settings, cloud_api_url, timeout)
               if check_server and url else None)
-    server_version = login.server_version if ours and login is not None else None
-    server_auth = login.server_auth if ours and login is not None else None
+    server_version = mine.server_version if mine is not None else None
+    server_auth = mine.server_auth if mine is not None else None
     if isinstance(server, dict):
         server_version = server.get("version") or server_version
         server_auth = server.get("auth") or server_auth
@@ -102,11 +102,11 @@ def _gather(*, check_server: bool, timeout: float) -> Facts:
         settings=settings, url=url, auth_string=auth_string, api_key=api_key,
         custom_headers=custom_headers, cloud_api_url=cloud_api_url,
         mode=_mode(auth_string, api_key, custom_headers, auth_header_name),
-        auth_header_name=auth_header_name, login=login, ours=ours,
+        auth_header_name=auth_header_name, login=login, ours=mine is not None,
         replaced=login is not None and global_context is not login.installed,
         local_context=seam.local_settings_context_active(), origins=origins,
         expires_at=expires_at, header_subject=subject,
-        rotating=bool(ours and login is not None and login.rotating), server=server,
+        rotating=bool(mine is not None and mine.rotating), server=server,
         server_version=server_version, server_auth=server_auth,
     )
 
@@ -188,20 +188,20 @@ def _identity(f: Facts) -> str | None:
     if f.mode is AuthMode.BASIC and f.auth_string and ":" in f.auth_string:
         # Prefect compares the whole string: only a ':' makes its first part a user name.
         identity = f.auth_string.split(":", 1)[0]
-    if f.ours and f.login is not None:
-        identity = f.login.identity or identity
+    if f.our_login is not None:
+        identity = f.our_login.identity or identity
     return _server_says(f, "identity") or identity
 
 
 def _workspace(f: Facts) -> str | None:
-    login_workspace = f.login.workspace if f.ours and f.login is not None else None
+    login_workspace = f.our_login.workspace if f.our_login is not None else None
     return _server_says(f, "workspace") or login_workspace
 
 
 def _sources(f: Facts) -> dict[str, str]:
     sources = {name: origin.source for name, origin in f.origins.items() if origin.source}
-    if f.ours and f.login is not None and f.login.persisted_to:
-        sources["saved to"] = f"profile {f.login.persisted_to}"
+    if f.our_login is not None and f.our_login.persisted_to:
+        sources["saved to"] = f"profile {f.our_login.persisted_to}"
     return sources
 
 

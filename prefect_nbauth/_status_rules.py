@@ -54,6 +54,11 @@ class Facts:
     server_version: str | None = None
     server_auth: str | None = None
 
+    @property
+    def our_login(self) -> Any:
+        """The login, when the settings in force are the ones it installed; else None."""
+        return self.login if self.ours else None
+
     def source_of(self, name: str) -> str:
         origin = self.origins.get(name)
         return origin.source if origin and origin.source else "set"
@@ -151,9 +156,9 @@ def no_api_url(f: Facts) -> Iterator[str]:
 
 def token_health(f: Facts) -> Iterator[str]:
     """Per token of our login: an unknown expiry, a failing refresh."""
-    if not (f.ours and f.login is not None):
+    if f.our_login is None:
         return
-    for token in f.login.tokens.values():
+    for token in f.our_login.tokens.values():
         info = token.snapshot()
         # Gateway tokens nearly always expire; one whose expiry we cannot know is
         # refreshed late (after a 401). Auth strings and keys rarely expire: no noise.

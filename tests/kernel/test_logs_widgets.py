@@ -16,18 +16,9 @@ import pytest
 from test_widgets import FakeFactory
 
 from prefect_nbauth.testing import wait_until
-from prefect_nbauth.testing.widgets import all_state_json, front_end_update, install_recording_comm, updates_of
+from prefect_nbauth.testing.widgets import all_state_json, front_end_update, updates_of
 
 RUN = str(uuid.uuid4())
-
-
-@pytest.fixture
-def comm_log() -> Any:
-    import comm
-
-    original = comm.create_comm
-    yield install_recording_comm()
-    comm.create_comm = original
 
 
 def make_log(i: int, level: int = 20, message: str | None = None) -> Any:

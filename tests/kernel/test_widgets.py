@@ -27,7 +27,6 @@ from prefect_nbauth.testing.widgets import (
     all_widgets,
     customs_of,
     front_end_update,
-    install_recording_comm,
     page_sends,
     type_secret,
     updates_of,
@@ -84,16 +83,6 @@ def make_event(name: str, resource: str = "nbauth.test", **payload: Any) -> Any:
 
 
 # ----------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def comm_log() -> Any:
-    import comm
-
-    original = comm.create_comm
-    log = install_recording_comm()
-    yield log
-    comm.create_comm = original
 
 
 # ------------------------------------------------------------ core import

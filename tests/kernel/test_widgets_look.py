@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from test_widgets import FakeFactory, comm_log, make_event  # noqa: F401 - comm_log is a fixture
+from test_widgets import FakeFactory, make_event
 
 from prefect_nbauth._status import AuthMode, AuthStatus
 from prefect_nbauth.testing import wait_until

@@ -29,8 +29,8 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Callable
 
-from ._exceptions import CredentialProviderError
-from ._providers import CredentialProvider, Token
+from .._exceptions import CredentialProviderError
+from .providers import CredentialProvider, Token
 
 __all__ = ["RefreshingToken"]
 

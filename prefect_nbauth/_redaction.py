@@ -157,16 +157,6 @@ def scrub_text(text: str) -> str:
     return redact_structure(text)
 
 
-def forget_secrets() -> None:
-    """Drop every remembered secret (tests; a fresh interpreter state)."""
-    global _pattern
-    with _lock:
-        _in_force.clear()
-        _validating.clear()
-        _recent.clear()
-        _pattern = None
-
-
 def _scrub(record: logging.LogRecord) -> None:
     try:
         message = record.getMessage()

@@ -136,6 +136,16 @@ def plain_http(f: Facts) -> Iterator[str]:
         yield warning
 
 
+def plain_http_token_endpoint(f: Facts) -> Iterator[str]:
+    """A provider fetching its token over plain http from another machine (an OAuth2 endpoint…)."""
+    if f.our_login is None:
+        return
+    for token in f.our_login.tokens.values():
+        url = getattr(token.provider, "token_url", None)
+        if isinstance(url, str) and (warning := plain_http_warning(url)):
+            yield f"The {token.slot} comes from {token.provider.describe()}: {warning}"
+
+
 def tls_checks_off(f: Facts) -> Iterator[str]:
     if f.settings.api.tls_insecure_skip_verify:
         yield ("TLS certificate checks are off (PREFECT_API_TLS_INSECURE_SKIP_VERIFY): anyone who "
@@ -220,6 +230,7 @@ RULES: tuple[Rule, ...] = (
     unusable_api_key,
     api_key_off_cloud,
     plain_http,
+    plain_http_token_endpoint,
     tls_checks_off,
     no_api_url,
     token_health,

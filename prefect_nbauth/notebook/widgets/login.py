@@ -41,7 +41,7 @@ from ..._exceptions import ConfigurationError
 from ..._inputs import is_cloud_url
 from ..._secrets import Secret
 from ...session import AuthStatus, api_url_in_force, cloud_api_url, list_workspaces, login, subscribe
-from ._base import TextForm, esc
+from ._base import SafeHTML, TextForm, esc
 from ._login_messages import NOTHING_CHANGED, check_url_box, has_userinfo, lead, safe_url, scrub
 from .secret_input import SecretInput
 
@@ -106,10 +106,10 @@ class LoginWidget(TextForm, widgets.VBox):
         self._button = widgets.Button(description="Log in", button_style="primary", icon="sign-in")
         self._button.add_class("pnb-login-button")
         self._button.on_click(lambda _: self.submit())
-        self._message = widgets.HTML()
+        self._message = SafeHTML()
         self._message.add_class("pnb-login-message")
         self.children = [
-            widgets.HTML("<b>Log in to Prefect</b>"),
+            SafeHTML("<b>Log in to Prefect</b>"),
             self._url, self._tabs,
             widgets.HBox([self._button, self._persist]),
             self._message,
@@ -173,7 +173,7 @@ class LoginWidget(TextForm, widgets.VBox):
         tabs = widgets.Tab(children=[
             widgets.VBox([self._auth_string]),
             widgets.VBox([self._api_key, self._workspace,
-                          widgets.HTML(f'<small class="pnb-note">Prefect Cloud at {esc(cloud)}</small>')]),
+                          SafeHTML(f'<small class="pnb-note">Prefect Cloud at {esc(cloud)}</small>')]),
             widgets.VBox([self._header_box, self._add_header_button]),
         ], titles=TAB_TITLES)
         tabs.selected_index = MODES.index(mode)

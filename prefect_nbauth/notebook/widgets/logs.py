@@ -17,7 +17,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._base import TextForm, clock_time, cut, esc
+from ._base import SafeHTML, TextForm, clock_time, cut, esc
 from ._live import LiveStreamView, StreamFactory
 
 __all__ = ["LogStreamWidget", "level_name", "log_line"]
@@ -114,7 +114,7 @@ class LogStreamWidget(TextForm, LiveStreamView, widgets.VBox):
         self._follow_button = widgets.ToggleButton(value=True, description="Following", icon="pause",
                                                    tooltip="Pause to freeze the view; logs keep arriving")
         self._clear_button = widgets.Button(description="Clear", icon="trash", tooltip="Empty the view")
-        self._view = widgets.HTML()
+        self._view = SafeHTML()
         self._level_field.observe(lambda _: self.start(), "value")
         self._text_field.observe(lambda _: self._throttle.poke(), "value")
         self._follow_button.observe(self._on_follow_toggle, "value")

@@ -16,7 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ...runs import RunWatch, run_id_of
-from ._base import TextForm, esc
+from ._base import SafeHTML, TextForm, esc
 from ._live import ThrottledView
 from .logs import LEVEL_COLOURS, log_line
 
@@ -51,7 +51,7 @@ class FlowRunWidget(TextForm, ThrottledView, widgets.VBox):
         super().__init__()
         self.run_id = run_id_of(run)
         self.max_log_lines = max_log_lines
-        self._view = widgets.HTML()
+        self._view = SafeHTML()
         self.children = [self._view]
         self.add_class("prefect-nbauth-run")
         self._start_throttle("prefect-nbauth-run-view", max_updates_per_second, max_bytes_per_second)

@@ -23,7 +23,7 @@ from typing import Callable
 import ipywidgets as widgets
 
 from ...session import AuthMode, AuthStatus, logout, refresh, status
-from ._base import TextForm, esc, theme_style
+from ._base import SafeHTML, TextForm, esc, theme_style
 from ._credential_watch import WATCHER as _WATCHER
 
 __all__ = ["AuthStatusWidget", "countdown"]
@@ -74,9 +74,9 @@ class AuthStatusWidget(TextForm, widgets.VBox):
         self._checked_generation = -1  # generation whose server check is shown
         self._busy = False
         self._message_text = ""
-        self._summary = widgets.HTML()
-        self._countdown = widgets.HTML()
-        self._message = widgets.HTML()
+        self._summary = SafeHTML()
+        self._countdown = SafeHTML()
+        self._message = SafeHTML()
         self._refresh_button = widgets.Button(
             description="Refresh", icon="refresh",
             tooltip="Refresh the credential now (rotating tokens) and check it against the server")

@@ -84,6 +84,11 @@ def test_the_wheel_ships_the_harnesses_and_the_idp_scripts(tmp_path: Path) -> No
     for asset in ("idp.mjs", "gateway.js"):
         assert f"prefect_nbauth/testing/idp/assets/{asset}" in names
     assert "prefect_nbauth/testing/_log_flows.py" in names  # FlowProcess runs it by path
+    # The license file pyproject names, and the license it declares (PEP 639 metadata).
+    [license_file] = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert zipfile.ZipFile(wheel).read(license_file) == (REPO / "LICENSE").read_bytes()
+    [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
+    assert "License-Expression: Apache-2.0" in zipfile.ZipFile(wheel).read(metadata).decode()
 
 
 def test_a_stack_never_shows_its_secrets_in_a_repr() -> None:

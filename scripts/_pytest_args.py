@@ -10,11 +10,15 @@ spoil: a debugger (``--pdb``, ``--trace``), output not captured (``-s``,
 ``--markers``, ``--help``, ``--version``…). ``-n 0`` runs in one process.
 
     python scripts/_pytest_args.py [PYTEST ARGS...]   (what scripts/test runs)
+
+With ``NBAUTH_TEST_DRY_RUN=1`` it prints the pytest arguments (JSON) instead of running
+pytest: what ``./scripts/test ARGS`` would run.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shlex
 import sys
@@ -85,9 +89,13 @@ def pytest_args(args: Sequence[str], env: Mapping[str, str] | None = None) -> li
 
 def main(argv: list[str]) -> None:
     args = pytest_args(argv)
-    if args[: len(WORKERS)] == WORKERS and importlib.util.find_spec("xdist") is None:
-        args = args[len(WORKERS):]  # pytest-xdist missing (not the [test] extra): one process
-    elif args[: len(WORKERS)] == WORKERS:
+    workers = args[: len(WORKERS)] == WORKERS
+    if workers and importlib.util.find_spec("xdist") is None:  # not the [test] extra: one process
+        args, workers = args[len(WORKERS):], False
+    if os.environ.get("NBAUTH_TEST_DRY_RUN") == "1":
+        print(json.dumps(args))
+        return
+    if workers:
         print("[test] two pytest workers (-n 2 --dist loadfile); `-n 0` runs in one process.", file=sys.stderr)
     os.execv(sys.executable, [sys.executable, "-m", "pytest", *args])
 

@@ -117,15 +117,71 @@ def shell():
 def test_magics_refuse_bad_input_with_usage_errors(shell) -> None:
     from IPython.core.error import UsageError
 
-    for line, expected in (("--flow-run not-a-uuid", "not a run id"), ("--level LOUD", "Unknown log level"),
+    for line, expected in (("--flow-run not-a-uuid", "neither a run id nor the name of a variable"),
+                           ("--level LOUD", "Unknown log level"),
                            ("--since yesterday", "not understood"), ("--max-lines 0", "--max-lines")):
         with pytest.raises(UsageError, match=expected):
             shell.run_line_magic("prefect_logs", line)
-    with pytest.raises(UsageError, match="not a flow run id"):
+    with pytest.raises(UsageError, match="neither a run id nor the name of a variable"):
         shell.run_line_magic("prefect_watch", "nope-nope")
     # A valid line in a terminal (no kernel): it says a widget needs a front end.
     with pytest.raises(UsageError, match="needs a Jupyter front end"):
         shell.run_line_magic("prefect_logs", f"--flow-run {RUN} --level warning --since 10m")
+
+
+@pytest.fixture
+def shown(shell, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """What the run magics would display, as (widget, arguments), with a kernel faked in."""
+    from prefect_nbauth.notebook.widgets import logs, run
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)
+    monkeypatch.setattr(run, "FlowRunWidget", lambda run_id, **kw: seen.append(("watch", {"run": run_id, **kw})))
+    monkeypatch.setattr(logs, "LogStreamWidget", lambda **kw: seen.append(("logs", kw)))
+    monkeypatch.setattr("prefect_nbauth.notebook.magics.runs.display", lambda obj: None)
+    return seen
+
+
+def test_every_magic_taking_a_run_id_accepts_a_literal_a_name_and_dollar_name(shell, shown) -> None:
+    from prefect.client.schemas.objects import FlowRun, State, StateDetails, StateType, TaskRun
+
+    rid, tid = uuid.uuid4(), uuid.uuid4()
+    holders = {"as_text": str(rid), "as_uuid": rid, "as_flow_run": FlowRun(id=rid, flow_id=uuid.uuid4(), name="x"),
+               "as_state": State(type=StateType.COMPLETED, state_details=StateDetails(flow_run_id=rid))}
+    shell.user_ns.update(holders, task_text=str(tid),
+                         task_run=TaskRun(id=tid, flow_run_id=rid, task_key="k", dynamic_key="0", name="t"))
+    for text in [str(rid), *holders, *(f"${name}" for name in holders)]:
+        shown.clear()
+        shell.run_line_magic("prefect_watch", text)
+        shell.run_line_magic("prefect_logs", f"--flow-run {text}")
+        assert shown == [("watch", {"run": rid, "level": "INFO"}),
+                         ("logs", {"flow_run_id": [rid], "task_run_id": None, "level": "INFO", "since": None,
+                                   "max_lines": 500})], text
+    for text in (str(tid), "task_text", "$task_text", "task_run", "$task_run"):
+        shown.clear()
+        shell.run_line_magic("prefect_logs", f"--task-run {text}")
+        assert shown[0][1]["task_run_id"] == [tid], text
+
+
+def test_a_run_argument_that_names_nothing_says_what_works_and_never_shows_the_value(shell, shown) -> None:
+    from IPython.core.error import UsageError
+
+    secret = "nbuser:" + uuid.uuid4().hex
+    shell.user_ns.update(not_a_run=secret, a_number=42)
+    for magic, prefix in (("prefect_watch", ""), ("prefect_logs", "--flow-run "), ("prefect_logs", "--task-run ")):
+        for text, expected in (("$missing", "there is no variable 'missing' in this notebook"),
+                               ("$not_a_run", "the variable 'not_a_run' holds a str, which names no"),
+                               ("not_a_run", "the variable 'not_a_run' holds a str, which names no"),
+                               ("$a_number", "the variable 'a_number' holds a int, which names no"),
+                               ("nope-nope", "neither a run id nor the name of a variable")):
+            with pytest.raises(UsageError) as caught:
+                shell.run_line_magic(magic, prefix + text)
+            message = str(caught.value)
+            assert expected in message, (magic, text, message)
+            assert secret not in message and secret.split(":")[1] not in message
+            if "no variable" not in message:
+                assert "as NAME or $NAME" in message  # what would work
+    assert shown == []
 
 
 def test_run_id_of_accepts_what_prefect_returns() -> None:

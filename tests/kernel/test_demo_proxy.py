@@ -6,7 +6,8 @@ over their connection files), a JupyterLab terminal (over its websocket).
 * the output ends with ONE block of clickable URLs, and each answers 200;
 * ``status()`` in a kernel says the server requires an auth string (its
   ``/ui-settings`` lives under ``{base}prefect/``, not at the root: it used to say
-  "no answer"), and so does the status widget;
+  "no answer"), and so does the status widget; ``audit()`` (``%prefect_audit``) reads it
+  at the same place and agrees (it used to say "no /ui-settings at its root");
 * a flow's "View at ..." link is the proxied UI and answers 200 (it used to point at
   the API server's root, which answers 404);
 * the auth string for the login form can be read in a JupyterLab terminal, and the
@@ -189,6 +190,30 @@ print("RESULT" + json.dumps({"server_auth": st.server_auth, "warnings": list(st.
     assert not any("rejects the credential in force" in w for w in result["warnings"])
     assert "it requires an auth string" in result["widget"] and "no answer" not in result["widget"]
     assert result["logout_disabled"] is True
+
+
+def test_the_audit_and_the_status_agree_behind_the_proxy(lab_demo: LabDemo) -> None:
+    """%prefect_audit reads /ui-settings where status() does (under {base}prefect/, not at the root)."""
+    out = _run_in_kernel(lab_demo, """
+import json, os
+os.environ["PREFECT_API_URL"] = os.environ["PREFECT_NBAUTH_DEMO_API_URL"]
+import prefect_nbauth
+from prefect_nbauth.auditing import audit
+from prefect_nbauth.widgets import AuthStatusWidget
+prefect_nbauth.login(os.environ["PREFECT_NBAUTH_DEMO_API_URL"],
+                     auth_string=os.environ["PREFECT_NBAUTH_DEMO_AUTH_STRING"])
+report = audit()
+w = AuthStatusWidget(watch=False)
+assert w.wait_idle(120)
+finding = report.finding("advertised-auth")
+print("RESULT" + json.dumps({"audit_auth": report.server_auth, "outcome": str(finding.outcome),
+                             "detail": finding.detail, "status_auth": prefect_nbauth.status().server_auth,
+                             "widget": w._summary.value}))
+""")
+    result = json.loads(out.split("RESULT", 1)[1].splitlines()[0])
+    assert result["status_auth"] == "BASIC" and "auth BASIC" in result["widget"]
+    assert result["audit_auth"] == "BASIC", result
+    assert result["outcome"] == "pass" and "advertises an auth string (BASIC)" in result["detail"], result
 
 
 def test_view_at_links_open_the_proxied_ui(lab_demo: LabDemo) -> None:

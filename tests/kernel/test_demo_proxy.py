@@ -189,6 +189,9 @@ print("RESULT" + json.dumps({"server_auth": st.server_auth, "warnings": list(st.
     assert any("requires an auth string" in w for w in result["warnings"]), result["warnings"]
     assert not any("rejects the credential in force" in w for w in result["warnings"])
     assert "it requires an auth string" in result["widget"] and "no answer" not in result["widget"]
+    # Words for a person in the widget's warning: no Python call, no doubled period.
+    assert "auth_string=" not in result["widget"] and "…." not in result["widget"]
+    assert "Log in with the server's auth string" in result["widget"]
     assert result["logout_disabled"] is True
 
 

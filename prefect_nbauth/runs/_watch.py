@@ -20,6 +20,7 @@ what its websockets drop.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -38,9 +39,37 @@ logger = logging.getLogger("prefect_nbauth.watch")
 FINAL_TYPES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
+def _result_of(coroutine: Any) -> Any:
+    """Run a coroutine to its end on a thread of its own (the caller's loop may be running)."""
+    import asyncio
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="prefect-nbauth-run-deployment", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def run_id_of(run: Any) -> UUID:
     """The flow run id of a run id, a ``FlowRun`` (``run_deployment()``), a ``State``
-    (``my_flow(return_state=True)``) or a future/object with ``flow_run_id``."""
+    (``my_flow(return_state=True)``) or a future/object with ``flow_run_id``.
+
+    Also the coroutine that Prefect's ``run_deployment(...)`` returns in a notebook cell
+    (Jupyter runs cells in an event loop, where Prefect hands back a coroutine instead of
+    the ``FlowRun``): it is run to its end here, so ``watch(run_deployment(...))`` works
+    with or without ``await``.
+    """
+    if inspect.iscoroutine(run):
+        run = _result_of(run)
     if isinstance(run, UUID):
         return run
     if isinstance(run, str):

@@ -263,3 +263,29 @@ def test_run_id_of_accepts_what_prefect_returns() -> None:
     with pytest.raises(ConfigurationError, match="return_state=True"):
         run_id_of(object())
 
+
+def test_run_id_of_takes_run_deployments_coroutine_inside_a_running_loop() -> None:
+    """In a notebook cell Prefect's run_deployment() returns a coroutine (the cell runs in an
+    event loop): watch(run_deployment(...)) works without the reader awaiting it."""
+    import asyncio
+
+    from prefect.client.schemas.objects import FlowRun
+
+    from prefect_nbauth.runs import run_id_of
+
+    rid = uuid.uuid4()
+
+    async def arun_deployment() -> FlowRun:  # what Prefect's coroutine resolves to
+        await asyncio.sleep(0)
+        return FlowRun(id=rid, flow_id=uuid.uuid4(), name="x")
+
+    async def a_notebook_cell() -> uuid.UUID:  # the kernel's loop is running here
+        return run_id_of(arun_deployment())
+
+    assert asyncio.run(a_notebook_cell()) == rid
+
+    async def failing() -> FlowRun:
+        raise LookupError("Deployment 'nope/nope' not found")
+
+    with pytest.raises(LookupError, match="not found"):  # Prefect's own error, not a made-up one
+        run_id_of(failing())

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from ..._exceptions import ConfigurationError
 from ...runs import run_id_of
 from ._base import usage
 
@@ -60,7 +61,7 @@ def flow_run_id(namespace: dict[str, Any], text: str, magic: str) -> UUID:
     name, value = _lookup(namespace, text, magic, "flow")
     try:
         return run_id_of(value)
-    except Exception:  # noqa: BLE001 - a ConfigurationError or a bad attribute: said without the value
+    except (ConfigurationError, ValueError, TypeError, AttributeError):  # said without the value
         usage(f"%{magic}: the variable {name!r} holds a {type(value).__name__}, which names no flow run. "
               f"Give {_WHAT_WORKS['flow']}.")
 

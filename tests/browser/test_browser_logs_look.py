@@ -12,7 +12,9 @@ chromium through Playwright; for each front end a notebook shows ``%prefect_watc
 * **the error whole**: the failed run's traceback is shown outside the scrolling log box,
   from ``Traceback (most recent call last):`` to the ``RuntimeError``, nothing of it clipped;
 * **which run**: each line names its task run or flow run (``task step-…``, ``flow NAME``),
-  so the three "Finished in state …" lines can be told apart.
+  so the three "Finished in state …" lines can be told apart;
+* **contrast**: every text of the log view reaches WCAG AA (measured as in
+  ``test_browser_themes.py``); the watch's own figures are recorded in the report.
 
 Screenshots of each widget go to ``test-artifacts/logs-look-<front end>-{watch-failed,logs}.png``
 (gitignored) and the measurements to ``test-artifacts/logs-look-report.json``.
@@ -28,6 +30,7 @@ import nbformat
 import pytest
 from lab_support import ARTIFACTS, BROWSER_MARKS, JupyterLab, chromium, new_page, screenshot_on_failure
 from notebook_support import build_notebook, canary_protected_server
+from test_browser_themes import MEASURE_JS as CONTRAST_JS  # every text's contrast, WCAG AA
 
 from prefect_nbauth.testing._server import isolated_env
 from prefect_nbauth.testing.logs import LOGS_ON, FlowProcess, create_run
@@ -174,6 +177,8 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                             _shoot(logs, f"logs-look-{name}-logs")
                             report[name] = {"watch": watch.evaluate(MEASURE_JS), "logs": logs.evaluate(MEASURE_JS),
                                             "theme": page.evaluate("document.body.dataset.jpThemeName")}
+                            for widget, key in ((watch, "watch"), (logs, "logs")):
+                                report[name][key]["contrast"] = widget.evaluate(CONTRAST_JS)
                     finally:
                         page.close()
                         _end_sessions(lab.url)  # one kernel at a time on a 2-core machine
@@ -218,6 +223,13 @@ def test_the_failed_runs_traceback_is_shown_whole(measured: dict[str, Any], fron
     assert "Traceback (most recent call last):" in text and "RuntimeError: this flow fails on purpose" in text
     assert text.index("Traceback") < text.index("RuntimeError: this flow fails on purpose")
     assert error["clipped"] is False and error["inLogBox"] is False
+
+
+@pytest.mark.parametrize("front_end", list(FRONT_ENDS))
+def test_every_text_of_the_log_view_reaches_wcag_aa_contrast(measured: dict[str, Any], front_end: str) -> None:
+    """Errors in the theme's error colour, warnings marked by a bar, not by orange letters."""
+    result = measured[front_end]["logs"]["contrast"]
+    assert result["texts"] >= 10 and result["contrast"] == [], "\n".join(result["contrast"])
 
 
 def test_the_screenshots_are_there(measured: dict[str, Any]) -> None:

@@ -202,11 +202,14 @@ def report_times(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.mark.server
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom(demo: DemoRun, path: Path) -> None:
+def test_notebook_runs_top_to_bottom(demo: DemoRun, path: Path, tmp_path: Path) -> None:
     history = demo.home / ".ipython" / "profile_default" / "history.sqlite"  # as a user's kernel keeps it
     history.parent.mkdir(parents=True, exist_ok=True)
-    report = execute_notebook(path, env=demo.env, timeout=CELL_TIMEOUT, secret_env=[AUTH_ENV],
-                                     history_file=history)
+    temp = tmp_path / "tmp"  # the kernel's temporary folder: a notebook removes what it makes there
+    temp.mkdir()
+    report = execute_notebook(path, env={**demo.env, "TMPDIR": str(temp)}, timeout=CELL_TIMEOUT,
+                              secret_env=[AUTH_ENV], history_file=history)
+    assert [p.name for p in temp.iterdir() if p.name.startswith("nbauth-")] == [], "left behind"
     TIMES[path.name] = report.seconds
     problems = list(report.problems)
     for cell in report.cells:

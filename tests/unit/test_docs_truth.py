@@ -76,8 +76,8 @@ def test_the_same_measurement_is_quoted_with_the_same_figure() -> None:
 
 def test_the_headless_demo_time_is_stated_once_and_the_same() -> None:
     texts = _prose()
-    readme = re.search(r"a headless demo (?:takes )?about (\d+) s", texts["README.md"])
-    demo = re.search(r"a headless run takes about (\d+) s", texts["docs/demo.md"])
+    readme = re.search(r"a headless demo (?:takes )?about (\d+ (?:s|minutes))\b", texts["README.md"])
+    demo = re.search(r"a headless run takes about (\d+ (?:s|minutes))\b", texts["docs/demo.md"])
     assert readme and demo and readme.group(1) == demo.group(1)
 
 

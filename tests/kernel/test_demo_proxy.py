@@ -196,7 +196,7 @@ print("RESULT" + json.dumps({"server_auth": st.server_auth, "warnings": list(st.
     assert "it requires an auth string" in result["widget"] and "no answer" not in result["widget"]
     # Words for a person in the widget's warning: no Python call, no doubled period.
     assert "auth_string=" not in result["widget"] and "…." not in result["widget"]
-    assert "Log in with the server's auth string" in result["widget"]
+    assert "Log in with the server&#x27;s auth string" in result["widget"]  # HTML-escaped
     assert result["logout_disabled"] is True
 
 

@@ -38,9 +38,15 @@ STATE_BADGE = {
 }
 
 
+# Both themes' error red (#d32f2f) reads with white letters only (4.98:1; black: 4.22:1); the
+# other badges take the theme's inverse text colour (white on light, black on dark).
+WHITE_TEXT = {"FAILED", "CRASHED"}
+
+
 def _badge(state_type: str | None, name: str | None) -> str:
     colour = STATE_BADGE.get(state_type or "", "var(--jp-ui-font-color2, #757575)")
-    return (f'<span class="pnb-badge" style="background:{colour};color:var(--jp-ui-inverse-font-color0,#fff);'
+    text = "#fff" if state_type in WHITE_TEXT else "var(--jp-ui-inverse-font-color0,#fff)"
+    return (f'<span class="pnb-badge" style="background:{colour};color:{text};'
             f'border-radius:8px;padding:0 8px">{esc(name or "unknown")}</span>')
 
 

@@ -7,11 +7,14 @@ event stream, not on top of it. What is the log stream's own:
 - ``_engine``: REST as the ordered truth, the ``/logs/out`` websocket as a
   doorbell, polling where the server has no live logs;
 - ``_reconcile``: keyset reads of ``POST /logs/filter``;
-- ``_filter``: input checks and the ``LogFilter`` sent to the server.
+- ``_filter``: input checks and the ``LogFilter`` sent to the server;
+- ``_sources``: which run a log line is from, by name (for views of logs).
 """
 from __future__ import annotations
 
 from ._filter import build_log_filter
+from ._sources import RunNames, source_label
 from ._stream import LogStream, LogStreamState, LogStreamStats, stream_logs
 
-__all__ = ["LogStream", "LogStreamState", "LogStreamStats", "build_log_filter", "stream_logs"]
+__all__ = ["LogStream", "LogStreamState", "LogStreamStats", "RunNames", "build_log_filter", "source_label",
+           "stream_logs"]

@@ -137,6 +137,8 @@ def test_magics_log_in_check_refresh_and_log_out_against_a_real_server(auth_serv
 import getpass
 out = {{}}
 out["login"] = run("%prefect_login --url {url} --auth-string-env NB_AUTH")
+from prefect_nbauth.notebook._login_origin import login_origin
+out["origin"] = login_origin()  # what the status widget says: "via %prefect_login"
 out["checks"] = [read_flows_sync(), run_flow()]
 out["status"] = run("%prefect_status --text")
 out["wrong"] = run("%prefect_login --url {url} --auth-string-env NB_WRONG")
@@ -173,7 +175,8 @@ emit(out)
           "NB_HEADER": header})
     login = result["login"]
     assert login["error"] is None, login
-    assert "Prefect auth: basic (via login())" in login["out"] and "admin@corp" in login["out"]
+    assert "Prefect auth: basic (logged in with prefect_nbauth)" in login["out"] and "admin@corp" in login["out"]
+    assert result["origin"] == "%prefect_login"
     assert result["checks"] == [200, 200]
     assert "Prefect auth: basic" in result["status"]["out"] and "3." in result["status"]["out"]
     wrong = result["wrong"]

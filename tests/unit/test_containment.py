@@ -691,8 +691,9 @@ def test_the_run_magics_are_behind_the_boundary(run_scenario) -> None:
         assert leaks(shown, secret) == [], f"{line.split()[0]} echoed the secret"
         assert result["last_frame"] == "wrapper", f"{line.split()[0]}: the traceback reaches into the magic"
         assert result["notes"] == ""  # no frame list printed under the message
-    assert "not a run id" in results[0]["shown"] and "Unknown log level" in results[1]["shown"]
-    assert "not understood" in results[2]["shown"] and "not a flow run id" in results[3]["shown"]
+    assert "neither a run id nor the name of a variable" in results[0]["shown"]
+    assert "Unknown log level" in results[1]["shown"] and "not understood" in results[2]["shown"]
+    assert "neither a run id nor the name of a variable" in results[3]["shown"]
 
 
 # =================================================================== round 2 (issue 21)

@@ -11,7 +11,7 @@ import traitlets
 
 from ..._redaction import scrub_text
 
-__all__ = ["THEME_CSS", "SafeHTML", "TextForm", "clock_time", "cut", "esc", "theme_style"]
+__all__ = ["THEME_CSS", "SafeHTML", "TextForm", "clock_time", "cut", "cut_middle", "esc", "theme_style"]
 
 
 class SafeHTML(widgets.HTML):
@@ -37,6 +37,15 @@ def esc(value: Any) -> str:
 def cut(text: str, limit: int) -> str:
     """``text`` at most ``limit`` characters long, an ellipsis marking a cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cut_middle(text: str, limit: int) -> str:
+    """``text`` at most about ``limit`` characters long, its start and its end kept: a traceback's
+    first frames and its exception (the line a person needs) both stay."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n… {len(text) - 2 * half:,} characters not shown …\n{text[-half:]}"
 
 
 def clock_time(value: Any) -> tuple[datetime | None, str]:

@@ -17,6 +17,7 @@ how to render (``_render_html``).
 from __future__ import annotations
 
 import collections
+import json
 import threading
 from typing import Any, Callable
 
@@ -60,7 +61,8 @@ class ThrottledView:
             return 0
         self._view.value = text  # ONE comm message
         self.updates_sent += 1
-        return len(text.encode("utf-8")) + MESSAGE_OVERHEAD
+        # What the message costs: the HTML as a JSON string (its quotes and line breaks escaped).
+        return len(json.dumps(text)) + MESSAGE_OVERHEAD
 
 
 class LiveStreamView(ThrottledView):

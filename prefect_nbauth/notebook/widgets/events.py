@@ -315,9 +315,10 @@ class EventStreamWidget(TextForm, LiveStreamView, widgets.VBox):
         if info["last_error"]:
             raw = esc(cut(info["last_error"], 300))
             if state in ("connected", "reconciling", "stopped"):
-                # Over: say so quietly; the details stay one click away.
-                notes += (f'<details class="pnb-last-error pnb-muted"><summary>recovered from a connection '
-                          f'problem ({info["reconnects"]} reconnects)</summary><code>{raw}</code></details>')
+                # Over: say so quietly; the details stay one click away. (How many reconnects
+                # is the head's counter: one place, one wording.)
+                notes += ('<details class="pnb-last-error pnb-muted"><summary>recovered from a connection '
+                          f'problem (details)</summary><code>{raw}</code></details>')
             else:
                 notes += (f'<div class="pnb-note pnb-warn pnb-last-error">{esc(friendly_error(info["last_error"]))}'
                           f' <details><summary>details</summary><code>{raw}</code></details></div>')

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from typing import Any
+from typing import Any, Iterable
 
 from ._prefect_compat import require_seams
 
@@ -393,3 +393,202 @@ def install_redirect_guard() -> None:
 
     # websocket_connect() looks the class up per call; without_redirects() is idempotent.
     prefect_websockets.connect = without_redirects(prefect_websockets.connect)
+
+
+# ------------------------------------------------------- what Prefect's children receive
+#
+# ``ProcessPoolTaskRunner.submit`` builds each task's environment as
+# ``settings.to_environment_variables(exclude_unset=True) | os.environ`` and the worker
+# applies it to its ``os.environ`` while the task runs, so everything the task starts
+# inherits the settings, the credential included. The worker does not need it there: it
+# authenticates with the settings context it receives, pickled, over the pool's pipe
+# (``serialize_context()`` -> ``hydrated_context``). ``Task.delay()``/``apply_async()``
+# write ``serialize_context()`` into result storage (a file under PREFECT_HOME by
+# default) for a task worker, which reads it back with ``read_parameters``.
+
+_CHILDREN = "__prefect_nbauth_children__"
+# The filters in force: a task's environment, a context to store, a context read back.
+_CHILD_FILTERS: list[Any] = [lambda env: env, lambda context: context, lambda context: context]
+
+
+def install_child_filters(environment: Any, stored_context: Any, loaded_context: Any) -> None:
+    """``environment(env) -> env`` for a process-pool task's environment,
+    ``stored_context(context) -> context`` for the context ``Task.delay()`` stores,
+    ``loaded_context(context) -> context`` for one a task worker in this process reads back.
+
+    Installed once per class; the filters are read from a module slot at call time.
+    """
+    _CHILD_FILTERS[:] = [environment, stored_context, loaded_context]
+    import importlib
+
+    # Modules and attributes replaced by name: typed as Any on purpose (checked at run time).
+    tasks_module: Any = importlib.import_module("prefect.tasks")
+    task_worker_module: Any = importlib.import_module("prefect.task_worker")
+    # ProcessPoolTaskRunner is not in every supported Prefect (3.4.8 has none).
+    ProcessPoolTaskRunner: Any = getattr(importlib.import_module("prefect.task_runners"),
+                                         "ProcessPoolTaskRunner", None)
+    resolve = getattr(ProcessPoolTaskRunner, "_resolve_futures_and_submit", None)
+    if resolve is not None and not getattr(resolve, _CHILDREN, False):
+        def _resolve_futures_and_submit(self: Any, *args: Any, __original: Any = resolve,
+                                        **kwargs: Any) -> Any:
+            if kwargs.get("env") is not None:
+                kwargs["env"] = _CHILD_FILTERS[0](kwargs["env"])  # a new dict: never mutated
+            return __original(self, *args, **kwargs)
+
+        setattr(_resolve_futures_and_submit, _CHILDREN, True)
+        _resolve_futures_and_submit.__wrapped__ = resolve  # type: ignore[attr-defined]
+        ProcessPoolTaskRunner._resolve_futures_and_submit = _resolve_futures_and_submit
+
+        submit = ProcessPoolTaskRunner.submit
+
+        def submit_(self: Any, *args: Any, __original: Any = submit, **kwargs: Any) -> Any:
+            try:
+                return __original(self, *args, **kwargs)
+            finally:
+                # The runner caches the environment it built (raw credential included)
+                # for its next submit: keep only the filtered one.
+                cached = getattr(self, "_cached_env", None)
+                if cached is not None:
+                    self._cached_env = _CHILD_FILTERS[0](cached)
+
+        setattr(submit_, _CHILDREN, True)
+        submit_.__wrapped__ = submit  # type: ignore[attr-defined]
+        ProcessPoolTaskRunner.submit = submit_
+
+    # prefect.tasks imports serialize_context by name and calls it only to store a deferred
+    # task's context (Task.delay / apply_async); other callers (the process pool,
+    # with_context, subprocess flow runs) hand it to a child over a pipe and are not touched.
+    serialize = tasks_module.serialize_context
+    if not getattr(serialize, _CHILDREN, False):
+        def serialize_context(*args: Any, __original: Any = serialize, **kwargs: Any) -> Any:
+            return _CHILD_FILTERS[1](__original(*args, **kwargs))
+
+        setattr(serialize_context, _CHILDREN, True)
+        serialize_context.__wrapped__ = serialize  # type: ignore[attr-defined]
+        tasks_module.serialize_context = serialize_context
+
+    read = task_worker_module.read_parameters  # called by name in the worker
+    if not getattr(read, _CHILDREN, False):
+        async def read_parameters(*args: Any, __original: Any = read, **kwargs: Any) -> Any:
+            data = await __original(*args, **kwargs)
+            if isinstance(data, dict) and isinstance(data.get("context"), dict):
+                data = {**data, "context": _CHILD_FILTERS[2](data["context"])}
+            return data
+
+        setattr(read_parameters, _CHILDREN, True)
+        read_parameters.__wrapped__ = read  # type: ignore[attr-defined]
+        task_worker_module.read_parameters = read_parameters
+
+
+# ------------------------------------------------------- clients opened while logged in
+#
+# A Prefect client takes its credential from the settings when it is created and keeps
+# it: ``PrefectClient`` fixes ``Authorization`` in its httpx client's headers, the events
+# and logs clients keep the raw token (``_auth_token``, Cloud's ``_api_key``) and the
+# upgrade headers of their ``websocket_connect`` (and of the last connection made). When
+# a login ends, the clients opened under it are pointed at the settings in force then.
+
+_OPENED = "__prefect_nbauth_opened__"
+_ON_OPENED: list[Any] = [lambda client: None]  # the hook in force (see install_open_client_hook)
+
+
+def http_client_classes() -> list[Any]:
+    """The two httpx client classes every Prefect REST client is built on."""
+    from prefect.client.base import PrefectHttpxAsyncClient, PrefectHttpxSyncClient
+
+    return [PrefectHttpxAsyncClient, PrefectHttpxSyncClient]
+
+
+def install_open_client_hook(on_opened: Any) -> None:
+    """Call ``on_opened(client)`` after each Prefect HTTP, events or logs client is created."""
+    _ON_OPENED[0] = on_opened
+    for cls in (*http_client_classes(), *socket_client_classes()):
+        original = cls.__init__
+        if getattr(original, _OPENED, False):
+            continue
+
+        def __init__(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> None:
+            __original(self, *args, **kwargs)
+            try:
+                _ON_OPENED[0](self)
+            except Exception:  # noqa: BLE001 - bookkeeping must never break a client
+                logger.debug("recording an opened client failed", exc_info=True)
+
+        setattr(__init__, _OPENED, True)
+        __init__.__wrapped__ = original  # type: ignore[attr-defined]
+        cls.__init__ = __init__
+
+
+def settings_authorization(settings: Any) -> str | None:
+    """The ``Authorization`` a Prefect REST client made with ``settings`` carries (or None)."""
+    from ._headers import authorization
+
+    api = settings.api
+    return authorization(auth_string=api.auth_string.get_secret_value() if api.auth_string else None,
+                         api_key=api.key.get_secret_value() if api.key else None)
+
+
+def client_api_url(client: Any) -> str | None:
+    """The API URL a Prefect HTTP client (its base URL) or events/logs client talks to."""
+    url = getattr(client, "_api_url", None) or getattr(client, "base_url", None)
+    return str(url) if url else None
+
+
+def client_authorization(client: Any) -> str | None:
+    """The ``Authorization`` an HTTP client fixed at creation, or an events client's raw token."""
+    if hasattr(client, "_auth_token"):
+        return getattr(client, "_api_key", None) or client._auth_token  # type: ignore[no-any-return]
+    headers = getattr(client, "headers", None)
+    return headers.get("Authorization") if headers is not None else None
+
+
+def _drop_headers(headers: Any, names: set[str]) -> Any:
+    if headers is None:
+        return None
+    if isinstance(headers, dict):
+        return {k: v for k, v in headers.items() if k.lower() not in names}
+    for name in [k for k in list(headers.keys()) if k.lower() in names]:
+        if name in headers:
+            del headers[name]
+    return headers
+
+
+def point_client_at(client: Any, settings: Any, *, drop: Iterable[str] = ()) -> None:
+    """Make a client present what a client created now from ``settings`` would (maybe nothing).
+
+    ``drop``: header names to remove besides ``Authorization`` (an ended login's gateway
+    headers, which the upgrade request of a websocket carried).
+    """
+    from ._urls import is_under
+
+    names = {"authorization", *(n.lower() for n in drop)}
+    api_url = client_api_url(client)
+    covered = bool(settings.api.url and api_url and is_under(api_url, str(settings.api.url)))
+    auth_string = settings.api.auth_string.get_secret_value() if covered and settings.api.auth_string else None
+    api_key = settings.api.key.get_secret_value() if covered and settings.api.key else None
+    if not hasattr(client, "_auth_token"):  # an httpx client
+        _drop_headers(client.headers, names)
+        value = settings_authorization(settings) if covered else None
+        if value:
+            client.headers["Authorization"] = value
+        return
+    from prefect.events.clients import PrefectCloudEventsClient
+
+    client._auth_token = auth_string
+    cloud_key = getattr(client, "_api_key", None) is not None
+    if cloud_key:
+        client._api_key = api_key
+    connect = getattr(client, "_connect", None)
+    if connect is not None:
+        headers = _drop_headers(dict(connect.additional_headers or {}), names)
+        if isinstance(client, PrefectCloudEventsClient) and api_key:
+            headers["Authorization"] = f"bearer {api_key}"
+        elif hasattr(client, "_unconfirmed_events") and auth_string:  # the publisher sends Basic too
+            from ._headers import basic
+
+            headers["Authorization"] = basic(auth_string)
+        connect.additional_headers = headers
+    # The handshake of the connection already made: recorded, never sent again.
+    for connection in {id(c): c for c in (getattr(connect, "connection", None),
+                                          getattr(client, "_websocket", None)) if c is not None}.values():
+        _drop_headers(getattr(getattr(connection, "request", None), "headers", None), names)

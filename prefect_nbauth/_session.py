@@ -12,7 +12,17 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import _headers, _listeners, _persist, _prefect_compat, _redaction, _socket_auth, _versions
+from . import (
+    _children,
+    _headers,
+    _listeners,
+    _open_clients,
+    _persist,
+    _prefect_compat,
+    _redaction,
+    _socket_auth,
+    _versions,
+)
 from . import _prefect_seam as seam
 from ._auth import NbAuth
 from ._boundary import public
@@ -142,6 +152,7 @@ def login(
     settings = _base_context().settings
     header_items = check_combination(auth_string=auth_string, api_key=api_key, headers=headers,
                                      workspace=workspace)
+    _persist.check_persistable(persist, header_items)
     url = resolve_api_url(api_url, auth_string=auth_string, api_key=api_key, settings=settings)
     try:
         tokens = tokens_for(auth_string=auth_string, api_key=api_key, headers=header_items,
@@ -182,13 +193,16 @@ def _install(credential: Credential, tokens: dict[str, RefreshingToken], *, pers
             seam.install_socket_refresh(_refresh_socket, on_rejected=_socket_auth.refresh_after_rejection)
             seam.install_gateway_headers(_gateway_headers_for)
         seam.install_redirect_guard()
+        _children.install(lambda: _current is not None)
         seam.install_global_settings_context(installed)
         _current = new_login
+        ended = _open_clients.switch(credential.api_url)
     if previous is not None:
         _stop_tokens(previous)
     for token in tokens.values():
         token.start()
     seam.restart_background_services()
+    ended.finish(previous.credential.headers if previous is not None else ())
 
 
 def _validate(credential: Credential, tokens: dict[str, RefreshingToken], settings: Any,
@@ -356,12 +370,14 @@ def logout(*, forget: bool = False) -> AuthStatus:
         login_state = _current
         seam.install_global_settings_context(login_state.original)
         _current = None
+        ended = _open_clients.switch(None)
         _redaction.set_in_force("login", ())  # still scrubbed for a while, as a recent secret
     _stop_tokens(login_state)
     with _lock:
         if forget:
             _persist.forget_credential(login_state.original.profile.name)
     seam.restart_background_services()
+    ended.finish(login_state.credential.headers)  # clients opened while logged in: see _open_clients
     logger.info("logged out of %s", login_state.credential.api_url)
     _listeners.notify("logout")
     # Ask the server: after a logout the interesting news is often "it now says 401".

@@ -27,6 +27,7 @@ import os
 from typing import Any, Callable, Mapping
 
 from . import _prefect_seam as seam
+from . import _prefect_seam_children as children_seam
 from ._urls import is_under
 
 __all__ = ["CREDENTIAL_VARIABLES", "child_environment", "install", "loaded_context", "stored_context"]
@@ -83,4 +84,4 @@ def loaded_context(context: Any) -> Any:
 def install(login_in_force: Callable[[], bool]) -> None:
     """Apply the rules above whenever ``login_in_force()`` is true."""
     _in_force[0] = login_in_force
-    seam.install_child_filters(child_environment, stored_context, loaded_context)
+    children_seam.install_child_filters(child_environment, stored_context, loaded_context)

@@ -24,6 +24,7 @@ import weakref
 from typing import Any, Iterable
 
 from . import _prefect_seam as seam
+from . import _prefect_seam_clients as clients_seam
 from ._urls import is_under
 
 __all__ = ["Ended", "opened_count", "switch"]
@@ -39,8 +40,8 @@ def _presents_settings(client: Any, settings: Any) -> bool:
     if hasattr(client, "_auth_token"):  # an events or logs client: the raw token
         api = settings.api
         expected = {s.get_secret_value() for s in (api.auth_string, api.key) if s is not None}
-        return seam.client_authorization(client) in (expected or {None})
-    return seam.client_authorization(client) == seam.settings_authorization(settings)
+        return clients_seam.client_authorization(client) in (expected or {None})
+    return clients_seam.client_authorization(client) == clients_seam.settings_authorization(settings)
 
 
 def _opened_now(client: Any) -> None:
@@ -49,7 +50,7 @@ def _opened_now(client: Any) -> None:
     if login is None:
         return
     number, api_url = login
-    url = seam.client_api_url(client)
+    url = clients_seam.client_api_url(client)
     if url is None or not is_under(url, api_url):
         return
     if not _presents_settings(client, seam.active_settings_context().settings):
@@ -78,7 +79,7 @@ class Ended:
             client = ref()
             if client is None:
                 continue
-            seam.point_client_at(client, settings, drop=names)
+            clients_seam.point_client_at(client, settings, drop=names)
             _opened_now(client)  # the next login's, when it gave it its credential
             changed += 1
         self._clients = []
@@ -92,7 +93,7 @@ def switch(api_url: str | None) -> Ended:
     credential are returned, for :meth:`Ended.finish`.
     """
     if api_url is not None:
-        seam.install_open_client_hook(_opened_now)
+        clients_seam.install_open_client_hook(_opened_now)
     with _lock:
         ended = _in_force[0]
         _in_force[0] = (next(_numbers), api_url.rstrip("/")) if api_url is not None else None

@@ -11,9 +11,10 @@ login's API, carrying the credential that login's settings give, is remembered h
 weakly (no client is kept alive by this) and without any of its secret. When the login
 ends (``logout()``, or a new ``login()``), each is pointed at the settings in force then:
 a new login's credential when it is for the same API, otherwise whatever the settings
-from before the first login give (usually nothing). A websocket already connected stays
-connected (the server authenticated it once); it presents the new credential, or none,
-when it reconnects.
+from before the first login give (usually nothing); after a logout, the next login takes
+them over the same way. A client opened while no login was in force is never touched. A
+websocket already connected stays connected (the server authenticated it once); it
+presents the new credential, or none, when it reconnects.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = ["Ended", "opened_count", "switch"]
 _lock = threading.Lock()
 _numbers = itertools.count(1)
 _opened: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # client -> login number
+_LOGGED_OUT = 0  # the "login" of clients opened under one that ended with logout()
 _in_force: list[tuple[int, str] | None] = [None]  # (number, API URL) of the login in force
 
 
@@ -80,7 +82,11 @@ class Ended:
             if client is None:
                 continue
             clients_seam.point_client_at(client, settings, drop=names)
-            _opened_now(client)  # the next login's, when it gave it its credential
+            if _in_force[0] is None:  # logged out: the next login takes it over
+                with _lock:
+                    _opened[client] = _LOGGED_OUT
+            else:
+                _opened_now(client)  # the next login's, when it gave it its credential
             changed += 1
         self._clients = []
         return changed
@@ -97,7 +103,8 @@ def switch(api_url: str | None) -> Ended:
     with _lock:
         ended = _in_force[0]
         _in_force[0] = (next(_numbers), api_url.rstrip("/")) if api_url is not None else None
-        clients = [c for c, n in list(_opened.items()) if ended is not None and n == ended[0]]
+        ended_number = ended[0] if ended is not None else _LOGGED_OUT
+        clients = [c for c, n in list(_opened.items()) if n == ended_number]
         for client in clients:
             _opened.pop(client, None)
     return Ended(clients)

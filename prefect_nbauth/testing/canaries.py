@@ -63,6 +63,13 @@ _NOT_WALKED = (types.FrameType, types.ModuleType, types.FunctionType, type)
 
 
 def _described(obj: Any) -> str:
+    """What a holder is, without its content: a class, module or function by name."""
+    if isinstance(obj, type):
+        return f"class {obj.__module__}.{obj.__qualname__}"
+    if isinstance(obj, types.ModuleType):
+        return f"module {obj.__name__}"
+    if isinstance(obj, types.FunctionType):
+        return f"function {obj.__module__}.{obj.__qualname__}"
     kind = type(obj)
     return f"{kind.__module__}.{kind.__qualname__}"
 

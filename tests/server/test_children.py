@@ -37,7 +37,9 @@ def test_a_process_pool_task_authenticates_and_what_it_starts_inherits_no_creden
 
         if __name__ == "__main__":  # the pool's workers are spawned: they import this file
             nb.login({auth_server.api_url!r}, auth_string={AUTH_STRING!r})
+            own_child = subprocess.run(["env"], capture_output=True, text=True).stdout  # login() left os.environ alone
             got = pool_flow()
+            got["own child"] = own_child
             got["cached_env"] = repr(runner._cached_env)  # what the runner keeps for its next task
             got["context_in_memory"] = repr(serialize_context())  # the worker's channel: a pipe
             emit(got)
@@ -49,6 +51,7 @@ def test_a_process_pool_task_authenticates_and_what_it_starts_inherits_no_creden
     assert "PREFECT_API_AUTH_STRING" not in result["environ"]  # ...the credential did not
     assert leaks(result["env"], AUTH_STRING) == [], "a program the task started inherited the credential"
     assert leaks(result["cached_env"], AUTH_STRING) == []
+    assert leaks(result["own child"], AUTH_STRING) == []
     assert leaks(result["context_in_memory"], AUTH_STRING) != []  # kept where the worker needs it
 
 

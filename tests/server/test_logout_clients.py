@@ -35,6 +35,7 @@ def test_logout_ends_the_credential_of_clients_opened_while_logged_in(auth_serve
 
         async def main():
             out = {{}}
+            before = get_client(sync_client=True)  # opened before any login: Prefect's rules
             nb.login({auth_server.api_url!r}, auth_string={AUTH_STRING!r})
             plain = get_client(sync_client=True)  # held in a variable, never entered
             async with get_client() as entered:
@@ -45,17 +46,23 @@ def test_logout_ends_the_credential_of_clients_opened_while_logged_in(auth_serve
                     nb.login({auth_server.api_url!r}, auth_string={AUTH_STRING!r})
                     out["logged in again"] = [sync_read(plain), await async_read(entered),
                                               sync_read(entered_sync)]
+                    nb.login({auth_server.api_url!r}, auth_string={AUTH_STRING!r})  # replaces it
+                    out["replaced"] = [sync_read(plain), await async_read(entered), sync_read(entered_sync)]
+                    out["opened before login"] = sync_read(before)
                     nb.logout()
                     out["after the second logout"] = [sync_read(plain), await async_read(entered),
                                                       sync_read(entered_sync)]
             return out
 
         emit(asyncio.run(main()))
-        """
+        """,
+        env={"PREFECT_API_URL": auth_server.api_url},  # the settings from before login: no credential
     )
     assert result["logged in"] == [200, 200, 200]
     assert result["after logout"] == [401, 401, 401]
     assert result["logged in again"] == [200, 200, 200]  # the clients follow the login in force
+    assert result["replaced"] == [200, 200, 200]
+    assert result["opened before login"] == 401  # it had no credential, and gets none of ours
     assert result["after the second logout"] == [401, 401, 401]
 
 
@@ -99,7 +106,8 @@ def test_after_logout_only_the_scrubber_holds_the_secret(auth_server, run_scenar
     assert result["roundtrip"] == "received", result
     holders = "\n".join(result["while logged in"])
     # The scan sees Prefect's own copies while logged in (so it can fail)...
-    for where in ("PrefectHttpxSyncClient", "PrefectEventSubscriber", "PrefectEventsClient", "SettingsContext"):
+    for where in ("PrefectHttpxSyncClient", "PrefectEventSubscriber", "EventsWorker", "APILogWorker",
+                  "websockets.http11.Request", "SettingsContext"):
         assert where in holders, (where, holders)
     # ...and none after logout.
     assert result["after logout"] == []

@@ -134,7 +134,9 @@ def login(
     created in this process uses the new credential, without a restart.
     Nothing is written to disk unless ``persist=True``, which saves it to the
     active Prefect profile (a file readable only by you; a provider is saved as
-    its current value, which will not be refreshed there).
+    its current value, which will not be refreshed there). Gateway headers are
+    never saved (``prefect config view`` would print them): ``persist=True`` with
+    ``headers`` raises ConfigurationError.
 
     Raises:
         ConfigurationError: the input cannot work (found before any request).

@@ -55,36 +55,32 @@ def test_a_process_pool_task_authenticates_and_what_it_starts_inherits_no_creden
     assert leaks(result["context_in_memory"], AUTH_STRING) != []  # kept where the worker needs it
 
 
-TASKS = """
-import os
-from prefect import task
-
-@task
-def add(x):
-    return {"sum": x + 1, "pid": os.getpid()}
-"""
-
-
-def test_a_deferred_task_stores_no_credential_and_task_workers_still_run_it(auth_server, run_scenario, tmp_path):
-    (tmp_path / "deferred_tasks.py").write_text(TASKS)
+def test_a_deferred_task_stores_no_credential_and_task_workers_still_run_it(auth_server, run_scenario):
     result = run_scenario(
         f"""
         import base64, json, os, pathlib, subprocess, sys, threading
-        sys.path.insert(0, {str(tmp_path)!r})
+        from prefect import task
+
+        @task
+        def add(x):
+            return {{"sum": x + 1, "pid": os.getpid()}}
+
+        if sys.argv[1:] == ["worker"]:  # this same file, as a task worker in its own process
+            from prefect.task_worker import serve
+            serve(add)
+            sys.exit(0)
+
         import prefect_nbauth as nb
         from prefect.task_worker import serve
         from prefect_nbauth.testing.canaries import leaks
         from prefect_nbauth.testing.probes import emit
-        from deferred_tasks import add
 
         home = pathlib.Path(os.environ["PREFECT_HOME"])
         out = {{}}
         # A task worker in its own process, with its own credential and the same storage.
-        env = dict(os.environ, PREFECT_API_URL={auth_server.api_url!r},
-                   PREFECT_API_AUTH_STRING={AUTH_STRING!r}, PYTHONPATH={str(tmp_path)!r})
-        worker = subprocess.Popen([sys.executable, "-c",
-                                   "from prefect.task_worker import serve; from deferred_tasks import add; serve(add)"],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = dict(os.environ, PREFECT_API_URL={auth_server.api_url!r}, PREFECT_API_AUTH_STRING={AUTH_STRING!r})
+        worker = subprocess.Popen([sys.executable, __file__, "worker"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             nb.login({auth_server.api_url!r}, auth_string={AUTH_STRING!r})
             out["other process"] = add.delay(41).result(timeout=120)

@@ -17,7 +17,7 @@ from ._boundary import public
 from ._exceptions import PrefectAuthError
 from ._inputs import Credential, check_timeout, is_cloud_url
 from ._probe import probe_cloud, probe_server
-from ._secrets import Secret, mask, mask_auth_string
+from ._secrets import Secret, mask, mask_auth_string, user_name
 from ._sources import CREDENTIAL_SETTINGS, SettingSpec, read_sources
 from ._status import AuthMode, AuthStatus, expiry_of, jwt_claims
 from ._status_rules import Facts, Origin, warnings_for
@@ -185,9 +185,9 @@ def _server_says(f: Facts, key: str) -> Any:
 def _identity(f: Facts) -> str | None:
     """Who the server sees: its own answer, then our login's, then the Basic user, then a JWT's."""
     identity = f.header_subject
-    if f.mode is AuthMode.BASIC and f.auth_string and ":" in f.auth_string:
-        # Prefect compares the whole string: only a ':' makes its first part a user name.
-        identity = f.auth_string.split(":", 1)[0]
+    if f.mode is AuthMode.BASIC and user_name(f.auth_string):
+        # Prefect compares the whole string: its first part is a user name only by convention.
+        identity = user_name(f.auth_string)
     if f.our_login is not None:
         identity = f.our_login.identity or identity
     return _server_says(f, "identity") or identity
@@ -210,8 +210,9 @@ def _credential_text(f: Facts) -> str:
     headers = ", ".join(f"{n}={mask(str(v))}" for n, v in f.custom_headers.items())
     if f.mode is AuthMode.BASIC and f.auth_string:
         text = f"auth string {mask_auth_string(f.auth_string)}"
-        if ":" not in f.auth_string:
-            text += " (no ':', so no user name is known)"
+        if user_name(f.auth_string) is None:
+            text += (" (no ':', so no user name is known)" if ":" not in f.auth_string else
+                     " (its part before ':' does not read as a user name, so none is shown)")
         return text + (f"; headers {headers}" if headers else "")
     if f.mode is AuthMode.API_KEY and f.api_key:
         return f"API key {mask(f.api_key)}"

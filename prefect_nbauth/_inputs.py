@@ -14,7 +14,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from . import _headers
 from ._exceptions import ConfigurationError
-from ._secrets import Secret
+from ._secrets import Secret, user_name
 
 __all__ = [
     "Credential",
@@ -50,11 +50,10 @@ class Credential:
 
     @property
     def username(self) -> str | None:
-        """The user name of an auth string: the part before its first ``:``, only if it has one."""
+        """The user name of an auth string, if it shows one (:func:`._secrets.user_name`)."""
         if self.auth_string is None:
             return None
-        raw = self.auth_string.reveal()
-        return raw.split(":", 1)[0] if ":" in raw else None
+        return user_name(self.auth_string.reveal())
 
     def authorization(self) -> str | None:
         """The Authorization header value Prefect will send for this credential."""

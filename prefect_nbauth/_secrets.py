@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["Secret", "compile_forms", "mask", "mask_auth_string", "redact", "secret_forms"]
+__all__ = ["Secret", "compile_forms", "mask", "mask_auth_string", "redact", "secret_forms", "user_name"]
 
 # Keep the recognisable prefix of Prefect Cloud keys: it tells a user which kind
 # of key they pasted without revealing anything usable.
@@ -43,14 +43,35 @@ def mask(value: str | None, *, visible: int = 4) -> str:
     return "****"
 
 
+# A name a person chose: a letter, then letters, digits and . _ @ + - (3 to 64 in all).
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._@+-]{2,63}")
+
+
+def user_name(auth_string: str | None) -> str | None:
+    """The part of an auth string before its first ``:``, when it reads as a user name.
+
+    Prefect compares the whole string; ``user:password`` is only a convention, and a
+    random secret may contain ``:`` too, when its first part is part of the secret. So
+    that part is shown only when it looks like a name a person chose (:data:`_NAME`) and
+    does not mix lower case, upper case and digits, as a generated token does: ``admin``,
+    ``svc-etl2``, ``admin@corp``, ``Alice`` are names; ``Zq7x``, ``k3``, ``8f2a``, ``a$b`` are not.
+    None means nothing of the string may be shown.
+    """
+    if not auth_string or ":" not in auth_string:
+        return None
+    user = auth_string.split(":", 1)[0]
+    if not _NAME.fullmatch(user):
+        return None
+    classes = (any(c.islower() for c in user), any(c.isupper() for c in user), any(c.isdigit() for c in user))
+    return None if all(classes) else user
+
+
 def mask_auth_string(value: str | None) -> str:
-    """``user:****`` when the auth string has a ``:`` (a user name is known), else ``****``."""
+    """``user:****`` when the auth string has a user name (:func:`user_name`), else ``****``."""
     if not value:
         return mask(value)
-    if ":" in value:
-        user = value.split(":", 1)[0]
-        return f"{user}:****" if user else "****"
-    return "****"
+    user = user_name(value)
+    return f"{user}:****" if user else "****"
 
 
 def secret_forms(value: str) -> set[str]:

@@ -34,7 +34,8 @@ def install_child_filters(environment: Any, stored_context: Any, loaded_context:
     ``stored_context(context) -> context`` for the context ``Task.delay()`` stores,
     ``loaded_context(context) -> context`` for one a task worker in this process reads back.
 
-    Installed once per class; the filters are read from a module slot at call time.
+    Installed once per class; the filters are read from a module slot at call time. A
+    piece this Prefect lacks is skipped (``tests/unit/test_prefect_seam.py`` says so loudly).
     """
     _CHILD_FILTERS[:] = [environment, stored_context, loaded_context]
     import importlib
@@ -76,8 +77,8 @@ def install_child_filters(environment: Any, stored_context: Any, loaded_context:
     # prefect.tasks imports serialize_context by name and calls it only to store a deferred
     # task's context (Task.delay / apply_async); other callers (the process pool,
     # with_context, subprocess flow runs) hand it to a child over a pipe and are not touched.
-    serialize = tasks_module.serialize_context
-    if not getattr(serialize, _CHILDREN, False):
+    serialize = getattr(tasks_module, "serialize_context", None)
+    if serialize is not None and not getattr(serialize, _CHILDREN, False):
         def serialize_context(*args: Any, __original: Any = serialize, **kwargs: Any) -> Any:
             return _CHILD_FILTERS[1](__original(*args, **kwargs))
 
@@ -85,8 +86,8 @@ def install_child_filters(environment: Any, stored_context: Any, loaded_context:
         serialize_context.__wrapped__ = serialize  # type: ignore[attr-defined]
         tasks_module.serialize_context = serialize_context
 
-    read = task_worker_module.read_parameters  # called by name in the worker
-    if not getattr(read, _CHILDREN, False):
+    read = getattr(task_worker_module, "read_parameters", None)  # called by name in the worker
+    if read is not None and not getattr(read, _CHILDREN, False):
         async def read_parameters(*args: Any, __original: Any = read, **kwargs: Any) -> Any:
             data = await __original(*args, **kwargs)
             if isinstance(data, dict) and isinstance(data.get("context"), dict):

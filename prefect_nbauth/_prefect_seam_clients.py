@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ._prefect_seam import logger, socket_client_classes
+from ._urls import is_under
 
 __all__ = ["client_api_url", "client_authorization", "http_client_classes", "install_open_client_hook",
            "point_client_at", "settings_authorization"]
@@ -94,8 +95,6 @@ def point_client_at(client: Any, settings: Any, *, drop: Iterable[str] = ()) -> 
     ``drop``: header names to remove besides ``Authorization`` (an ended login's gateway
     headers, which the upgrade request of a websocket carried).
     """
-    from ._urls import is_under
-
     names = {"authorization", *(n.lower() for n in drop)}
     api_url = client_api_url(client)
     covered = bool(settings.api.url and api_url and is_under(api_url, str(settings.api.url)))

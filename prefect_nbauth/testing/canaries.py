@@ -27,15 +27,34 @@ def make_canary(user: str | None = "nbuser") -> str:
     return f"{user}:{core}" if user else core
 
 
+def _buried_base64(raw: bytes) -> set[str]:
+    """What base64 shows of ``raw`` wherever it starts inside a longer encoded blob.
+
+    base64 encodes 3 bytes at a time, so inside a blob (a pickle in a JSON file, a
+    cookie) the secret's first one or two bytes share a group with what came before:
+    skipping 0, 1 or 2 of them, the whole groups that follow encode the same way at any
+    offset. Kept only when at least 12 characters long (nothing shorter is a signal).
+    """
+    forms = set()
+    for skip in (0, 1, 2):
+        body = raw[skip:]
+        body = body[: len(body) - len(body) % 3]
+        for encoded in (base64.b64encode(body), base64.urlsafe_b64encode(body)):
+            if len(encoded) >= 12:
+                forms.add(encoded.decode())
+    return forms
+
+
 def leak_forms(secret: str) -> set[str]:
-    """Raw, password-only, base64 (padded, unpadded, URL-safe), percent-encoded and JSON-escaped."""
+    """Raw, password-only, base64 (padded, unpadded, URL-safe, and buried at any offset in a
+    longer base64 blob), percent-encoded and JSON-escaped."""
     out: set[str] = set()
     values = {secret, secret.split(":", 1)[1]} if ":" in secret else {secret}
     for value in values:
         raw = value.encode()
         b64 = base64.b64encode(raw).decode()
         out |= {value, b64, b64.rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("="),
-                quote(value, safe=""), quote(value), json.dumps(value)[1:-1]}
+                quote(value, safe=""), quote(value), json.dumps(value)[1:-1], *_buried_base64(raw)}
     return {form for form in out if form}
 
 

@@ -14,7 +14,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from . import _headers
 from ._exceptions import ConfigurationError
-from ._secrets import Secret, user_name
+from ._secrets import Secret, auth_string_user
 
 __all__ = [
     "Credential",
@@ -50,10 +50,8 @@ class Credential:
 
     @property
     def username(self) -> str | None:
-        """The user name of an auth string, if it shows one (:func:`._secrets.user_name`)."""
-        if self.auth_string is None:
-            return None
-        return user_name(self.auth_string.reveal())
+        """The user name of an auth string, when it names one (:func:`._secrets.auth_string_user`)."""
+        return auth_string_user(self.auth_string.reveal()) if self.auth_string is not None else None
 
     def authorization(self) -> str | None:
         """The Authorization header value Prefect will send for this credential."""

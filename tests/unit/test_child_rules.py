@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from prefect_nbauth import _children
+from prefect_nbauth.session import _children
 
 SECRET = "svc:Children-Secret-1"
 

@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from ._exceptions import ConfigurationError, PrefectAuthError
-from ._inputs import Credential
+from .._exceptions import ConfigurationError, PrefectAuthError
+from .._inputs import Credential
 
 __all__ = ["HEADERS_NOT_SAVED", "check_persistable", "forget_credential", "save_credential"]
 

@@ -24,9 +24,9 @@ import threading
 import weakref
 from typing import Any, Iterable
 
-from . import _prefect_seam as seam
-from . import _prefect_seam_clients as clients_seam
-from ._urls import is_under
+from .. import _prefect_seam as seam
+from .. import _prefect_seam_clients as clients_seam
+from .._urls import is_under
 
 __all__ = ["Ended", "opened_count", "switch"]
 

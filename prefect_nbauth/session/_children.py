@@ -26,9 +26,9 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Mapping
 
-from . import _prefect_seam as seam
-from . import _prefect_seam_children as children_seam
-from ._urls import is_under
+from .. import _prefect_seam as seam
+from .. import _prefect_seam_children as children_seam
+from .._urls import is_under
 
 __all__ = ["CREDENTIAL_VARIABLES", "child_environment", "install", "loaded_context", "stored_context"]
 

@@ -395,4 +395,3 @@ def install_redirect_guard() -> None:
 
     # websocket_connect() looks the class up per call; without_redirects() is idempotent.
     prefect_websockets.connect = without_redirects(prefect_websockets.connect)
-

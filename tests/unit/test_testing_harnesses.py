@@ -174,3 +174,15 @@ def test_the_canary_forms_cover_the_encodings_a_secret_leaks_in() -> None:
         assert_no_secret(text, canary)
     with pytest.raises(TypeError):
         assert_no_secret(text)
+
+
+def test_the_canary_forms_find_a_secret_buried_in_a_base64_blob_at_any_offset() -> None:
+    """As Task.delay() stored a settings context: a pickle, base64-encoded inside JSON."""
+    import base64
+    import pickle
+
+    canary = make_canary()
+    for offset in range(6):
+        blob = base64.b64encode(b"x" * offset + pickle.dumps({"auth_string": canary})).decode()
+        assert leaks(json.dumps({"result": blob}), canary), offset
+    assert leaks(base64.b64encode(b"a harmless text " * 20).decode(), canary) == []

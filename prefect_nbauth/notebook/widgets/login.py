@@ -125,8 +125,9 @@ class LoginWidget(TextForm, widgets.VBox):
         self._choices = offered
         self.panels: dict[str, Panel] = {c.key: c.build(self) for c in offered}
         self._bar = ChoiceBar(labels=[c.title() for c in offered], description="How to log in")
-        self._stack = widgets.Stack(children=[widgets.VBox(p.children) for p in self.panels.values()],
-                                    selected_index=0)
+        self._stack = widgets.Stack(children=[widgets.VBox(p.children, layout=widgets.Layout(width="100%"))
+                                              for p in self.panels.values()],
+                                    selected_index=0, layout=widgets.Layout(width="100%"))
         self._stack.add_class("pnb-panels")
         # Switched in the page too (a busy kernel does not delay it); the kernel follows the bar.
         self._link = widgets.jslink((self._bar, "index"), (self._stack, "selected_index"))

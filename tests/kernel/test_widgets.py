@@ -526,6 +526,7 @@ def test_a_login_or_logout_elsewhere_clears_a_stale_error(comm_log: list[dict[st
 def test_login_form_colours_come_from_the_theme(comm_log: list[dict[str, Any]]) -> None:
     import re
 
+    from prefect_nbauth.notebook.widgets.choice_bar import ChoiceBar
     from prefect_nbauth.notebook.widgets.secret_input import SecretInput
     from prefect_nbauth.widgets import LoginWidget
 
@@ -534,8 +535,8 @@ def test_login_form_colours_come_from_the_theme(comm_log: list[dict[str, Any]]) 
     html = form._message.value
     assert "color" not in html and not re.search(r"#[0-9a-fA-F]{3,6}\b", html)  # no fixed colours
     css = SecretInput._css
-    for line in css.splitlines():
-        if re.search(r"(^|[\s;{])(color|background|border(-color)?)\s*:", line):
+    for line in (css + ChoiceBar._css).splitlines():  # the form's sheet and its choices'
+        if re.search(r"(^|[\s;{])(color|background|border(-color)?)\s*:", line) and "transparent" not in line:
             assert "var(--jp-" in line, line  # every colour from a theme variable (with a fallback)
     for kind in ("error", "ok", "info", "choose"):
         assert f".pnb-{kind}" in css

@@ -32,8 +32,7 @@ from .._exceptions import (
     ServerUnreachableError,
 )
 from .._inputs import Credential
-from .._redaction import scrub_text
-from .._secrets import redact
+from .._redaction import redact, scrub_text
 from .._urls import shown_origin
 
 __all__ = ["CloudInfo", "ServerInfo", "list_workspaces", "probe_cloud", "probe_server", "DEFAULT_TIMEOUT"]

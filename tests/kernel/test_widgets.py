@@ -253,7 +253,7 @@ def test_enter_logs_in_and_log_in_asks_the_page(comm_log: list[dict[str, Any]], 
     form = LoginWidget(api_url=f"http://127.0.0.1:{port}/api")
     box = form.panels["auth-string"].parts["secret"]
     # No page has said it can answer: Enter in the box submits at once.
-    type_secret(box, "nbuser:first", enter=True)
+    type_secret(box, "nbuser:Zq7-one-x9", enter=True)  # not a word: a secret is masked in all later text
     assert form.busy or form.message
     assert form.wait(30) and "Could not reach the server." in form.message
     assert box.secret is None  # dropped after the attempt
@@ -264,7 +264,7 @@ def test_enter_logs_in_and_log_in_asks_the_page(comm_log: list[dict[str, Any]], 
     form._button.click()
     requests = [c for c in customs_of(comm_log, box) if c["kind"] == "request"]
     assert len(requests) == 1 and not form.busy  # nothing submitted before the answer
-    type_secret(box, "nbuser:second", reply_to=requests[0]["id"])
+    type_secret(box, "nbuser:Zq7-two-x9", reply_to=requests[0]["id"])
     assert form.wait(30) and "Could not reach the server." in form.message
     assert box.secret is None
 

@@ -31,6 +31,7 @@ __all__ = [
     "CHROMIUM_ARGS",
     "JupyterLab",
     "chromium",
+    "end_sessions",
     "new_page",
     "notebook_page",
     "open_notebook",
@@ -90,9 +91,13 @@ class JupyterLab:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env
         self.log = root / "jupyterlab.log"
+        self.extra_args: list[str] = []  # more command-line options for ``jupyter lab``
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120) -> None:
+        """Start it (once: a second call while it runs does nothing)."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
         settings, workspaces = self.root / "settings", self.root / "workspaces"
         _write_settings(settings)
         workspaces.mkdir(exist_ok=True)
@@ -100,7 +105,7 @@ class JupyterLab:
         argv = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
                 "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={self.work}",
                 f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={workspaces}",
-                "--ServerApp.open_browser=False", "--LabApp.news_url=None"]
+                "--ServerApp.open_browser=False", "--LabApp.news_url=None", *self.extra_args]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             argv.append("--allow-root")
         with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
@@ -141,12 +146,12 @@ class JupyterLab:
 
 
 @contextmanager
-def chromium() -> Iterator[Any]:
+def chromium(*extra_args: str) -> Iterator[Any]:
     """Debian's chromium, launched by Playwright (never a downloaded browser); closed after."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args])
         try:
             yield browser
         finally:
@@ -175,12 +180,13 @@ def screenshot_on_failure(page: Any, path: Path) -> Iterator[None]:
         raise
 
 
-def open_notebook(page: Any, lab: JupyterLab, name: str) -> None:
-    """Open ``name`` in JupyterLab and wait until its kernel is idle: a cell run before the
-    kernel is connected is dropped."""
+def open_notebook(page: Any, lab: JupyterLab, name: str, *, origin: str | None = None) -> None:
+    """Open ``name`` alone in JupyterLab (``?reset``: not beside the notebooks an earlier
+    test left open in the workspace) and wait until its kernel is idle: a cell run before
+    the kernel is connected is dropped. ``origin`` replaces ``lab.url``'s scheme://host:port."""
     from playwright.sync_api import expect
 
-    page.goto(f"{lab.url}/lab/tree/{name}")
+    page.goto(f"{origin or lab.url}/lab/tree/{name}?reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
     expect(page.locator(".jp-StatusBar-TextItem", has_text="| Idle")).to_be_visible()
 
@@ -210,3 +216,16 @@ def save_notebook(page: Any) -> None:
     dirty = page.locator(".lm-TabBar-tab.jp-mod-current.jp-mod-dirty")
     page.keyboard.press("Control+s")
     expect(dirty).to_have_count(0, timeout=60_000)
+
+
+def end_sessions(page: Any) -> None:
+    """Shut down every kernel session of the page's Jupyter server, from the page (its ``_xsrf``
+    cookie: a request without it is refused with 403), so one kernel runs at a time."""
+    page.evaluate("""async () => {
+        const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
+        const sessions = await (await fetch("/api/sessions")).json();
+        for (const s of sessions) {
+            const done = await fetch(`/api/sessions/${s.id}`, {method: "DELETE", headers: {"X-XSRFToken": xsrf}});
+            if (!done.ok) throw new Error(`DELETE session: ${done.status}`);
+        }
+    }""")

@@ -20,19 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import pytest
 from lab_support import ARTIFACTS, BROWSER_MARKS, JupyterLab, notebook_page, run_cell, save_notebook
-from notebook_support import assert_no_trace, build_notebook, canary_protected_server
+from notebook_support import assert_no_trace, build_notebook
 
 from prefect_nbauth.testing.canaries import forms_of
 
 pytestmark = BROWSER_MARKS
-
-
-@pytest.fixture(scope="module")
-def canary_server(tmp_path_factory: pytest.TempPathFactory):
-    with canary_protected_server(tmp_path_factory.mktemp("browser-canary-server")) as (server, canary):
-        yield server, canary
 
 
 def _notebook(api_url: str) -> Any:

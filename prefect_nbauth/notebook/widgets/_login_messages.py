@@ -8,8 +8,7 @@ for a person (:func:`lead`).
 
 from __future__ import annotations
 
-import base64
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from ..._exceptions import (
     AuthenticationError,
@@ -18,6 +17,7 @@ from ..._exceptions import (
     NotPrefectServerError,
     ServerUnreachableError,
 )
+from ..._redaction import redact, scrub_text
 from ..._secrets import Secret
 
 __all__ = ["check_url_box", "has_userinfo", "lead", "nothing_changed", "safe_url", "scrub"]
@@ -72,21 +72,10 @@ def check_url_box(url: str) -> str | None:
     return None
 
 
-def _secret_forms(value: str) -> list[str]:
-    """The forms in which a secret may come back inside an error message."""
-    forms = {value, quote(value, safe=""), quote(value)}
-    raw = value.encode("utf-8", "surrogatepass")
-    b64 = base64.b64encode(raw).decode()
-    forms |= {b64, b64.rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("=")}
-    if ":" in value:
-        forms.add(value.split(":", 1)[1])  # the password alone
-    return sorted((f for f in forms if len(f) >= 4), key=len, reverse=True)
-
-
 def scrub(text: str, secrets: list[Secret], url: str) -> str:
-    for secret in secrets:
-        for form in _secret_forms(secret.reveal()):
-            text = text.replace(form, "****")
+    """An error's text for the form: the attempt's secrets in every form and in part (the one
+    redaction module, :mod:`prefect_nbauth._redaction`), and the URL box as :func:`safe_url` shows it."""
+    text = scrub_text(redact(text, *(s.reveal() for s in secrets)))
     url = url.strip()
     if url:
         shown = safe_url(url) or "the URL in the box"

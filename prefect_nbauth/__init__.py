@@ -7,13 +7,21 @@ loads them only when used.
 
 from __future__ import annotations
 
+from ._device_flow import DevicePrompt, PendingSignIn
 from ._exceptions import (
     AuthenticationError,
     ConfigurationError,
     CredentialProviderError,
+    DeviceFlowUnsupportedError,
+    IssuerUnreachableError,
     NotPrefectServerError,
     PrefectAuthError,
     ServerUnreachableError,
+    SignedOutError,
+    SignInCancelledError,
+    SignInDeniedError,
+    SignInError,
+    SignInExpiredError,
 )
 from ._oauth2 import OAuth2ClientCredentials
 from ._providers import (
@@ -27,6 +35,7 @@ from ._providers import (
 )
 from ._secrets import Secret, mask
 from ._session import login, logout, refresh, status
+from ._sso import DeviceSignIn, SignIn
 from ._status import AuthMode, AuthStatus
 from .auditing import AuditReport, Finding, Outcome, audit
 from .events import BackgroundStream, EventStream, StreamState, StreamStats, stream_events
@@ -36,6 +45,17 @@ from .runs import RunWatch, watch
 __version__ = "0.1.0"
 
 __all__ = [
+    "SignedOutError",
+    "SignInExpiredError",
+    "SignInError",
+    "SignInDeniedError",
+    "SignInCancelledError",
+    "SignIn",
+    "PendingSignIn",
+    "IssuerUnreachableError",
+    "DeviceFlowUnsupportedError",
+    "DeviceSignIn",
+    "DevicePrompt",
     "AuditReport",
     "AuthMode",
     "AuthStatus",

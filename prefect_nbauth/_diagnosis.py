@@ -64,8 +64,15 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
         mode=facts.mode, api_url=facts.url, identity=_identity(facts), sources=_sources(facts),
         expires_at=facts.expires_at, warnings=warnings_for(facts), server_version=facts.server_version,
         credential=_credential_text(facts), workspace=_workspace(facts), server_auth=facts.server_auth,
-        logged_in=facts.ours,
+        logged_in=facts.ours, notes=_closing_notes(),
     )
+
+
+def _closing_notes() -> tuple[str, ...]:
+    """What the providers of the last login said at logout, until the next login."""
+    from . import _session
+
+    return _session._closing_notes
 
 
 def _gather(*, check_server: bool, timeout: float) -> Facts:
@@ -216,8 +223,17 @@ def _credential_text(f: Facts) -> str:
     if f.mode is AuthMode.API_KEY and f.api_key:
         return f"API key {mask(f.api_key)}"
     if f.mode is AuthMode.HEADERS:
-        return f"headers {headers}"
+        return f"headers {headers}" + _signed_in_text(f)
     return "none"
+
+
+def _signed_in_text(f: Facts) -> str:
+    """A person's sign-in behind the headers (who, where, until when), said by its provider."""
+    if f.our_login is None:
+        return ""
+    said = [t.provider.describe() for t in f.our_login.tokens.values()
+            if t.slot.startswith("header ") and (t.provider.identity() is not None or t.ended is not None)]
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def _probe_for_status(url: str, auth_string: str | None, api_key: str | None,

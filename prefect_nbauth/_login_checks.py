@@ -10,10 +10,11 @@ from typing import Any, Mapping
 
 from ._exceptions import ConfigurationError
 from ._inputs import check_api_url, check_headers, is_cloud_url
+from ._providers import CredentialProvider
 from ._secrets import Secret
 from ._tokens import SecretInput
 
-__all__ = ["check_combination", "resolve_api_url"]
+__all__ = ["check_combination", "resolve_api_url", "with_sso"]
 
 
 def check_combination(*, auth_string: SecretInput | None, api_key: SecretInput | None,
@@ -72,3 +73,13 @@ def resolve_api_url(api_url: Any, *, auth_string: SecretInput | None, api_key: S
             "service account's 'pnb_…')."
         )
     return url
+
+
+def with_sso(headers: Mapping[str, SecretInput] | None, sso: Any) -> dict[str, SecretInput]:
+    """``sso=provider`` is ``headers={provider.header: provider}``."""
+    if not isinstance(sso, CredentialProvider):
+        raise ConfigurationError("sso= takes a sign-in provider, e.g. sso=DeviceSignIn(issuer, client_id).")
+    name = str(getattr(sso, "header", "Authorization"))
+    if any(n.lower() == name.lower() for n in (headers or {})):
+        raise ConfigurationError(f"sso= sends the {name} header, which headers= also sets: give it once.")
+    return {**(headers or {}), name: sso}

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence, Union
 
 from . import _redaction
-from ._exceptions import CredentialProviderError, PrefectAuthError
+from ._exceptions import CredentialProviderError, PrefectAuthError, SignedOutError
 from ._redaction import scrub_text
 from ._secrets import Secret, redact
 from ._status import expiry_of, jwt_claims
@@ -143,6 +143,8 @@ class CredentialProvider:
         failure: PrefectAuthError | None = None
         try:
             raw = _resolve(self.fetch(), self)
+        except SignedOutError as exc:  # the sign-in is over: the toolkit stops asking (RefreshingToken)
+            failure = SignedOutError(_redaction.scrub_text(str(exc)))
         except CredentialProviderError as exc:
             failure = CredentialProviderError(_redaction.scrub_text(str(exc)))
         except PrefectAuthError:

@@ -19,9 +19,9 @@ from ._boundary import public
 from ._diagnosis import effective_values, status  # status() is re-exported: login() returns it
 from ._exceptions import ConfigurationError, CredentialProviderError
 from ._inputs import Credential, check_api_url, check_timeout
-from ._login_checks import check_combination, resolve_api_url
+from ._login_checks import check_combination, resolve_api_url, with_sso
 from ._probe import DEFAULT_TIMEOUT, probe_cloud, probe_server
-from ._providers import Token
+from ._providers import CredentialProvider, Token
 from ._refresh import RefreshingToken
 from ._secrets import Secret
 from ._status import AuthStatus, jwt_claims
@@ -67,6 +67,7 @@ class _Login:
 
 
 _current: _Login | None = None
+_closing_notes: tuple[str, ...] = ()  # what providers said they did at the last logout, for status()
 
 
 def _base_context() -> Any:
@@ -92,6 +93,7 @@ def login(
     auth_string: SecretInput | None = None,
     api_key: SecretInput | None = None,
     headers: Mapping[str, SecretInput] | None = None,
+    sso: CredentialProvider | None = None,
     workspace: str | None = None,
     persist: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
@@ -107,7 +109,8 @@ def login(
       when the key can use several (``api_url`` defaults to Cloud);
     - ``headers={...}`` for a gateway in front of Prefect (Cloudflare Access, an
       OAuth2 proxy, IAP); may be combined with an auth string or key when the
-      gateway wants its own headers besides Prefect's credential.
+      gateway wants its own headers besides Prefect's credential;
+    - ``sso=DeviceSignIn(issuer, client_id)``: yourself, behind an SSO gateway (docs/sso.md).
 
     Each secret may be a string or a credential provider (``EnvToken``,
     ``FileToken``, ``CommandToken``, ``CallableToken`` or a plain function,
@@ -140,6 +143,7 @@ def login(
     if refresh_margin is not None:
         refresh_margin = check_timeout(refresh_margin, "refresh_margin", allow_zero=True)
     settings = _base_context().settings
+    headers = with_sso(headers, sso) if sso is not None else headers
     header_items = check_combination(auth_string=auth_string, api_key=api_key, headers=headers,
                                      workspace=workspace)
     url = resolve_api_url(api_url, auth_string=auth_string, api_key=api_key, settings=settings)
@@ -166,9 +170,10 @@ def _install(credential: Credential, tokens: dict[str, RefreshingToken], *, pers
              identity: str | None, workspace: str | None, server_version: str | None,
              server_auth: str | None) -> None:
     """Swap the validated credential in for the whole process, atomically, then start its tokens."""
-    global _current
+    global _current, _closing_notes
     _redaction.set_in_force("login", credential.secrets())
     with _lock:
+        _closing_notes = ()
         previous = _current
         original = previous.original if previous is not None else seam.global_settings_context()
         installed = _settings_for(original, credential)
@@ -364,7 +369,7 @@ def logout(*, forget: bool = False) -> AuthStatus:
     With ``forget=True``, also remove the credential that ``login(persist=True)``
     saved to the profile.
     """
-    global _current
+    global _current, _closing_notes
     with _lock:
         if _current is None:
             if forget:
@@ -374,7 +379,7 @@ def logout(*, forget: bool = False) -> AuthStatus:
         seam.install_global_settings_context(login_state.original)
         _current = None
         _redaction.set_in_force("login", ())  # still scrubbed for a while, as a recent secret
-    _stop_tokens(login_state)
+    _closing_notes = tuple(_stop_tokens(login_state))
     with _lock:
         if forget:
             _persist.forget_credential(login_state.original.profile.name)
@@ -387,11 +392,7 @@ def logout(*, forget: bool = False) -> AuthStatus:
 
 def _provider_identity(tokens: dict[str, RefreshingToken]) -> str | None:
     """Who a provider says its token speaks for (a signed-in person), first one that knows."""
-    for token in tokens.values():
-        who = token.provider.identity()
-        if who:
-            return str(who)
-    return None
+    return next((str(who) for t in tokens.values() if (who := t.provider.identity())), None)
 
 
 def _token_subject(credential: Credential) -> str | None:

@@ -42,6 +42,7 @@ class AuthStatus:
         workspace: the Prefect Cloud workspace handle, in api-key mode.
         server_auth: what the server says it enforces (``"BASIC"``/``"none"``), when it says.
         logged_in: whether the credential in force was set by ``login()``.
+        notes: what the last ``logout()`` did besides (``"Revoked the refresh token at …"``).
     """
 
     mode: AuthMode
@@ -55,6 +56,7 @@ class AuthStatus:
     workspace: str | None = None
     server_auth: str | None = None
     logged_in: bool = False
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -64,6 +66,7 @@ class AuthStatus:
         data = asdict(self)
         data["mode"] = self.mode.value
         data["warnings"] = list(self.warnings)
+        data["notes"] = list(self.notes)
         data["expires_at"] = self.expires_at.isoformat() if self.expires_at else None
         return data
 
@@ -90,6 +93,8 @@ class AuthStatus:
             lines.append(f"  saved to:    {source}" if name == "saved to" else f"  {name} from {source}")
         for warning in self.warnings:
             lines.append(f"  ! {warning}")
+        for note in self.notes:
+            lines.append(f"  - {note}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:

@@ -163,6 +163,8 @@ class RefreshingToken:
             self._refreshing = False
             if isinstance(exc, SignedOutError):
                 self.ended = exc
+                if self._token is not None:  # dead now, whatever its expiry said: every use asks
+                    self._token = Token(self._token.value, datetime.now(timezone.utc), self._token.obtained_at)
             self._cond.notify_all()
             token = self._token
         if isinstance(exc, SignedOutError):

@@ -44,13 +44,14 @@ libnginx-mod-stream libnginx-mod-stream-js`` when missing and root. Everything l
 
 from __future__ import annotations
 
-from ._browser import SignInRefused, approve_device, chromium, sign_in
+from ._browser import DeviceApprover, SignInRefused, approve_device, chromium, sign_in
 from ._install import OIDC_PROVIDER_VERSION, cache_dir, ensure_nginx, ensure_oidc_provider
 from ._nginx import GatewayRequest, NginxGateway, cut_connections
 from ._provider import OidcProvider, WebClient
 
 __all__ = [
     "OIDC_PROVIDER_VERSION",
+    "DeviceApprover",
     "GatewayRequest",
     "NginxGateway",
     "OidcProvider",

@@ -14,11 +14,13 @@ is imported when used (the ``test`` extra has it).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "SignInRefused", "approve_device", "chromium", "sign_in"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "DeviceApprover", "SignInRefused", "approve_device", "chromium", "sign_in"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -86,3 +88,65 @@ def approve_device(page: Any, verification_uri_complete: str, user: str, passwor
     page.wait_for_selector("#done, #error")
     if allow:
         _refused(page)
+
+
+class DeviceApprover:
+    """A person who approves every device sign-in as ``user``, in Chromium, while it runs.
+
+    For code that signs in somewhere the test cannot reach (a kernel, a benchmark's
+    interpreter, a notebook run headless): the codes come from the provider
+    (:meth:`~prefect_nbauth.testing.idp.OidcProvider.new_device_codes`, what the person would
+    read off the screen), and each is approved on the real pages in a fresh browser
+    context (a new device: the password is asked every time). ``approved`` lists
+    ``(user_code, seconds from its discovery to approval)``; ``errors`` what went wrong.
+
+        with DeviceApprover(idp, "alice", idp.password("alice")):
+            run_the_notebook()
+    """
+
+    def __init__(self, idp: Any, user: str, password: str, *, poll: float = 0.2) -> None:
+        self.idp, self.user, self._password, self.poll = idp, user, password, poll
+        self.approved: list[tuple[str, float]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="device-approver", daemon=True)
+
+    def __repr__(self) -> str:
+        return f"DeviceApprover(user={self.user!r}, approved={len(self.approved)})"
+
+    def start(self) -> DeviceApprover:
+        self._thread.start()
+        self._ready.wait(120)  # Chromium launched (or failed: see errors)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def __enter__(self) -> DeviceApprover:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            with chromium() as browser:
+                self._ready.set()
+                while not self._stop.wait(self.poll):
+                    for code in self.idp.new_device_codes():
+                        seen = time.monotonic()
+                        context = browser.new_context()
+                        try:
+                            approve_device(context.new_page(), code["verification_uri_complete"], self.user,
+                                           self._password)
+                            self.approved.append((code["user_code"], time.monotonic() - seen))
+                        except Exception as exc:  # noqa: BLE001 - reported to the test
+                            self.errors.append(f"{code['user_code']}: {type(exc).__name__}: {exc}")
+                        finally:
+                            context.close()
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            self._ready.set()

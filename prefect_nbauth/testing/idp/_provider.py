@@ -246,6 +246,14 @@ class OidcProvider:
         stats: dict[str, Any] = reply.json()
         return stats
 
+    def new_device_codes(self) -> list[dict[str, str]]:
+        """The device sign-ins started since the last call: ``user_code``, ``verification_uri_complete``,
+        ``client_id`` (each returned once). What a person reads off a notebook, for a scripted one."""
+        reply = httpx.post(f"{self.issuer}/admin/device-codes", headers=self._admin_headers(), timeout=30)
+        reply.raise_for_status()
+        codes: list[dict[str, str]] = reply.json()
+        return codes
+
     def _admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._admin_token}"}
 

@@ -15,7 +15,8 @@
 //                     oidc-provider sends none by itself and a client must then use 5 s)
 //   slow_down         answer `slow_down` (RFC 8628 3.5) to a device poll that comes sooner
 //                     than the interval; each one adds 5 s to it (oidc-provider never does)
-//   admin_token       bearer token for /admin/* (revoke a person's sign-ins, read counters)
+//   admin_token       bearer token for /admin/* (revoke a person's sign-ins, read counters,
+//                     take the device codes issued since the last call)
 //
 // Prints one JSON line {"port", "issuer", "version"} on stdout once it listens.
 //
@@ -129,6 +130,7 @@ const sessionsByAccount = new Map();  // accountId -> Set(session id)
 const counters = { device_authorizations: 0, device_polls: 0, slow_downs: 0, tokens: {},
                    refresh_token_rotations: 0, replays: 0, revocations: 0, introspections: 0, admin_revocations: 0,
                    errors: {}, sign_ins: 0, failed_sign_ins: 0 };
+const deviceCodes = [];  // issued and not yet read by /admin/device-codes (a scripted person's inbox)
 const remember = (map, key, value) => { if (key) { if (!map.has(key)) map.set(key, new Set()); map.get(key).add(value); } };
 const bump = (obj, key) => { obj[key] = (obj[key] || 0) + 1; };
 
@@ -196,6 +198,8 @@ server.listen(0, '127.0.0.1', () => {
   provider.on('device_authorization.success', (ctx, body) => {
     counters.device_authorizations += 1;
     if (config.interval !== null && config.interval !== undefined) body.interval = config.interval;
+    deviceCodes.push({ user_code: body.user_code, verification_uri_complete: body.verification_uri_complete,
+                       client_id: ctx.oidc.client.clientId });
   });
 
   const pollTimes = new Map();  // device_code -> {last, interval}
@@ -300,6 +304,10 @@ server.listen(0, '127.0.0.1', () => {
     ctx.set('Cache-Control', 'no-store');
     if (ctx.method === 'GET' && ctx.path === '/admin/stats') {
       ctx.body = counters;
+      return;
+    }
+    if (ctx.method === 'POST' && ctx.path === '/admin/device-codes') {
+      ctx.body = deviceCodes.splice(0, deviceCodes.length);  // each code is handed out once
       return;
     }
     const revoke = ctx.path.match(/^\/admin\/accounts\/([^/]+)\/revoke$/);

@@ -101,13 +101,13 @@ def _elsewhere(cfg: dict[str, Any], prefix: str, n: int) -> list[str]:
     import base64
 
     basic = base64.b64encode(cfg["auth_string"].encode()).decode()
-    events = [{"id": str(uuid.uuid4()), "occurred": datetime.now(timezone.utc).isoformat(),
+    events: list[dict[str, Any]] = [{"id": str(uuid.uuid4()), "occurred": datetime.now(timezone.utc).isoformat(),
                "event": f"{prefix}.elsewhere", "resource": {"prefect.resource.id": f"{prefix}.r"},
                "payload": {"i": i}} for i in range(n)]
     reply = httpx.post(f"{cfg['direct_api_url']}/events", json=events, timeout=30,
                        headers={"Authorization": f"Basic {basic}"})
     reply.raise_for_status()
-    return [e["id"] for e in events]
+    return [str(e["id"]) for e in events]
 
 
 def _revoke_and_return(cfg: dict[str, Any], load: _Paused, stream: Any, out: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from ._prefect_compat import require_seams
 
 __all__ = [
+    "cloud_api_url",
     "active_settings_context",
     "global_settings_context",
     "install_global_settings_context",
@@ -62,6 +63,14 @@ def local_settings_context_active() -> bool:
 
     current = prefect.context.SettingsContext.__var__.get(None)
     return current is not None and current is not prefect.context.GLOBAL_SETTINGS_CONTEXT
+
+
+def cloud_api_url(settings: Any = None) -> str:
+    """Prefect Cloud's API base (``PREFECT_CLOUD_API_URL``, no trailing slash) of ``settings``,
+    by default the process's (login() never changes it)."""
+    if settings is None:
+        settings = global_settings_context().settings
+    return str(settings.cloud.api_url).rstrip("/")
 
 
 def install_global_settings_context(context: Any) -> None:

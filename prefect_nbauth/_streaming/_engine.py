@@ -34,8 +34,8 @@ from ._credential import CredentialKeeper
 from ._failures import AuthRejected, Retryable, classify_closed, describe, wait_for
 from ._options import EngineOptions
 from ._outbox import END, Outbox
-from ._rest import RestReader
-from ._socket import open_socket, tls_settings
+from ._reader import RestReader
+from ._subscription import open_socket, tls_settings
 
 __all__ = ["StreamEngine", "loads"]
 

@@ -15,6 +15,10 @@ __all__ = ["AuditReport", "Finding", "Outcome"]
 
 
 class Outcome(str, Enum):
+    """What one check of the audit found: ``PASS`` (the server refuses what it should),
+    ``FAIL`` (it lets through what it should refuse; the finding says what to change) or
+    ``NOT_APPLICABLE`` (the check could not run here, with the reason)."""
+
     PASS = "pass"
     FAIL = "fail"
     NOT_APPLICABLE = "n/a"

@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .._exceptions import ConfigurationError
-from .._streaming._options import api_url_to_stream, check_backoff, check_count, check_seconds
-from .._streaming._shell import Stream
+from .._streaming import Stream, api_url_to_stream, check_backoff, check_count, check_seconds
 from ._engine import LogStreamState, LogStreamStats, _LogEngine, _Options
 from ._filter import build_log_filter
 

@@ -9,13 +9,13 @@ import httpx
 import pytest
 
 from prefect_nbauth import AuthenticationError
-from prefect_nbauth._auth import NbAuth
+from prefect_nbauth.session._http_auth import NbAuth
 
 API = "http://prefect.test/api"
 
 
 class FakeRotation:
-    """The part of _session._Rotation that NbAuth uses; tokens are 't0', 't1', ..."""
+    """The part of session._rotation.Rotation that NbAuth uses; tokens are 't0', 't1', ..."""
 
     def __init__(self, accepted: set[str], expired: bool = False) -> None:
         self.token = "t0"
@@ -37,6 +37,12 @@ class FakeRotation:
     def apply(self, request: httpx.Request) -> str:
         request.headers["Authorization"] = f"Bearer {self.token}"
         return self.token
+
+    def succeeded(self, used: object) -> None:
+        pass
+
+    def refused_again(self, used: object) -> bool:
+        return False  # the "refused again" memory is the real Rotation's (test_socket_auth.py)
 
     def refresh_after_rejection(self, used: str) -> bool:
         self.refresh_threads.append(threading.current_thread().name)

@@ -46,7 +46,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 import prefect_nbauth as nb
-from prefect_nbauth.testing import LoopbackServer
+from prefect_nbauth.testing._loopback import LoopbackServer
 from prefect_nbauth.testing._server import free_port
 from prefect_nbauth.testing.canaries import leaks, make_canary
 
@@ -268,8 +268,10 @@ LOCALS_CASES: dict[str, Callable[[EchoServer], Callable[[], Any]]] = {
     "secret as the URL": lambda e: lambda: nb.login(S["auth"]),
     "bearer header": lambda e: lambda: nb.login(_down_url(), headers={"Authorization": "Bearer " + S["auth"]},
                                                 timeout=5),
-    "provider raising": lambda e: lambda: nb.login(
-        e.api_url, auth_string=nb.CallableToken(functools.partial(_fail_with, S["auth"]))),
+    # The provider quotes the secret in force (a secret nobody has shown the process cannot be
+    # recognised: docs/security.md says so); logging in first makes that true whatever ran before.
+    "provider raising": lambda e: (nb.login(e.api_url, auth_string=S["auth"]), lambda: nb.login(
+        e.api_url, auth_string=nb.CallableToken(functools.partial(_fail_with, S["auth"]))))[1],
     "status(timeout=-1) after login": lambda e: (nb.login(e.api_url, auth_string=S["auth"]),
                                                  lambda: nb.status(timeout=-1))[1],
 }
@@ -535,8 +537,8 @@ def test_gateway_headers_are_not_in_prefects_settings_yet_prefect_sends_them(ech
 
 def test_a_rotating_token_never_goes_to_a_host_or_path_that_merely_starts_alike(echo: EchoServer) -> None:
     from prefect_nbauth._inputs import is_cloud_url
-    from prefect_nbauth._session import _NB_AUTH
     from prefect_nbauth._urls import is_under
+    from prefect_nbauth.session._rotation import NB_AUTH as _NB_AUTH
 
     assert not is_under("https://gw.example.com.evil.net/api/flows", "https://gw.example.com/api")
     assert not is_under("https://gw.example.com/apix", "https://gw.example.com/api")

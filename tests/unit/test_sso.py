@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import prefect_nbauth as nb
-from prefect_nbauth._refresh import RefreshingToken
+from prefect_nbauth.session._refreshing import RefreshingToken
 from prefect_nbauth.testing import wait_until
 from prefect_nbauth.testing.canaries import assert_no_secret, make_canary
 

@@ -36,19 +36,19 @@ SLOT = "header Authorization"
 
 
 def _token() -> Any:
-    from prefect_nbauth import _session
+    from prefect_nbauth.session import current_login
 
-    login = _session._current
+    login = current_login()
     assert login is not None, "not logged in"
     return login.tokens[SLOT]
 
 
 def sign_in(cfg: dict[str, Any]) -> float:
     """``login(api_url, sso=DeviceSignIn(issuer, client_id))``; the seconds until it returned."""
-    import prefect_nbauth as nb
+    from ...session import DeviceSignIn, login
 
     started = time.monotonic()
-    nb.login(cfg["api_url"], sso=nb.DeviceSignIn(cfg["issuer"], cfg["client_id"]))
+    login(cfg["api_url"], sso=DeviceSignIn(cfg["issuer"], cfg["client_id"]))
     return round(time.monotonic() - started, 3)
 
 
@@ -112,7 +112,7 @@ def _elsewhere(cfg: dict[str, Any], prefix: str, n: int) -> list[str]:
 
 def _revoke_and_return(cfg: dict[str, Any], load: _Paused, stream: Any, out: dict[str, Any]) -> None:
     """The administrator signs the person out; what everyone sees; the person signs in again."""
-    import prefect_nbauth as nb
+    from ...session import status
 
     load.running.clear()
     stats = lambda: httpx.get(f"{cfg['admin']['issuer']}/admin/stats", timeout=30,  # noqa: E731
@@ -120,7 +120,7 @@ def _revoke_and_return(cfg: dict[str, Any], load: _Paused, stream: Any, out: dic
     httpx.post(f"{cfg['admin']['issuer']}/admin/accounts/{cfg['user']}/revoke", timeout=30,
                headers={"Authorization": f"Bearer {cfg['admin']['token']}"}).raise_for_status()
     signed_out = "Signed out by the identity provider"
-    out["status_signed_out"] = _wait(lambda: any(signed_out in w for w in nb.status(check_server=False).warnings),
+    out["status_signed_out"] = _wait(lambda: any(signed_out in w for w in status(check_server=False).warnings),
                                      60)
     out["stream_signed_out"] = _wait(lambda: signed_out in (stream.stats.last_error or ""), 60) if stream else None
     before = stats()["tokens"].get("refresh_token", 0) + stats()["errors"].get("invalid_grant", 0)
@@ -128,18 +128,19 @@ def _revoke_and_return(cfg: dict[str, Any], load: _Paused, stream: Any, out: dic
     load.stop.wait(2)  # a quiet window: the IdP must hear nothing from this kernel
     after = stats()["tokens"].get("refresh_token", 0) + stats()["errors"].get("invalid_grant", 0)
     out["idp_requests_while_signed_out"] = after - before
-    out["signed_out_warnings"] = [w for w in nb.status(check_server=False).warnings if signed_out in w]
+    out["signed_out_warnings"] = [w for w in status(check_server=False).warnings if signed_out in w]
     started = time.monotonic()
     sign_in(cfg)
     out["second_sign_in_s"] = round(time.monotonic() - started, 3)
-    out["identity_after"] = nb.status(check_server=False).identity
+    out["identity_after"] = status(check_server=False).identity
     load.running.set()
 
 
 def work(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flow: bool = True,
          emit_every: float = 0.1, revoke_at: float | None = None, settle: float = 120.0) -> dict[str, Any]:
     """The work of a signed-in person for ``duration`` seconds (see the module docstring); the figures."""
-    import prefect_nbauth as nb
+    from ...events import stream_events
+    from ...session import status
 
     token = _token()
     provider = token.provider
@@ -148,7 +149,7 @@ def work(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_fl
     logging.getLogger("prefect._internal.concurrency").addHandler(failures)
     load = _Paused(f"nbauth.sso.{uuid.uuid4().hex[:8]}", emit_every)
     t0 = datetime.now(timezone.utc) - timedelta(seconds=5)
-    stream = nb.stream_events(prefix=load.prefix, since=t0).run_in_background(load.on_event)
+    stream = stream_events(prefix=load.prefix, since=t0).run_in_background(load.on_event)
     threads = [threading.Thread(target=load.call_until_stopped, args=("",), daemon=True) for _ in range(rest_threads)]
     if with_flow:
         threads.append(threading.Thread(target=load.run_flow, daemon=True))
@@ -177,7 +178,7 @@ def work(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_fl
     refreshes = token.refreshes - refreshes0 + first["refreshes"]
     proactive = reasons.get("proactive", 0) + first["reasons"].get("proactive", 0)
     return {
-        "identity": nb.status(check_server=False).identity,
+        "identity": status(check_server=False).identity,
         "calls": load.calls["ok"] + load.calls["failed"], "failed": load.calls["failed"], "errors": load.errors,
         "refreshes": refreshes, "proactive": proactive,
         "refresh_token_rotations": provider.rotations - rotations0 + first["rotations"],
@@ -190,16 +191,16 @@ def work(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_fl
 
 def log_out(cfg: dict[str, Any]) -> dict[str, Any]:
     """Log out; whether the provider revoked, and whether it now refuses the old refresh token."""
-    import prefect_nbauth as nb
+    from ...session import logout
 
     provider = _token().provider
     held = provider._held  # the test looks at what the provider held, to try it afterwards
     old_refresh = held.refresh.reveal() if held is not None and held.refresh is not None else None
-    status = nb.logout()
+    after = logout()
     refused = None
     if old_refresh is not None:
         reply = httpx.post(f"{cfg['issuer']}/token", timeout=30, data={
             "grant_type": "refresh_token", "refresh_token": old_refresh, "client_id": cfg["client_id"]})
         refused = reply.status_code == 400 and reply.json().get("error") == "invalid_grant"
-    return {"revoked_at_logout": provider.revoked_at_close, "notes": list(status.notes),
+    return {"revoked_at_logout": provider.revoked_at_close, "notes": list(after.notes),
             "old_refresh_token_refused": refused}

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
-from ._exceptions import ConfigurationError
-from ._secrets import Secret
+from ..._exceptions import ConfigurationError
+from ..._secrets import Secret
 
 __all__ = ["FileStore", "KeyringStore", "RefreshTokenStore", "store_for"]
 

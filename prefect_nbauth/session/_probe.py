@@ -24,16 +24,16 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from ._exceptions import (
+from .._exceptions import (
     AuthenticationError,
     ConfigurationError,
     NotPrefectServerError,
     PrefectAuthError,
     ServerUnreachableError,
 )
-from ._inputs import Credential
-from ._redaction import scrub_text
-from ._secrets import redact
+from .._inputs import Credential
+from .._redaction import scrub_text
+from .._secrets import redact
 
 __all__ = ["CloudInfo", "ServerInfo", "list_workspaces", "probe_cloud", "probe_server", "DEFAULT_TIMEOUT"]
 
@@ -186,7 +186,7 @@ def ui_settings_fallback_url(api_url: str) -> str | None:
     API's own host, with no credential (the route is public).
     """
     try:
-        from ._prefect_seam import active_settings_context
+        from .._prefect_seam import active_settings_context
 
         ui_url = active_settings_context().settings.ui_url
     except Exception:  # noqa: BLE001 - a settings problem must not break the probe

@@ -19,9 +19,9 @@ thread (``anyio.to_thread``) so no event loop is blocked.
 A failed refresh keeps the old token while it is still valid, records the
 error for ``status().warnings``, and retries with backoff. A provider that says
 the sign-in is over (:class:`~prefect_nbauth.SignedOutError`: an identity
-provider refused its refresh token) is not asked again: every caller gets that
-error at once, the background thread waits, and nothing is retried until a new
-login replaces this token.
+provider refused its refresh token) is not asked again: its token counts as
+expired, every caller gets that error at once, the background thread waits, and
+nothing is retried until a new login replaces this token.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Callable
 
-from ._exceptions import CredentialProviderError, SignedOutError
-from ._providers import CredentialProvider, Token
+from .._exceptions import CredentialProviderError, SignedOutError
+from .providers import CredentialProvider, Token
 
 __all__ = ["RefreshingToken"]
 

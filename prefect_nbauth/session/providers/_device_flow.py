@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from ._exceptions import (
+from ..._exceptions import (
     DeviceFlowUnsupportedError,
     IssuerUnreachableError,
     PrefectAuthError,
@@ -33,9 +33,9 @@ from ._exceptions import (
     SignInError,
     SignInExpiredError,
 )
+from ..._redaction import remember_secret, scrub_text
+from ..._secrets import Secret
 from ._oidc import Issuer
-from ._redaction import remember_secret, scrub_text
-from ._secrets import Secret
 
 __all__ = ["DEVICE_GRANT", "DevicePrompt", "PendingSignIn", "authorize"]
 

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._exceptions import ConfigurationError, IssuerUnreachableError
-from ._redaction import scrub_text
-from ._secrets import Secret
+from ..._exceptions import ConfigurationError, IssuerUnreachableError
+from ..._redaction import scrub_text
+from ..._secrets import Secret
 
 __all__ = ["Issuer", "check_issuer"]
 

@@ -22,7 +22,7 @@ The person opens a link on any device, signs in there and approves; the kernel p
 
 The refresh token and the ID token never leave this object: they are
 :class:`~prefect_nbauth.Secret` values, scrubbed from every log line and message while
-held (:mod:`._redaction`), and kept on disk only with ``persist=`` (:mod:`._sso_store`).
+held (:mod:`._redaction`), and kept on disk only with ``persist=`` (:mod:`._refresh_store`).
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import _redaction
-from ._device_flow import DevicePrompt, PendingSignIn, authorize
-from ._exceptions import (
+from ... import _redaction
+from ..._exceptions import (
     ConfigurationError,
     CredentialProviderError,
     IssuerUnreachableError,
@@ -47,11 +46,12 @@ from ._exceptions import (
     SignedOutError,
     SignInError,
 )
+from ..._secrets import Secret
+from ._base import CredentialProvider, Token, clean_token
+from ._device_flow import DevicePrompt, PendingSignIn, authorize
 from ._oauth2 import expiry_from_response
 from ._oidc import Issuer
-from ._providers import CredentialProvider, Token, clean_token
-from ._secrets import Secret
-from ._sso_store import RefreshTokenStore, store_for
+from ._refresh_store import RefreshTokenStore, store_for
 
 __all__ = ["DEFAULT_SCOPES", "DeviceSignIn", "SignIn"]
 

@@ -3,7 +3,7 @@
 It reads the settings Prefect really uses (the global settings context built at
 ``import prefect``, or the one ``login()`` installed) and compares them with every
 source as it is now (:mod:`._sources`), then, unless told not to, asks the server
-(:mod:`._probe`). The login state it reads is :mod:`._session`'s.
+(:mod:`._probe`). The login state it reads is :mod:`._state`'s.
 """
 
 from __future__ import annotations
@@ -11,39 +11,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from . import _prefect_seam as seam
-from . import _versions
-from ._boundary import public
-from ._exceptions import PrefectAuthError
-from ._inputs import Credential, check_timeout, is_cloud_url
+from .. import _prefect_seam as seam
+from .. import _versions
+from .._boundary import public
+from .._exceptions import PrefectAuthError
+from .._inputs import Credential, check_timeout, is_cloud_url
+from .._jwt import expiry_of, jwt_claims
+from .._secrets import Secret, mask, mask_auth_string
+from .._tls import ssl_context
+from . import _state
+from ._auth_status import AuthMode, AuthStatus
 from ._probe import probe_cloud, probe_server
-from ._secrets import Secret, mask, mask_auth_string
-from ._sources import CREDENTIAL_SETTINGS, SettingSpec, read_sources
-from ._status import AuthMode, AuthStatus, expiry_of, jwt_claims
+from ._sources import CREDENTIAL_SETTINGS, SettingSpec, effective_values, read_sources
 from ._status_rules import Facts, Origin, warnings_for
-from ._tls import ssl_context
 
-__all__ = ["effective_values", "status"]
-
-
-def _reveal(value: Any) -> Any:
-    if value is None:
-        return None
-    getter = getattr(value, "get_secret_value", None)
-    return getter() if getter else value
-
-
-def effective_values(settings: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for spec in CREDENTIAL_SETTINGS:
-        node: Any = settings
-        for part in spec.path:
-            node = getattr(node, part)
-        value = _reveal(node)
-        if spec.name == "PREFECT_CLIENT_CUSTOM_HEADERS":
-            value = dict(value or {}) or None
-        values[spec.name] = value
-    return values
+__all__ = ["status"]
 
 
 @public()
@@ -64,23 +46,14 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
         mode=facts.mode, api_url=facts.url, identity=_identity(facts), sources=_sources(facts),
         expires_at=facts.expires_at, warnings=warnings_for(facts), server_version=facts.server_version,
         credential=_credential_text(facts), workspace=_workspace(facts), server_auth=facts.server_auth,
-        logged_in=facts.ours, notes=_closing_notes(),
+        logged_in=facts.ours, notes=() if facts.login is not None else _state.logout_notes(),
     )
-
-
-def _closing_notes() -> tuple[str, ...]:
-    """What the providers of the last login said at logout, until the next login."""
-    from . import _session
-
-    return _session._closing_notes
 
 
 def _gather(*, check_server: bool, timeout: float) -> Facts:
     """Read the settings in force, the login, every source and (if asked) the server, once."""
-    from . import _session
-
-    with _session._lock:
-        login = _session._current
+    with _state.lock:
+        login = _state.current()
         context = seam.active_settings_context()
         global_context = seam.global_settings_context()
     settings = context.settings
@@ -91,7 +64,7 @@ def _gather(*, check_server: bool, timeout: float) -> Facts:
     url, auth_string, api_key = (values["PREFECT_API_URL"], values["PREFECT_API_AUTH_STRING"],
                                  values["PREFECT_API_KEY"])
     custom_headers: dict[str, str] = values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}
-    cloud_api_url = str(settings.cloud.api_url).rstrip("/")
+    cloud_api_url = seam.cloud_api_url(settings)
     auth_header_name = next((n for n in custom_headers if n.lower() == "authorization"), None)
 
     found = read_sources((login.original if login else global_context).profile.name)
@@ -227,15 +200,6 @@ def _credential_text(f: Facts) -> str:
     return "none"
 
 
-def _signed_in_text(f: Facts) -> str:
-    """A person's sign-in behind the headers (who, where, until when), said by its provider."""
-    if f.our_login is None:
-        return ""
-    said = [t.provider.describe() for t in f.our_login.tokens.values()
-            if t.slot.startswith("header ") and (t.provider.identity() is not None or t.ended is not None)]
-    return f" ({'; '.join(said)})" if said else ""
-
-
 def _probe_for_status(url: str, auth_string: str | None, api_key: str | None,
                       custom_headers: dict[str, str], settings: Any, cloud_api_url: str,
                       timeout: float) -> dict[str, Any] | str:
@@ -258,3 +222,12 @@ def _probe_for_status(url: str, auth_string: str | None, api_key: str | None,
         return {"version": server.version, "auth": auth, "rejection": server.rejection}
     except PrefectAuthError as exc:
         return f"Server check failed: {exc}"
+
+
+def _signed_in_text(f: Facts) -> str:
+    """A person's sign-in behind the headers (who, where, until when), as its provider says it."""
+    if f.our_login is None:
+        return ""
+    said = [t.provider.describe() for t in f.our_login.tokens.values()
+            if t.slot.startswith("header ") and (t.provider.identity() is not None or t.ended is not None)]
+    return f" ({'; '.join(said)})" if said else ""

@@ -76,10 +76,15 @@ def resolve_api_url(api_url: Any, *, auth_string: SecretInput | None, api_key: S
     return url
 
 
-def with_sso(headers: Mapping[str, SecretInput] | None, sso: Any) -> dict[str, SecretInput]:
+def with_sso(headers: Mapping[str, SecretInput] | None, sso: Any, *, persist: bool) -> dict[str, SecretInput]:
     """``sso=provider`` is ``headers={provider.header: provider}``."""
     if not isinstance(sso, CredentialProvider):
         raise ConfigurationError("sso= takes a sign-in provider, e.g. sso=DeviceSignIn(issuer, client_id).")
+    if persist:
+        raise ConfigurationError(
+            "login(persist=True) would write the access token into the Prefect profile; a sign-in is "
+            "never kept there. To sign in again without a code, use DeviceSignIn(..., persist=True) "
+            "(the platform's secret store) or persist='/path/to/file' (mode 0600).")
     name = str(getattr(sso, "header", "Authorization"))
     if any(n.lower() == name.lower() for n in (headers or {})):
         raise ConfigurationError(f"sso= sends the {name} header, which headers= also sets: give it once.")

@@ -103,7 +103,7 @@ def login(
     if refresh_margin is not None:
         refresh_margin = check_timeout(refresh_margin, "refresh_margin", allow_zero=True)
     settings = base_context().settings
-    headers = with_sso(headers, sso) if sso is not None else headers
+    headers = with_sso(headers, sso, persist=persist) if sso is not None else headers
     header_items = check_combination(auth_string=auth_string, api_key=api_key, headers=headers,
                                      workspace=workspace)
     url = resolve_api_url(api_url, auth_string=auth_string, api_key=api_key, settings=settings)

@@ -338,3 +338,13 @@ def test_persist_true_uses_the_platform_secret_store(idp: FakeIdP, monkeypatch: 
         assert Store.saved == {}
     finally:
         keyring.set_keyring(previous)
+
+
+def test_a_sign_in_token_that_waited_too_long_is_refreshed_before_use(idp: FakeIdP) -> None:
+    """The person approved, then the login took its time (``import prefect``): no expired first token."""
+    sso = provider(idp)
+    tokens = idp.tokens
+    idp.tokens = lambda: {**tokens(), "expires_in": 1}  # type: ignore[method-assign]
+    sso.start().wait(30)
+    first = sso.obtain()
+    assert first.value.reveal().startswith("AT2-") and idp.count("/token") == 2  # refreshed, not handed out stale

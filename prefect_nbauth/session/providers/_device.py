@@ -58,6 +58,9 @@ __all__ = ["DEFAULT_SCOPES", "DeviceSignIn", "SignIn"]
 logger = logging.getLogger("prefect_nbauth")
 
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
+#: Seconds an access token must still have to be handed out as it is; a sign-in's token that
+#: waited longer (the person approved, then ``import prefect`` took its time) is refreshed first.
+FRESH_ENOUGH = 2.0
 
 
 @dataclass(frozen=True)
@@ -211,9 +214,10 @@ class DeviceSignIn(CredentialProvider):
         try:
             if held is None:
                 held = self._resume() or self._sign_in_here()
-            if held.access is not handed:
-                return self._hand_out(held)
-            return self._hand_out(self._refresh(handed))
+            left = held.access.remaining()
+            if held.access is not handed and (left is None or left > FRESH_ENOUGH):
+                return self._hand_out(held)  # the sign-in's own token, still good for a while
+            return self._hand_out(self._refresh(held.access))
         except IssuerUnreachableError as exc:
             # The provider's refresh is a credential failure to the toolkit (retried with
             # backoff while the current token lasts); the message says what went wrong.

@@ -66,6 +66,8 @@ wait_until(lambda: nb.status(check_server=False).logged_in, timeout=120, what="t
 print(nb.status(check_server=False))
 """,
         "%prefect_status",
+        # A status widget that does not follow later changes: its saved state is what it said now.
+        "from prefect_nbauth.widgets import AuthStatusWidget\nAuthStatusWidget(check_server=False, watch=False)",
         f"""
 from prefect_nbauth.testing.idp import sso_load
 cfg = {cfg!r}

@@ -74,3 +74,36 @@ def test_sign_in_work_revocation_sign_in_again_and_logout(sso_stack: Any, approv
     users = {r.user for r in sso_stack.gateway.access_log() if r.status < 400 and r.path.startswith("/api/")
              and r.path not in ("/api/health", "/api/ready")}
     assert users == {"alice"}, users
+
+
+AUDIT = """
+import prefect_nbauth as nb
+from prefect_nbauth.testing.probes import emit
+results = []
+for api_url in {urls!r}:
+    nb.login(api_url, sso=nb.DeviceSignIn({issuer!r}, {client_id!r}))
+    report = nb.audit(timeout=10)
+    results.append({{f.check: [f.outcome.value, f.detail, f.fix] for f in report.findings}})
+    nb.logout()
+emit(results)
+"""
+
+
+def test_audit_says_who_prefect_sees_and_fails_a_gateway_that_lets_no_token_through(
+        sso_stack: Any, approver: DeviceApprover, run_scenario: Any) -> None:
+    from constants import AUTH_STRING
+
+    from prefect_nbauth.testing.idp import NginxGateway
+
+    with NginxGateway.sso(sso_stack.server.api_url, sso_stack.idp, auth_string=AUTH_STRING,
+                          misconfigured_open=True) as open_door:
+        guarded, opened = run_scenario(AUDIT.format(
+            urls=[sso_stack.gateway.api_url, open_door.api_url], issuer=sso_stack.idp.issuer,
+            client_id=sso_stack.idp.device_client_id), timeout=300)
+    outcome, detail, _ = guarded["gateway-person"]
+    assert outcome == "pass" and "Requests arrive at Prefect as the gateway" in detail, guarded
+    assert "you are alice at the gateway" in detail and "HTTP 401" in detail, detail
+    assert guarded["rest-no-credential"][0] == "pass", guarded
+    outcome, detail, fix = opened["gateway-person"]
+    assert outcome == "fail" and "lets a request with no token through" in detail and fix, opened
+    assert opened["rest-no-credential"][0] == "fail", opened

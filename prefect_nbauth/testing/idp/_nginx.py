@@ -152,6 +152,7 @@ class NginxGateway:
         self.header = header
         self.inject_auth_string = inject_auth_string
         self.mode = "header"
+        self._open = False
         self.port = 0
         self._http_port = 0
         self._dir: Path | None = None
@@ -159,14 +160,18 @@ class NginxGateway:
         self.version = ""
 
     @classmethod
-    def sso(cls, upstream_api_url: str, idp: OidcProvider, *, auth_string: str | None) -> NginxGateway:
+    def sso(cls, upstream_api_url: str, idp: OidcProvider, *, auth_string: str | None,
+            misconfigured_open: bool = False) -> NginxGateway:
         """The SSO gateway: people's bearer tokens in, Prefect's own credential (``auth_string``) out.
 
         ``auth_string`` is the Prefect server's (``None`` for a server without one); only
-        the gateway holds it. Not started: use it as a context manager or call ``start()``.
+        the gateway holds it. ``misconfigured_open`` leaves out the token check (a gateway
+        that lets everyone through, for tests of ``audit()``). Not started: use it as a
+        context manager or call ``start()``.
         """
         gateway = cls(upstream_api_url, idp, header="Authorization", inject_auth_string=auth_string)
         gateway.mode = "sso"
+        gateway._open = misconfigured_open
         return gateway
 
     @property
@@ -189,7 +194,10 @@ class NginxGateway:
         prefect_basic = (basic_auth_header(self.inject_auth_string)["Authorization"]
                          if self.inject_auth_string is not None else "")
         if self.mode == "sso":
-            return _fill((ASSETS / "sso_http.conf").read_text(), {
+            conf = (ASSETS / "sso_http.conf").read_text()
+            if self._open:
+                conf = conf.replace("auth_request /_introspect;", "# auth_request: left out (misconfigured)")
+            return _fill(conf, {
                 "HTTP_LISTEN": f"127.0.0.1:{self._http_port}", "LOG_DIR": str(self._dir),
                 "INTROSPECTION_URL": self.idp.introspection_url, "INTROSPECTION_AUTH": introspection_auth,
                 "PREFECT": self.upstream_root, "PREFECT_AUTHORIZATION": prefect_basic})

@@ -213,5 +213,5 @@ def test_the_kernels_history_holds_no_secret(demo: DemoRun) -> None:
     text = "\n".join(rows)
     assert "%prefect_login" in text  # the history is the kernels' indeed
     raw = b"".join(p.read_bytes() for p in history.parent.glob("history.sqlite*"))
-    for form in secret_forms(demo.auth_string):
+    for form in [*secret_forms(demo.auth_string), *secret_forms(demo.env[SSO_PASSWORD_ENV])]:
         assert form not in text and form.encode() not in raw

@@ -348,3 +348,35 @@ def test_a_sign_in_token_that_waited_too_long_is_refreshed_before_use(idp: FakeI
     sso.start().wait(30)
     first = sso.obtain()
     assert first.value.reveal().startswith("AT2-") and idp.count("/token") == 2  # refreshed, not handed out stale
+
+
+# ------------------------------------------------------------------ the notebook widget
+
+
+def test_the_widget_shows_link_and_code_cancels_and_a_second_one_replaces_the_first(idp: FakeIdP) -> None:
+    from prefect_nbauth.testing.widgets import all_state_json, install_recording_comm
+    from prefect_nbauth.widgets import DeviceSignInWidget
+
+    install_recording_comm()
+    idp.polls = [{"error": "authorization_pending"}] * 10_000
+    first = DeviceSignInWidget("http://127.0.0.1:9/api", provider=provider(idp))
+    wait_until(lambda: first.state == "waiting", 30, "the first code")
+    state = all_state_json(first)
+    assert "ABCD-EFGH" in state and f"{ISSUER}/device?user_code=ABCD-EFGH" in state and 'target=\\"_blank\\"' in state
+    assert idp.device_answer["device_code"] not in state and "DEVICE-" not in state
+    assert "ABCD-EFGH" in first.text_form()
+
+    second = DeviceSignInWidget("http://127.0.0.1:9/api", provider=provider(idp))
+    assert first.wait(30) and first.state == "cancelled" and "newer sign-in" in first.message
+    wait_until(lambda: second.state == "waiting", 30, "the second code")
+    second._cancel.click()  # the Cancel button
+    assert second.wait(30) and second.state == "cancelled"
+    assert second._again.layout.display == "" and second._cancel.disabled
+
+
+def test_the_widget_says_why_when_the_login_after_approval_fails(idp: FakeIdP) -> None:
+    from prefect_nbauth.widgets import DeviceSignInWidget
+
+    sign_in = DeviceSignInWidget("http://127.0.0.1:9/api", provider=provider(idp), timeout=2)
+    assert sign_in.wait(60) and sign_in.state == "failed", sign_in.message
+    assert "Login failed" in sign_in.message and "Traceback" not in sign_in.message

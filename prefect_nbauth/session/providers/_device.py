@@ -211,12 +211,12 @@ class DeviceSignIn(CredentialProvider):
             signed_out, held, handed = self._signed_out, self._held, self._handed_out
         if signed_out:
             raise SignedOutError(signed_out)
+        if held is None:  # a sign-in's errors are its own (IssuerUnreachableError, SignInDeniedError…)
+            held = self._resume() or self._sign_in_here()
+        left = held.access.remaining()
+        if held.access is not handed and (left is None or left > FRESH_ENOUGH):
+            return self._hand_out(held)  # the sign-in's own token, still good for a while
         try:
-            if held is None:
-                held = self._resume() or self._sign_in_here()
-            left = held.access.remaining()
-            if held.access is not handed and (left is None or left > FRESH_ENOUGH):
-                return self._hand_out(held)  # the sign-in's own token, still good for a while
             return self._hand_out(self._refresh(held.access))
         except IssuerUnreachableError as exc:
             # The provider's refresh is a credential failure to the toolkit (retried with

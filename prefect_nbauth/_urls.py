@@ -7,7 +7,7 @@ the scheme's default), and its path must lie under the base path on a segment
 boundary (``/api`` covers ``/api`` and ``/api/flows``, not ``/apix``).
 
 The other things every module needs of a URL live here too: the ``ws(s)://``
-form of an ``http(s)://`` one and back, and the origin as it may be shown
+form of an ``http(s)://`` one, and the origin as it may be shown
 (scheme, host and port: never user info, path or query).
 """
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from urllib.parse import urljoin, urlsplit
 
-__all__ = ["http_url", "is_under", "origin", "same_origin", "shown_origin", "ws_url", "to_ws"]
+__all__ = ["is_under", "origin", "same_origin", "shown_origin", "to_ws", "ws_url"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SOCKET_SCHEMES = {"ws": "http", "wss": "https"}
-_HTTP_SCHEMES = {v: k for k, v in _SOCKET_SCHEMES.items()}
+_HTTP_SCHEMES = {v: k for k, v in _SOCKET_SCHEMES.items()}  # http -> ws
 
 
 def origin(url: object) -> tuple[str, str, int | None] | None:
@@ -73,12 +73,6 @@ def to_ws(url: str) -> str:
     """``http(s)://…`` -> ``ws(s)://…`` (anything else unchanged)."""
     scheme, sep, rest = url.partition("://")
     return f"{_HTTP_SCHEMES[scheme]}://{rest}" if sep and scheme in _HTTP_SCHEMES else url
-
-
-def http_url(url: str) -> str:
-    """``ws(s)://…`` -> ``http(s)://…`` (anything else unchanged)."""
-    scheme, sep, rest = url.partition("://")
-    return f"{_SOCKET_SCHEMES[scheme]}://{rest}" if sep and scheme in _SOCKET_SCHEMES else url
 
 
 def ws_url(api_url: str, path: str) -> str:

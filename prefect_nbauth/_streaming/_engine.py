@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 from .._exceptions import PrefectAuthError
+from .._redaction import scrub_text
 from ._credential import CredentialKeeper
 from ._failures import AuthRejected, Retryable, classify_closed, describe, wait_for
 from ._options import EngineOptions
@@ -151,7 +152,7 @@ class StreamEngine:
 
     # ---------------------------------------------------------------- state
     def _record_error(self, message: str) -> None:
-        self.last_error = message
+        self.last_error = scrub_text(message)  # the one egress: others' text may quote a secret
         self.last_error_at = datetime.now(timezone.utc)
         self.logger.info("%s: %s", self.label, message)
         self._changed()

@@ -15,8 +15,7 @@ import asyncio
 from typing import Any
 
 from .._exceptions import PrefectAuthError
-from .._redaction import scrub_text
-from .._secrets import redact
+from .._redaction import redact, scrub_text
 
 __all__ = ["AuthRejected", "Retryable", "classify_closed", "describe", "scrub", "wait_for"]
 

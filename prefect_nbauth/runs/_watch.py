@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from uuid import UUID
 
+from .._boundary import public
 from .._exceptions import ConfigurationError
 
 __all__ = ["RunWatch", "StateChange", "TaskRunInfo", "run_id_of", "watch"]
@@ -338,6 +339,7 @@ class RunWatch:
         self._changed()
 
 
+@public()
 def watch(run: Any, *, level: str | int | None = None, on_change: Callable[[RunWatch], None] | None = None,
           quiet: float = 3.0) -> RunWatch:
     """Follow one flow run until it is final: ``watch(run).wait()``, then ``print(...)``.

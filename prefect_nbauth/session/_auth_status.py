@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .._redaction import scrub_fields
+
 __all__ = ["AuthMode", "AuthStatus"]
 
 
@@ -57,6 +59,9 @@ class AuthStatus:
     server_auth: str | None = None
     logged_in: bool = False
     notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        scrub_fields(self)  # warnings quote others' text (a provider's error, a server's answer)
 
     @property
     def ok(self) -> bool:

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from .._exceptions import CredentialProviderError, SignedOutError
+from .._redaction import scrub_text
 from .providers import CredentialProvider, Token
 
 __all__ = ["RefreshingToken"]
@@ -159,7 +160,7 @@ class RefreshingToken:
     def _failed(self, exc: CredentialProviderError) -> Token:
         with self._cond:
             self.failures += 1
-            self.last_error = str(exc)
+            self.last_error = scrub_text(str(exc))  # a provider's text may quote the token in force
             self._refreshing = False
             if isinstance(exc, SignedOutError):
                 self.ended = exc
@@ -243,7 +244,7 @@ class RefreshingToken:
                 "refreshes": self.refreshes,
                 "reasons": dict(self.reasons),
                 "failures": self.failures,
-                "last_error": self.last_error,
+                "last_error": scrub_text(self.last_error) if self.last_error else None,
                 "last_refresh_at": self.last_refresh_at,
                 "ended": str(self.ended) if self.ended is not None else None,
             }

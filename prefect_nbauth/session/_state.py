@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import _prefect_seam as seam
 from .._inputs import Credential
-from .._urls import http_url, is_under
+from .._urls import is_under
 from ._refreshing import RefreshingToken
 from ._tokens import credential_from
 
@@ -98,7 +98,7 @@ def gateway_headers_for(url: str) -> dict[str, str]:
     login = current()
     if login is None or not login.credential.headers or not login.in_force:
         return {}  # nothing of ours, or somebody replaced our settings: do not fight them
-    if not is_under(http_url(str(url)), login.credential.api_url):
+    if not is_under(str(url), login.credential.api_url):  # ws(s):// counts as http(s)://
         return {}
     return login.gateway_headers()
 

@@ -17,7 +17,7 @@ from .._boundary import public
 from .._exceptions import PrefectAuthError
 from .._inputs import Credential, check_timeout, is_cloud_url
 from .._jwt import expiry_of, jwt_claims
-from .._secrets import Secret, mask, mask_auth_string
+from .._secrets import Secret, auth_string_user, mask, mask_auth_string
 from .._tls import ssl_context
 from . import _state
 from ._auth_status import AuthMode, AuthStatus
@@ -165,9 +165,9 @@ def _server_says(f: Facts, key: str) -> Any:
 def _identity(f: Facts) -> str | None:
     """Who the server sees: its own answer, then our login's, then the Basic user, then a JWT's."""
     identity = f.header_subject
-    if f.mode is AuthMode.BASIC and f.auth_string and ":" in f.auth_string:
-        # Prefect compares the whole string: only a ':' makes its first part a user name.
-        identity = f.auth_string.split(":", 1)[0]
+    if f.mode is AuthMode.BASIC and auth_string_user(f.auth_string):
+        # Prefect compares the whole string: only a ':' after a name-like part names a user.
+        identity = auth_string_user(f.auth_string)
     if f.our_login is not None:
         identity = f.our_login.identity or identity
     return _server_says(f, "identity") or identity
@@ -190,8 +190,8 @@ def _credential_text(f: Facts) -> str:
     headers = ", ".join(f"{n}={mask(str(v))}" for n, v in f.custom_headers.items())
     if f.mode is AuthMode.BASIC and f.auth_string:
         text = f"auth string {mask_auth_string(f.auth_string)}"
-        if ":" not in f.auth_string:
-            text += " (no ':', so no user name is known)"
+        if not auth_string_user(f.auth_string):
+            text += " (no user name is known: none is shown)"
         return text + (f"; headers {headers}" if headers else "")
     if f.mode is AuthMode.API_KEY and f.api_key:
         return f"API key {mask(f.api_key)}"

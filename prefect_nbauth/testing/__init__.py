@@ -23,11 +23,12 @@ What is here:
   front of a real server. Prefect Cloud itself cannot be reached from tests.
 - :class:`RotatingGateway`: an OAuth2-proxy stand-in that issues short-lived JWTs
   (client-credentials grant) and checks them on every request and websocket.
-- :func:`wait_until`, :func:`free_port`: waiting on a condition (never a fixed
-  sleep) and a free loopback port.
+- :func:`wait_until`, :func:`free_port`, :func:`isolated_env`: waiting on a condition
+  (never a fixed sleep), a free loopback port, and an environment without ``PREFECT_*``.
 
 The gateways need the ``testing`` extra (``pip install prefect-nbauth[testing]``:
-uvicorn, starlette, websockets, PyJWT); they are imported only when used.
+uvicorn, starlette and PyJWT; ``comm`` for :mod:`.widgets`); without it, asking for one
+says which extra to install. Nothing here is imported until it is asked for.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from prefect_nbauth._inputs import (
     check_headers,
 )
 from prefect_nbauth._jwt import expiry_of, jwt_claims
-from prefect_nbauth._secrets import redact
+from prefect_nbauth._redaction import redact
 from prefect_nbauth.session._probe import MAX_BODY, probe_cloud, probe_server
 from prefect_nbauth.session._sources import CREDENTIAL_SETTINGS, _normalise, _read_toml
 from prefect_nbauth.testing.canaries import assert_no_secret

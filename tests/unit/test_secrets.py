@@ -8,7 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from prefect_nbauth import Secret, mask
-from prefect_nbauth._secrets import redact
+from prefect_nbauth._redaction import redact
 
 
 def test_mask_keeps_only_the_key_prefix_and_a_short_tail() -> None:

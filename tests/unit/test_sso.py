@@ -294,7 +294,7 @@ def test_the_refresh_and_id_tokens_never_show(idp: FakeIdP, caplog: Any) -> None
 
 
 def test_persist_refuses_without_a_secret_store_and_keeps_a_named_file_0600(idp: FakeIdP, tmp_path: Any) -> None:
-    with pytest.raises(nb.ConfigurationError, match="secret store") as refused:
+    with pytest.raises(nb.ConfigurationError, match="keyring can use") as refused:
         provider(idp, persist=True)
     assert "persist='~/" in str(refused.value)  # what to do instead
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence, Union
 
 from ..._exceptions import CredentialProviderError
-from ..._redaction import scrub_text
-from ..._secrets import Secret, redact
+from ..._redaction import redact, scrub_text
+from ..._secrets import Secret
 from ._base import MAX_TOKEN_LENGTH, CredentialProvider, callable_name
 
 __all__ = ["CallableToken", "CommandToken", "EnvToken", "FileToken", "StaticToken", "as_provider"]

@@ -54,6 +54,7 @@ class Issuer:
         self.verify = verify
         self.timeout = timeout
         self._transport = transport  # tests: httpx.MockTransport
+        self._client: httpx.Client | None = None  # one, kept: a refresh must not rebuild TLS contexts
         self._lock = threading.Lock()
         self._metadata: dict[str, Any] | None = None
         self._keys: Any = None  # jwt.PyJWKSet
@@ -103,10 +104,13 @@ class Issuer:
         return reply.status_code, document
 
     def _send(self, method: str, url: str, *, what: str, data: dict[str, str] | None = None) -> httpx.Response:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout, verify=self.verify, transport=self._transport,
+                                            follow_redirects=False, headers={"Accept": "application/json"})
+            client = self._client
         try:
-            with httpx.Client(timeout=self.timeout, verify=self.verify, transport=self._transport,
-                              follow_redirects=False) as client:
-                return client.request(method, url, data=data, headers={"Accept": "application/json"})
+            return client.request(method, url, data=data)
         except httpx.ConnectError as exc:
             raise _connect_error(self.url, exc, what) from None
         except httpx.TimeoutException:

@@ -6,8 +6,15 @@
     ├── ConfigurationError           bad input, found before any request is sent
     ├── AuthenticationError          the server answered: this credential is not accepted
     ├── CredentialProviderError      a token source failed (file, command, OAuth2 endpoint…)
+    │   └── SignedOutError           the identity provider ended the sign-in: sign in again
+    ├── SignInError                  a person's sign-in at an identity provider did not complete
+    │   ├── SignInDeniedError        the person declined or cancelled at the provider
+    │   ├── SignInExpiredError       the code expired before the person approved
+    │   ├── SignInCancelledError     cancelled here (Cancel, or a newer sign-in)
+    │   └── DeviceFlowUnsupportedError  the issuer does not offer the device sign-in
     └── ServerUnreachableError       no usable answer: down, TLS failure, timeout
-        └── NotPrefectServerError    it answered, but it is not a Prefect API
+        ├── NotPrefectServerError    it answered, but it is not a Prefect API
+        └── IssuerUnreachableError   the identity provider gave no usable answer (TLS too)
 
 Every message says what happened and what to do next, and never contains a
 secret: values are shown masked (``pnu_****abcd``) or not at all. Whatever a
@@ -29,6 +36,13 @@ __all__ = [
     "CredentialProviderError",
     "ServerUnreachableError",
     "NotPrefectServerError",
+    "SignedOutError",
+    "SignInError",
+    "SignInDeniedError",
+    "SignInExpiredError",
+    "SignInCancelledError",
+    "DeviceFlowUnsupportedError",
+    "IssuerUnreachableError",
 ]
 
 
@@ -67,3 +81,32 @@ class ServerUnreachableError(PrefectAuthError, ConnectionError):
 
 class NotPrefectServerError(ServerUnreachableError):
     """Something answered at the URL, but it is not a Prefect API."""
+
+
+class SignedOutError(CredentialProviderError):
+    """The identity provider ended the sign-in (it refused the refresh token): nothing is
+    retried until the person signs in again."""
+
+
+class SignInError(PrefectAuthError):
+    """A person's sign-in at an identity provider did not complete."""
+
+
+class SignInDeniedError(SignInError):
+    """The person declined, or cancelled, at the identity provider (``access_denied``)."""
+
+
+class SignInExpiredError(SignInError):
+    """The sign-in code expired before the person approved it (``expired_token``)."""
+
+
+class SignInCancelledError(SignInError):
+    """The sign-in was cancelled in this process (its Cancel button, or a newer sign-in)."""
+
+
+class DeviceFlowUnsupportedError(SignInError, ConfigurationError):
+    """The issuer does not offer the device sign-in (RFC 8628) to this client."""
+
+
+class IssuerUnreachableError(ServerUnreachableError):
+    """The identity provider gave no usable answer: down, wrong URL, TLS failure, timeout."""

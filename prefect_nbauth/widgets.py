@@ -2,6 +2,7 @@
 :mod:`prefect_nbauth.notebook.widgets`, one module each).
 
 - :class:`LoginWidget`: log in with an auth string, a Cloud API key or gateway headers;
+- :class:`DeviceSignInWidget`: sign in as yourself at your identity provider (SSO device sign-in);
 - :class:`AuthStatusWidget`: what Prefect in this kernel sends, kept up to date;
 - :class:`EventStreamWidget`: the newest Prefect events, live, throttled;
 - :class:`LogStreamWidget`: live logs, level colours, follow/pause, text filter;
@@ -17,6 +18,8 @@ from .notebook.widgets.events import EventStreamWidget
 from .notebook.widgets.login import LoginWidget
 from .notebook.widgets.logs import LogStreamWidget
 from .notebook.widgets.run import FlowRunWidget
+from .notebook.widgets.sso import DeviceSignInWidget
 from .notebook.widgets.status import AuthStatusWidget
 
-__all__ = ["AuthStatusWidget", "EventStreamWidget", "FlowRunWidget", "LogStreamWidget", "LoginWidget"]
+__all__ = ["AuthStatusWidget", "DeviceSignInWidget", "EventStreamWidget", "FlowRunWidget", "LogStreamWidget",
+           "LoginWidget"]

@@ -149,3 +149,46 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         parts = Path(str(item.path)).relative_to(TESTS_DIR).parts
         if parts and parts[0] in LEVELS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+class SsoStack:
+    """One identity provider and SSO gateway in front of the session's auth server (tests/…/test_sso_*)."""
+
+    def __init__(self, idp: Any, gateway: Any, server: PrefectServer, passwords: dict[str, str]) -> None:
+        self.idp, self.gateway, self.server, self.passwords = idp, gateway, server, passwords
+
+    def cfg(self, user: str = "alice") -> dict[str, Any]:
+        """What prefect_nbauth.testing.idp.sso_load needs in the kernel or scenario."""
+        return {"api_url": self.gateway.api_url, "issuer": self.idp.issuer, "client_id": self.idp.device_client_id,
+                "direct_api_url": self.server.api_url, "auth_string": AUTH_STRING, "user": user,
+                "admin": {"issuer": self.idp.issuer, "token": self.idp._admin_token}}
+
+
+@pytest.fixture(scope="session")
+def sso_stack(auth_server: PrefectServer) -> Iterator[SsoStack]:
+    """oidc-provider (5 s access tokens, people alice and bob) and nginx's SSO gateway, shared by the session."""
+    from prefect_nbauth.testing.canaries import make_canary
+    from prefect_nbauth.testing.idp import NginxGateway, OidcProvider
+
+    passwords = {name: make_canary(None) for name in ("alice", "bob")}
+    with OidcProvider(ttl=5, users=passwords) as idp, \
+            NginxGateway.sso(auth_server.api_url, idp, auth_string=AUTH_STRING) as gateway:
+        yield SsoStack(idp, gateway, auth_server, passwords)
+
+
+@pytest.fixture(autouse=True)
+def _secrets_seen_stay_with_their_test() -> Iterator[None]:
+    """The egress remembers every secret made in the process (by design: a user's kernel is one
+    process). Tests make hundreds, some of them words ("unknown", "EFGH" from a property test):
+    each test's are forgotten after it, so they cannot mask another test's words."""
+    from collections import OrderedDict
+
+    from prefect_nbauth import _redaction
+
+    with _redaction._lock:
+        seen = OrderedDict(_redaction._seen)
+    yield
+    with _redaction._lock:
+        _redaction._seen.clear()
+        _redaction._seen.update(seen)
+        _redaction._pattern = None

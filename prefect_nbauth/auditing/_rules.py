@@ -7,7 +7,7 @@ putting it here (and, if it needs an answer no probe gets yet, one probe in ``_e
 
 from __future__ import annotations
 
-from . import _auth_mode, _gateway, _rest_rules, _server_version, _transport
+from . import _auth_mode, _gateway, _person, _rest_rules, _server_version, _transport
 from ._evidence import Evidence, Rule
 from ._report import Finding
 from ._socket_rules import SOCKET_RULES
@@ -22,6 +22,7 @@ RULES: tuple[Rule, ...] = (
     _rest_rules.wrong_credential,
     _rest_rules.your_credential,
     _gateway.prefect_check,
+    _person.person_at_gateway,
     _rest_rules.public_endpoints,
     _rest_rules.health_exemption,
     *SOCKET_RULES,

@@ -13,8 +13,9 @@ from .._exceptions import ConfigurationError
 from .._inputs import check_api_url, check_headers, is_cloud_url
 from .._secrets import Secret
 from ._tokens import SecretInput
+from .providers import CredentialProvider
 
-__all__ = ["check_combination", "resolve_api_url"]
+__all__ = ["check_combination", "resolve_api_url", "with_sso"]
 
 
 def check_combination(*, auth_string: SecretInput | None, api_key: SecretInput | None,
@@ -73,3 +74,18 @@ def resolve_api_url(api_url: Any, *, auth_string: SecretInput | None, api_key: S
             "service account's 'pnb_…')."
         )
     return url
+
+
+def with_sso(headers: Mapping[str, SecretInput] | None, sso: Any, *, persist: bool) -> dict[str, SecretInput]:
+    """``sso=provider`` is ``headers={provider.header: provider}``."""
+    if not isinstance(sso, CredentialProvider):
+        raise ConfigurationError("sso= takes a sign-in provider, e.g. sso=DeviceSignIn(issuer, client_id).")
+    if persist:
+        raise ConfigurationError(
+            "login(persist=True) would write the access token into the Prefect profile; a sign-in is "
+            "never kept there. To sign in again without a code, use DeviceSignIn(..., persist=True) "
+            "(the platform's secret store) or persist='/path/to/file' (mode 0600).")
+    name = str(getattr(sso, "header", "Authorization"))
+    if any(n.lower() == name.lower() for n in (headers or {})):
+        raise ConfigurationError(f"sso= sends the {name} header, which headers= also sets: give it once.")
+    return {**(headers or {}), name: sso}

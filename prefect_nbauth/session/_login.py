@@ -19,7 +19,7 @@ from .._secrets import Secret
 from .._tls import ssl_context
 from . import _children, _listeners, _open_clients, _persist
 from ._auth_status import AuthStatus
-from ._checks import check_combination, resolve_api_url
+from ._checks import check_combination, resolve_api_url, with_sso
 from ._probe import DEFAULT_TIMEOUT, probe_cloud, probe_server
 from ._refreshing import RefreshingToken
 from ._rotation import NB_AUTH
@@ -27,7 +27,7 @@ from ._socket_credential import refresh_after_rejection, refresh_socket
 from ._state import Login, base_context, current, gateway_headers_for, lock, replace, set_logout_notes
 from ._status import status  # login() returns it
 from ._tokens import KEY, SecretInput, credential_from, tokens_for
-from .providers import Token
+from .providers import CredentialProvider, Token
 
 __all__ = ["login", "logout", "refresh"]
 
@@ -51,6 +51,7 @@ def login(
     auth_string: SecretInput | None = None,
     api_key: SecretInput | None = None,
     headers: Mapping[str, SecretInput] | None = None,
+    sso: CredentialProvider | None = None,
     workspace: str | None = None,
     persist: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
@@ -66,7 +67,10 @@ def login(
       when the key can use several (``api_url`` defaults to Cloud);
     - ``headers={...}`` for a gateway in front of Prefect (Cloudflare Access, an
       OAuth2 proxy, IAP); may be combined with an auth string or key when the
-      gateway wants its own headers besides Prefect's credential.
+      gateway wants its own headers besides Prefect's credential;
+    - ``sso=DeviceSignIn(issuer, client_id)`` to sign in as yourself at your
+      organisation's identity provider, behind an SSO gateway (docs/sso.md): the same as
+      ``headers={provider.header: provider}``. Approve the link it shows on any device.
 
     Each secret may be a string or a credential provider (``EnvToken``,
     ``FileToken``, ``CommandToken``, ``CallableToken`` or a plain function,
@@ -101,6 +105,7 @@ def login(
     if refresh_margin is not None:
         refresh_margin = check_timeout(refresh_margin, "refresh_margin", allow_zero=True)
     settings = base_context().settings
+    headers = with_sso(headers, sso, persist=persist) if sso is not None else headers
     header_items = check_combination(auth_string=auth_string, api_key=api_key, headers=headers,
                                      workspace=workspace)
     _persist.check_persistable(persist, header_items)

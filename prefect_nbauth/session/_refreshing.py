@@ -17,7 +17,11 @@ loops because it is a ``threading.Condition``; async callers wait on a worker
 thread (``anyio.to_thread``) so no event loop is blocked.
 
 A failed refresh keeps the old token while it is still valid, records the
-error for ``status().warnings``, and retries with backoff.
+error for ``status().warnings``, and retries with backoff. A provider that says
+the sign-in is over (:class:`~prefect_nbauth.SignedOutError`: an identity
+provider refused its refresh token) is not asked again: its token counts as
+expired, every caller gets that error at once, the background thread waits, and
+nothing is retried until a new login replaces this token.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Callable
 
-from .._exceptions import CredentialProviderError
+from .._exceptions import CredentialProviderError, SignedOutError
 from .._redaction import scrub_text
 from .providers import CredentialProvider, Token
 
@@ -60,6 +64,7 @@ class RefreshingToken:
         self.failures = 0
         self.last_error: str | None = None
         self.last_refresh_at: datetime | None = None
+        self.ended: SignedOutError | None = None  # the provider ended the sign-in: never retried
         self._fetch_seconds = 0.0  # slowest recent provider fetch, decayed
 
     # ----------------------------------------------------------------- access
@@ -113,6 +118,8 @@ class RefreshingToken:
     def refresh(self, *, stale: Token | None = None, reason: str = "forced") -> Token:
         """Get a new token (single flight). Raises only when no valid token is left."""
         with self._cond:
+            if self.ended is not None:
+                raise SignedOutError(str(self.ended))  # a new one each time: never a shared traceback
             if stale is not None and self._token is not None and self._token is not stale:
                 return self._token  # someone refreshed while this caller was failing
             if self._refreshing:
@@ -155,8 +162,15 @@ class RefreshingToken:
             self.failures += 1
             self.last_error = scrub_text(str(exc))  # a provider's text may quote the token in force
             self._refreshing = False
+            if isinstance(exc, SignedOutError):
+                self.ended = exc
+                if self._token is not None:  # dead now, whatever its expiry said: every use asks
+                    self._token = Token(self._token.value, datetime.now(timezone.utc), self._token.obtained_at)
             self._cond.notify_all()
             token = self._token
+        if isinstance(exc, SignedOutError):
+            # The provider said why, once; its token is dead whatever its expiry says.
+            raise SignedOutError(str(exc)) from None
         logger.warning("refreshing the %s failed: %s", self.slot, exc)
         if token is not None and not token.expired():
             return token  # keep using the old one while it lasts
@@ -184,6 +198,9 @@ class RefreshingToken:
             with self._cond:
                 if self._stopped:
                     return
+                if self.ended is not None:
+                    self._cond.wait()  # signed out: nothing to do until stop()
+                    continue
                 token = self._token
                 assert token is not None
                 remaining = token.remaining()
@@ -229,4 +246,5 @@ class RefreshingToken:
                 "failures": self.failures,
                 "last_error": scrub_text(self.last_error) if self.last_error else None,
                 "last_refresh_at": self.last_refresh_at,
+                "ended": str(self.ended) if self.ended is not None else None,
             }

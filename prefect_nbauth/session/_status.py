@@ -196,7 +196,7 @@ def _credential_text(f: Facts) -> str:
     if f.mode is AuthMode.API_KEY and f.api_key:
         return f"API key {mask(f.api_key)}"
     if f.mode is AuthMode.HEADERS:
-        return f"headers {headers}"
+        return f"headers {headers}" + _signed_in_text(f)
     return "none"
 
 
@@ -222,3 +222,12 @@ def _probe_for_status(url: str, auth_string: str | None, api_key: str | None,
         return {"version": server.version, "auth": auth, "rejection": server.rejection}
     except PrefectAuthError as exc:
         return f"Server check failed: {exc}"
+
+
+def _signed_in_text(f: Facts) -> str:
+    """A person's sign-in behind the headers (who, where, until when), as its provider says it."""
+    if f.our_login is None:
+        return ""
+    said = [t.provider.describe() for t in f.our_login.tokens.values()
+            if t.slot.startswith("header ") and (t.provider.identity() is not None or t.ended is not None)]
+    return f" ({'; '.join(said)})" if said else ""

@@ -177,7 +177,9 @@ def token_health(f: Facts) -> Iterator[str]:
             yield (f"The {info['slot']} from {info['provider']} has no known expiry (no "
                    "expires_in, no JWT exp claim, no ttl=): it is refreshed only when the "
                    "server rejects it. Pass ttl=… to the provider to refresh it ahead of time.")
-        if info["last_error"]:
+        if info.get("ended"):
+            yield str(info["ended"])  # signed out by the identity provider: one message, no retries
+        elif info["last_error"]:
             yield (f"Refreshing the {info['slot']} from {info['provider']} failed "
                    f"({info['failures']} time(s)): {info['last_error']} The previous token stays "
                    "in use while it is valid; retries continue in the background.")

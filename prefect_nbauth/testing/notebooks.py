@@ -51,7 +51,7 @@ __all__ = [
     "summarize_outputs",
 ]
 
-DEFAULT_SECRET_ENV = ("PREFECT_NBAUTH_DEMO_AUTH_STRING",)
+DEFAULT_SECRET_ENV = ("PREFECT_NBAUTH_DEMO_AUTH_STRING", "PREFECT_NBAUTH_DEMO_SSO_PASSWORD")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _TRACEBACK = "Traceback (most recent call last)"
 

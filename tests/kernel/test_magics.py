@@ -76,6 +76,17 @@ def test_bad_input_gives_one_clear_usage_error_line(run_scenario):
         "%prefect_events --since yesterday": "a duration ago",
         "%prefect_events --since 10m": "needs a Jupyter front end",  # a terminal shell
         "%prefect_login --url 'http://unbalanced": "cannot parse the line",
+        # The SSO device sign-in: both halves, a URL, nothing else; an unreachable issuer said plainly.
+        "%prefect_login --url http://127.0.0.1:1/api --sso http://127.0.0.1:1": "Give both --sso ISSUER",
+        "%prefect_login --sso http://127.0.0.1:1 --client-id prefect": "needs the Prefect API URL",
+        "%prefect_login --url http://127.0.0.1:1/api --sso http://127.0.0.1:1 --client-id prefect "
+        "--auth-string-env SET_VAR": "do not combine it with --auth-string-env",
+        "%prefect_login --url http://127.0.0.1:1/api --sso login.example.com --client-id prefect":
+            "is not an http(s) URL",
+        "%prefect_login --url http://127.0.0.1:1/api --sso http://127.0.0.1:1 --client-id prefect --persist":
+            "secret store",
+        "%prefect_login --url http://127.0.0.1:1/api --sso http://127.0.0.1:1 --client-id prefect":
+            "Login failed (IssuerUnreachableError): Could not connect to the identity provider",
     }
     result = run_scenario(SHELL + f"""
 os.environ["SET_VAR"] = "someone:something"

@@ -40,6 +40,7 @@ BINDER = REPO / "binder"
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 AUTH_ENV = "PREFECT_NBAUTH_DEMO_AUTH_STRING"
+SSO_PASSWORD_ENV = "PREFECT_NBAUTH_DEMO_SSO_PASSWORD"  # alice's, at notebook 06's identity provider
 CELL_TIMEOUT = 240  # seconds per cell (a server restart in notebook 04 takes ~10-30 s)
 
 # Strings that must never be committed in a notebook (or its helper): Prefect Cloud
@@ -110,10 +111,10 @@ def stop_demo(run: DemoRun) -> None:
 
 # ------------------------------------------------------ committed notebooks
 
-def test_there_are_five_tutorial_notebooks() -> None:
+def test_there_are_six_tutorial_notebooks() -> None:
     assert [p.name for p in NOTEBOOKS] == ["01_login.ipynb", "02_modes_and_pitfalls.ipynb",
                                            "03_token_rotation.ipynb", "04_streaming_events.ipynb",
-                                           "05_watch_a_run.ipynb"]
+                                           "05_watch_a_run.ipynb", "06_sign_in_with_sso.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -175,7 +176,8 @@ def test_demo_helper_says_how_to_start_the_server(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
-    run = start_demo(tmp_path_factory.mktemp("notebook-demo"))
+    # Nobody clicks here: a scripted alice approves notebook 06's sign-in, as in --headless.
+    run = start_demo(tmp_path_factory.mktemp("notebook-demo"), extra_env={"PREFECT_NBAUTH_DEMO_SSO_APPROVE": "1"})
     try:
         yield run
     finally:
@@ -208,7 +210,7 @@ def test_notebook_runs_top_to_bottom(demo: DemoRun, path: Path, tmp_path: Path) 
     temp = tmp_path / "tmp"  # the kernel's temporary folder: a notebook removes what it makes there
     temp.mkdir()
     report = execute_notebook(path, env={**demo.env, "TMPDIR": str(temp)}, timeout=CELL_TIMEOUT,
-                              secret_env=[AUTH_ENV], history_file=history)
+                              secret_env=[AUTH_ENV, SSO_PASSWORD_ENV], history_file=history)
     assert [p.name for p in temp.iterdir() if p.name.startswith("nbauth-")] == [], "left behind"
     TIMES[path.name] = report.seconds
     problems = list(report.problems)
@@ -237,5 +239,5 @@ def test_the_kernels_history_holds_no_secret(demo: DemoRun) -> None:
     text = "\n".join(rows)
     assert "%prefect_login" in text  # the history is the kernels' indeed
     raw = b"".join(p.read_bytes() for p in history.parent.glob("history.sqlite*"))
-    for form in secret_forms(demo.auth_string):
+    for form in [*secret_forms(demo.auth_string), *secret_forms(demo.env[SSO_PASSWORD_ENV])]:
         assert form not in text and form.encode() not in raw

@@ -42,7 +42,7 @@ def test_every_count_of_the_tutorials_is_right() -> None:
             number = NUMBER_WORDS.get(word) or int(word)
             if number != len(NOTEBOOKS):
                 wrong.append(f"{name}: {match.group(0)!r}")
-    assert len(NOTEBOOKS) == 5 and wrong == [], "\n".join(wrong)
+    assert len(NOTEBOOKS) == 6 and wrong == [], "\n".join(wrong)
 
 
 def test_notebook_01_names_every_magic_the_extension_registers() -> None:

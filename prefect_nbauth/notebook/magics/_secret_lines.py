@@ -71,7 +71,8 @@ def secrets_on_line(line: str) -> list[str]:
     """The tokens of a ``%prefect_login`` line that are (or may well be) secrets."""
     tokens = _tokens(line)
     found: list[str] = []
-    takes_value = {"--url", "--workspace", "--timeout", "--header-env", *_ENV_OPTIONS}
+    takes_value = {"--url", "--workspace", "--timeout", "--header-env", "--sso", "--client-id", "--scope",
+                   "--persist-file", *_ENV_OPTIONS}
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -90,7 +91,7 @@ def secrets_on_line(line: str) -> list[str]:
                 _, _, var = value.partition("=")
                 if var and not _ENV_NAME.match(_var_name(var)):
                     found.append(var)
-            elif name == "--url" and value is not None and has_userinfo(value):
+            elif name in ("--url", "--sso") and value is not None and has_userinfo(value):
                 found.append(value)
             i += 1 + (consumed if name in takes_value else 0)
             continue

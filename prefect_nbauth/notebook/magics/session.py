@@ -90,6 +90,13 @@ class PrefectSessionMagics(Magics):
     @argument("--from-env", action="store_true",
               help="adopt PREFECT_API_URL, PREFECT_API_AUTH_STRING, PREFECT_API_KEY and "
                    "PREFECT_CLIENT_CUSTOM_HEADERS as they are in os.environ now")
+    @argument("--sso", metavar="ISSUER", help="sign in as yourself at this OpenID provider (device sign-in), "
+                                              "for a Prefect behind an SSO gateway")
+    @argument("--client-id", metavar="ID", help="with --sso: the public client registered for the device sign-in")
+    @argument("--scope", metavar="SCOPE", action="append", default=[],
+              help="with --sso: a scope to ask for instead of openid profile email offline_access; repeatable")
+    @argument("--persist-file", metavar="PATH",
+              help="with --sso: keep the refresh token in this file (mode 0600) instead of the secret store")
     @argument("--no-widget", action="store_true", help="prompt (getpass) instead of showing the form")
     @argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     @line_magic
@@ -104,6 +111,12 @@ class PrefectSessionMagics(Magics):
             %prefect_login --api-key-env PREFECT_KEY --workspace acme/prod
             %prefect_login --url https://prefect.example.com/api --header-env cf-access-token=CF_TOKEN
             %prefect_login --from-env
+            %prefect_login --url https://prefect.example.com/api --sso https://login.example.com --client-id prefect
+
+With --sso it signs you in at your organisation's identity provider (OpenID device
+sign-in): it shows a link and a code, you approve on any device, and the cell does
+not wait meanwhile. --persist keeps the refresh token in the platform's secret store
+(--persist-file PATH: in that file) so a new kernel signs in without asking.
 
         Never type a secret on this line: IPython stores every line in its history
         file. Such a line is refused.
@@ -116,6 +129,9 @@ class PrefectSessionMagics(Magics):
         url = _checked_url(args)
         args.timeout = timeout_or_usage(args.timeout)
         credential_flags = _credential_flags(args, url)
+        if args.sso or args.client_id or args.persist_file or args.scope:
+            self._sso_login(url, args, credential_flags)
+            return
         if args.from_env:
             self._login_from_env(args)
             return
@@ -129,6 +145,30 @@ class PrefectSessionMagics(Magics):
                                 timeout=args.timeout))
             return
         self._prompt_login(url, args)
+
+    def _sso_login(self, url: str | None, args: Any, credential_flags: list[str]) -> None:
+        """--sso ISSUER --client-id ID: the device sign-in, as a widget (or printed, then waited for)."""
+        from ...session import DeviceSignIn
+
+        if not (args.sso and args.client_id):
+            usage("Give both --sso ISSUER (the identity provider's URL) and --client-id ID (its public client).")
+        if url is None:
+            usage("--sso needs the Prefect API URL behind the SSO gateway: --url https://HOST/api.")
+        if credential_flags or args.from_env or args.workspace:
+            usage("--sso signs you in at your identity provider; do not combine it with "
+                  f"{', '.join(credential_flags or ['--from-env' if args.from_env else '--workspace'])}.")
+        persist: Any = args.persist_file or bool(args.persist)
+        try:
+            provider = DeviceSignIn(args.sso, args.client_id, persist=persist, timeout=args.timeout,
+                                    **({"scopes": args.scope} if args.scope else {}))
+        except PrefectAuthError as exc:
+            usage(f"{type(exc).__name__}: {exc}")
+        if has_widgets(self.shell) and not args.no_widget:
+            from ..widgets.sso import DeviceSignInWidget
+
+            display(DeviceSignInWidget(url, provider=provider, timeout=args.timeout))
+            return
+        print(_login_or_usage(api_url=url, sso=provider, timeout=args.timeout))  # prints the link and code once
 
     def _login_with_env_vars(self, url: str | None, args: Any) -> None:
         """--auth-string-env / --api-key-env / --header-env: each names a variable, never a value."""

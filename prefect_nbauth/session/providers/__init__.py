@@ -2,10 +2,13 @@
 
 A provider subclasses :class:`CredentialProvider` and overrides ``fetch()``; each kind
 lives in its own module: local sources (:mod:`._local`), the OAuth2 client-credentials
-grant (:mod:`._oauth2`).
+grant (:mod:`._oauth2`), a person's device sign-in at an OpenID provider (:mod:`._device`,
+on :mod:`._device_flow`, :mod:`._oidc` and :mod:`._refresh_store`).
 """
 
 from ._base import CredentialProvider, Token, callable_name
+from ._device import DeviceSignIn, SignIn
+from ._device_flow import DevicePrompt, PendingSignIn
 from ._local import CallableToken, CommandToken, EnvToken, FileToken, StaticToken, as_provider
 from ._oauth2 import OAuth2ClientCredentials, expiry_from_response
 
@@ -13,9 +16,13 @@ __all__ = [
     "CallableToken",
     "CommandToken",
     "CredentialProvider",
+    "DevicePrompt",
+    "DeviceSignIn",
     "EnvToken",
     "FileToken",
     "OAuth2ClientCredentials",
+    "PendingSignIn",
+    "SignIn",
     "StaticToken",
     "Token",
     "as_provider",

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Union
 
 from ... import _redaction
-from ..._exceptions import CredentialProviderError, PrefectAuthError
+from ..._exceptions import CredentialProviderError, PrefectAuthError, SignedOutError
 from ..._jwt import expiry_of, jwt_claims
 from ..._redaction import scrub_text
 from ..._secrets import Secret
@@ -131,6 +131,8 @@ class CredentialProvider:
         failure: PrefectAuthError | None = None
         try:
             raw = _resolve(self.fetch(), self)
+        except SignedOutError as exc:  # the sign-in is over: the toolkit stops asking (RefreshingToken)
+            failure = SignedOutError(_redaction.scrub_text(str(exc)))
         except CredentialProviderError as exc:
             failure = CredentialProviderError(_redaction.scrub_text(str(exc)))
         except PrefectAuthError:

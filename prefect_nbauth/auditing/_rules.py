@@ -17,6 +17,7 @@ __all__ = ["RULES", "judge"]
 RULES: tuple[Rule, ...] = (
     _transport.transport,
     _transport.tls_verification,
+    _transport.kernel_channels,
     _auth_mode.advertised_auth,
     _rest.no_credential,
     _rest.wrong_credential,

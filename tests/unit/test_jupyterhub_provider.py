@@ -202,3 +202,21 @@ def test_the_hubs_own_message_is_scrubbed() -> None:
         provider.fetch()
     assert_no_secret(str(caught.value), canary)
     assert "HTTP 403" in str(caught.value)
+
+
+def test_kernel_channels_on_tcp_with_other_people_on_the_host_are_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect_nbauth import _kernel_channels as channels
+
+    monkeypatch.setattr(channels, "other_people", lambda: ["bob", "carol"])
+    monkeypatch.setattr(channels, "kernel_transport", lambda: ("tcp", "127.0.0.1"))
+    warning = channels.exposure()
+    assert warning is not None and "2 other account(s)" in warning
+    assert 'c.Spawner.args = ["--KernelManager.transport=ipc"]' in warning
+    monkeypatch.setattr(channels, "kernel_transport", lambda: ("ipc", "kernel-1"))
+    assert channels.exposure() is None  # sockets in the 0700 runtime directory
+    monkeypatch.setattr(channels, "kernel_transport", lambda: ("tcp", "127.0.0.1"))
+    monkeypatch.setattr(channels, "other_people", lambda: [])
+    assert channels.exposure() is None  # nobody else on the machine
+    monkeypatch.setattr(channels, "kernel_transport", lambda: None)
+    monkeypatch.setattr(channels, "other_people", lambda: ["bob"])
+    assert channels.exposure() is None  # not a kernel

@@ -89,6 +89,11 @@ class PrefectSessionMagics(Magics):
               help="adopt PREFECT_API_URL, PREFECT_API_AUTH_STRING, PREFECT_API_KEY and "
                    "PREFECT_CLIENT_CUSTOM_HEADERS as they are in os.environ now")
     @argument("--no-widget", action="store_true", help="prompt (getpass) instead of showing the form")
+    @argument("--hub", action="store_true",
+              help="under JupyterHub: log in as the person signed in to the Hub, with the access "
+                   "token the Hub keeps fresh, sent to the gateway at the API URL")
+    @argument("--hub-header", metavar="NAME", default="Authorization",
+              help="with --hub: the header the gateway reads the token from (default Authorization: Bearer)")
     @argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     @line_magic
     def prefect_login(self, line: str = "") -> None:
@@ -102,6 +107,7 @@ class PrefectSessionMagics(Magics):
             %prefect_login --api-key-env PREFECT_KEY --workspace acme/prod
             %prefect_login --url https://prefect.example.com/api --header-env cf-access-token=CF_TOKEN
             %prefect_login --from-env
+            %prefect_login --hub       # under JupyterHub: as the person signed in to the Hub
 
         Never type a secret on this line: IPython stores every line in its history
         file. Such a line is refused.
@@ -114,6 +120,9 @@ class PrefectSessionMagics(Magics):
         url = _checked_url(args)
         args.timeout = timeout_or_usage(args.timeout)
         credential_flags = _credential_flags(args, url)
+        if args.hub:
+            self._login_with_hub(url, args, credential_flags)
+            return
         if args.from_env:
             self._login_from_env(args)
             return
@@ -146,6 +155,24 @@ class PrefectSessionMagics(Magics):
             workspace=args.workspace, persist=args.persist, timeout=args.timeout,
         )
         print(status)
+
+    def _login_with_hub(self, url: str | None, args: Any, credential_flags: list[str]) -> None:
+        """--hub: the Hub's access token for this server's owner, as a gateway's bearer token."""
+        from ..._exceptions import CredentialProviderError
+        from ..._jupyterhub import JupyterHubToken
+
+        if args.persist:
+            usage("--persist is not for --hub: the Hub's token lives minutes, and every kernel asks the Hub "
+                  "for a fresh one itself.")
+        if credential_flags or args.from_env or args.workspace:
+            usage("--hub logs in with the Hub's token for you; do not combine it with "
+                  f"{', '.join(credential_flags or ['--from-env' if args.from_env else '--workspace'])}.")
+        try:
+            provider = JupyterHubToken(timeout=args.timeout)
+        except CredentialProviderError as exc:
+            usage(str(exc))
+        print(_login_or_usage(api_url=url, headers={args.hub_header: provider}, persist=args.persist,
+                              timeout=args.timeout))
 
     def _login_from_env(self, args: Any) -> None:
         env = os.environ

@@ -15,13 +15,13 @@ from ._exceptions import (
     PrefectAuthError,
     ServerUnreachableError,
 )
+from ._oauth2 import OAuth2ClientCredentials
 from ._providers import (
     CallableToken,
     CommandToken,
     CredentialProvider,
     EnvToken,
     FileToken,
-    OAuth2ClientCredentials,
     StaticToken,
     Token,
 )

@@ -1,36 +1,42 @@
 """Credential providers: where a token comes from, and when it stops being valid.
 
-A provider is anything with ``fetch() -> Token``. They are used wherever
-``login()`` takes a secret: ``auth_string=``, ``api_key=``, or the value of a
-header in ``headers=``. ``login()`` wraps a plain string in :class:`StaticToken`.
+The protocol (the one thing a user writes): subclass :class:`CredentialProvider` and
+override :meth:`~CredentialProvider.fetch`, which returns the token as a ``str``, a
+``(str, seconds_to_live)`` or ``(str, aware datetime)`` pair, or a :class:`Token`
+(``async def fetch`` works too)::
 
-Expiry, in order of trust: what the issuer says (OAuth2 ``expires_in``), the
-``exp`` claim of a JWT (read without verifying: we only need the time), or a
-``ttl`` the user gives. Without any of these a token is assumed to last until
-the server rejects it; a 401 then triggers a refresh.
+    class VaultToken(CredentialProvider):
+        def fetch(self):
+            lease = vault.read("secret/prefect-gateway")
+            return lease["token"], lease["lease_duration"]
 
-Every failure raises :class:`CredentialProviderError` naming the provider,
-never the token.
+Everything else happens outside the override, in :meth:`CredentialProvider.obtain`,
+which the toolkit calls and a subclass may not replace: the result is normalised and
+checked (one line of UTF-8 text, not empty, not huge), its expiry found (what the
+provider says, else a JWT's ``exp`` read without verifying, else ``ttl``), and any
+failure becomes a :class:`CredentialProviderError` naming the provider, never the
+token. Timing, single-flight refresh and retries are :class:`RefreshingToken`'s.
+
+Providers are used wherever ``login()`` takes a secret: ``auth_string=``,
+``api_key=``, or the value of a header in ``headers=``; a plain string becomes a
+:class:`StaticToken`, a plain function a :class:`CallableToken`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import os
 import shlex
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence, Union
 
-import httpx
-
-from ._exceptions import CredentialProviderError
+from . import _redaction
+from ._exceptions import CredentialProviderError, PrefectAuthError
 from ._redaction import scrub_text
 from ._secrets import Secret, redact
 from ._status import expiry_of, jwt_claims
@@ -41,7 +47,6 @@ __all__ = [
     "CredentialProvider",
     "EnvToken",
     "FileToken",
-    "OAuth2ClientCredentials",
     "StaticToken",
     "Token",
 ]
@@ -67,7 +72,158 @@ class Token:
         return left is not None and left <= 0
 
 
-def _clean(raw: Any, provider: "CredentialProvider") -> str:
+#: What :meth:`CredentialProvider.fetch` may return.
+FetchResult = Union[str, Secret, bytes, "tuple[Any, Any]", Token]
+
+
+class CredentialProvider:
+    """Where a token comes from. Subclass it and override :meth:`fetch` (see the module docstring).
+
+    Optional hooks, each with a safe default: :meth:`describe` (names the source in
+    messages, never the token), :meth:`identity` (who the token speaks for, shown by
+    ``status()``), :meth:`close` (called by ``logout()``: revoke what can be revoked),
+    and the class attribute :attr:`refreshable`.
+    """
+
+    #: Seconds a single fetch may take before it counts as failed (providers that run
+    #: something external honour it).
+    timeout: float = 30.0
+    #: A lifetime the user knows and the token does not say, in seconds.
+    ttl: float | None = None
+    #: False for a fixed value: fetching again would give the same token.
+    refreshable: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # One override point: a subclass that replaced obtain() would skip every check,
+        # and one written for the old protocol (_fetch) would silently never be called.
+        if "obtain" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} overrides obtain(); override fetch() instead "
+                            "(obtain() checks and times what fetch() returns).")
+        if "_fetch" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} defines _fetch(); the method to override is fetch().")
+
+    # ------------------------------------------------------------- the protocol
+    def fetch(self) -> Any:
+        """Return the current token: ``str``, ``(str, seconds | aware datetime)`` or :class:`Token`.
+
+        Called when a login starts and each time the token must be replaced (ahead of
+        its expiry, after the server refused it, on ``prefect_nbauth.refresh()``);
+        never twice at once for one login. Raise :class:`CredentialProviderError` with
+        a message that says what to do; never put the token in it.
+        """
+        raise CredentialProviderError(
+            f"{self.describe()} does not implement fetch(): a credential provider overrides "
+            "fetch() and returns the token.")
+
+    def describe(self) -> str:
+        """Where the token comes from, for messages (``"file /run/token"``); never the token."""
+        return type(self).__name__
+
+    def identity(self) -> str | None:
+        """Who the token speaks for (``"alice@example.com"``), when the provider knows; else None."""
+        return None
+
+    def close(self) -> str | None:
+        """``logout()`` calls this: end what the provider holds (revoke a refresh token…).
+
+        Returns a sentence saying what was done (``"revoked the refresh token at …"``),
+        or None when there was nothing to do.
+        """
+        return None
+
+    # ------------------------------------------------------- done for the provider
+    def obtain(self, previous: Token | None = None) -> Token:
+        """Fetch, then normalise and check: the :class:`Token` the toolkit will use.
+
+        ``previous`` is the token in use: when the provider gives the same value back
+        without saying anything new about its lifetime, that token is returned as it
+        is (the same token does not live longer for having been read again).
+        """
+        failure: PrefectAuthError | None = None
+        try:
+            raw = _resolve(self.fetch(), self)
+        except CredentialProviderError as exc:
+            failure = CredentialProviderError(_redaction.scrub_text(str(exc)))
+        except PrefectAuthError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a provider's bug becomes our error, named
+            failure = CredentialProviderError(
+                f"{self.describe()} failed: {type(exc).__name__}: {scrub_text(str(exc))[:200]}")
+        if failure is not None:
+            # Raised outside the except block: the provider's own exception (whose text and
+            # frames may hold the token) is not kept as the context of ours.
+            raise failure
+        return _token_of(raw, self, previous)
+
+    def __repr__(self) -> str:
+        return f"<{self.describe()}>"
+
+
+def _resolve(result: Any, provider: CredentialProvider) -> Any:
+    """An awaitable result (``async def fetch``) is run to completion on a thread of its own:
+    the caller may be on a running event loop (a notebook cell), where ``asyncio.run`` fails."""
+    if not inspect.isawaitable(result):
+        return result
+    done: list[Any] = []
+    failed: list[BaseException] = []
+
+    async def wait() -> Any:
+        return await result
+
+    def run() -> None:
+        try:
+            done.append(asyncio.run(wait()))
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="prefect-nbauth-provider", daemon=True)
+    worker.start()
+    worker.join(provider.timeout)
+    if worker.is_alive():
+        raise CredentialProviderError(f"{provider.describe()} did not return within {provider.timeout:g} s.")
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+def _token_of(raw: Any, provider: CredentialProvider, previous: Token | None) -> Token:
+    """What fetch() returned, as a checked Token with the best known expiry."""
+    if isinstance(raw, Token):
+        if not isinstance(raw.value, Secret):
+            raise CredentialProviderError(f"{provider.describe()} returned a Token whose value is not a Secret.")
+        _check(raw.value.reveal(), provider)
+        _redaction.remember_secret(raw.value)
+        return raw
+    expires_at: Any = None
+    said_expiry = False
+    if isinstance(raw, tuple):
+        if len(raw) != 2:
+            raise CredentialProviderError(
+                f"{provider.describe()} returned a tuple of {len(raw)}; return a token, or (token, seconds).")
+        raw, expires_at = raw
+        said_expiry = expires_at is not None
+        if isinstance(expires_at, bool) or not isinstance(expires_at, (int, float, datetime, type(None))):
+            raise CredentialProviderError(
+                f"{provider.describe()} returned ({type(raw).__name__}, {type(expires_at).__name__}); "
+                "the second item must be seconds to live or a timezone-aware datetime.")
+        if isinstance(expires_at, (int, float)):
+            expires_at = datetime.now(timezone.utc) + timedelta(seconds=float(expires_at))
+    value = clean_token(raw, provider)
+    if expires_at is None:
+        expires_at = expiry_of(jwt_claims(value))
+        said_expiry = expires_at is not None
+    if (not said_expiry and previous is not None and previous.value == value):
+        return previous  # the same token, read again: its expiry does not move
+    if expires_at is None and provider.ttl is not None:
+        expires_at = datetime.now(timezone.utc) + timedelta(seconds=provider.ttl)
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise CredentialProviderError(
+            f"{provider.describe()} gave a naive expiry time; give it a timezone (UTC).")
+    return Token(Secret(value), expires_at)
+
+
+def clean_token(raw: Any, provider: CredentialProvider) -> str:
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
@@ -80,6 +236,12 @@ def _clean(raw: Any, provider: "CredentialProvider") -> str:
             f"{provider.describe()} returned {type(raw).__name__}, not a token string.")
     # Files and command output end with a newline; tokens never contain whitespace at the ends.
     value = raw.strip()
+    _check(value, provider)
+    _redaction.remember_secret(value)
+    return value
+
+
+def _check(value: str, provider: CredentialProvider) -> None:
     if not value:
         raise CredentialProviderError(f"{provider.describe()} returned an empty token.")
     if len(value) > MAX_TOKEN_LENGTH:
@@ -88,48 +250,6 @@ def _clean(raw: Any, provider: "CredentialProvider") -> str:
     if any(c in value for c in "\r\n\0"):
         raise CredentialProviderError(
             f"{provider.describe()} returned several lines; a token is one line.")
-    return value
-
-
-class CredentialProvider:
-    """Base class: subclasses implement :meth:`_fetch` and :meth:`describe`."""
-
-    #: Seconds a single fetch may take before it counts as failed.
-    timeout: float = 30.0
-    #: A lifetime the user knows and the token does not say, in seconds.
-    ttl: float | None = None
-
-    def describe(self) -> str:
-        return type(self).__name__
-
-    def _fetch(self) -> Any:
-        raise NotImplementedError
-
-    def fetch(self) -> Token:
-        raw = self._fetch()
-        expires_at = None
-        if isinstance(raw, Token):
-            return raw
-        if isinstance(raw, tuple) and len(raw) == 2:
-            raw, expires_at = raw
-            if isinstance(expires_at, (int, float)):
-                expires_at = datetime.now(timezone.utc) + timedelta(seconds=float(expires_at))
-        value = _clean(raw, self)
-        if expires_at is None:
-            expires_at = expiry_of(jwt_claims(value))
-        if expires_at is None and self.ttl is not None:
-            expires_at = datetime.now(timezone.utc) + timedelta(seconds=self.ttl)
-        if expires_at is not None and expires_at.tzinfo is None:
-            raise CredentialProviderError(
-                f"{self.describe()} gave a naive expiry time; give it a timezone (UTC).")
-        return Token(Secret(value), expires_at)
-
-    @property
-    def refreshable(self) -> bool:
-        return True
-
-    def __repr__(self) -> str:
-        return f"<{self.describe()}>"
 
 
 class StaticToken(CredentialProvider):
@@ -142,12 +262,10 @@ class StaticToken(CredentialProvider):
     def describe(self) -> str:
         return "the given value"
 
-    def _fetch(self) -> Any:
-        return self._value
+    refreshable = False
 
-    @property
-    def refreshable(self) -> bool:
-        return False
+    def fetch(self) -> Any:
+        return self._value
 
 
 class EnvToken(CredentialProvider):
@@ -160,7 +278,7 @@ class EnvToken(CredentialProvider):
     def describe(self) -> str:
         return f"environment variable {self.name}"
 
-    def _fetch(self) -> Any:
+    def fetch(self) -> Any:
         value = os.environ.get(self.name)
         if value is None:
             raise CredentialProviderError(f"Environment variable {self.name} is not set.")
@@ -168,34 +286,21 @@ class EnvToken(CredentialProvider):
 
 
 class FileToken(CredentialProvider):
-    """A file, read again when it changes (Kubernetes projected tokens, Vault agent sinks)."""
+    """A file, read again at each refresh (Kubernetes projected tokens, Vault agent sinks).
+
+    An unchanged file gives the same token back, whose expiry does not move
+    (:meth:`CredentialProvider.obtain`): a refresh ahead of expiry retries until the
+    file is rewritten.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, ttl: float | None = None) -> None:
         self.path = Path(path).expanduser()
         self.ttl = ttl
-        self._lock = threading.Lock()
-        self._cache: tuple[tuple[int, int, int], Token] | None = None
 
     def describe(self) -> str:
         return f"file {self.path}"
 
-    def fetch(self) -> Token:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            raise CredentialProviderError(f"The token file {self.path} does not exist (any more).") from None
-        except OSError as exc:
-            raise CredentialProviderError(f"Cannot read the token file {self.path}: {exc.strerror}.") from None
-        key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        with self._lock:
-            if self._cache is not None and self._cache[0] == key:
-                return self._cache[1]
-        token = super().fetch()
-        with self._lock:
-            self._cache = (key, token)
-        return token
-
-    def _fetch(self) -> Any:
+    def fetch(self) -> Any:
         try:
             if self.path.stat().st_size > MAX_TOKEN_LENGTH:
                 raise CredentialProviderError(f"The token file {self.path} is too large to hold a token.")
@@ -222,7 +327,7 @@ class CommandToken(CredentialProvider):
     def describe(self) -> str:
         return f"command {self.argv[0]!r}"
 
-    def _fetch(self) -> Any:
+    def fetch(self) -> Any:
         try:
             done = subprocess.run(self.argv, capture_output=True, timeout=self.timeout,
                                   stdin=subprocess.DEVNULL, check=False)
@@ -268,7 +373,7 @@ class CallableToken(CredentialProvider):
     def describe(self) -> str:
         return f"function {callable_name(self.func)}"
 
-    def _fetch(self) -> Any:
+    def fetch(self) -> Any:
         # Run it on its own thread so a hung function cannot hang a refresh for ever:
         # after the timeout we stop waiting (the thread is a daemon and is abandoned).
         result: list[Any] = []
@@ -298,99 +403,6 @@ class CallableToken(CredentialProvider):
                 f"{self.describe()} raised {type(exc).__name__}: {scrub_text(str(exc))[:200]}"
             ) from None
         return result[0]
-
-
-class OAuth2ClientCredentials(CredentialProvider):
-    """An OAuth2 client-credentials grant (RFC 6749 §4.4), as OAuth2 proxies and IdPs issue.
-
-    The protocol handling (request body, response validation, error codes) is
-    oauthlib's; httpx carries it. The token's lifetime comes from ``expires_in``.
-    """
-
-    def __init__(self, token_url: str, client_id: str, client_secret: str | Secret, *,
-                 scope: str | Sequence[str] | None = None, audience: str | None = None,
-                 timeout: float = 30.0, verify: Any = True) -> None:
-        self.token_url = token_url
-        self.client_id = client_id
-        self.client_secret = Secret(client_secret)
-        self.scope = scope.split() if isinstance(scope, str) else (list(scope) if scope else None)
-        self.audience = audience
-        self.timeout = timeout
-        self.verify = verify
-
-    def describe(self) -> str:
-        return f"OAuth2 token endpoint {self.token_url}"
-
-    def fetch(self) -> Token:
-        from oauthlib.oauth2 import BackendApplicationClient
-        from oauthlib.oauth2.rfc6749.errors import OAuth2Error
-
-        client = BackendApplicationClient(client_id=self.client_id)
-        extra = {"audience": self.audience} if self.audience else {}
-        body = client.prepare_request_body(scope=self.scope, include_client_id=False, **extra)
-        started = time.time()
-        try:
-            response = httpx.post(
-                self.token_url, content=body, timeout=self.timeout, verify=self.verify,
-                follow_redirects=False,
-                auth=(self.client_id, self.client_secret.reveal()),
-                headers={"Content-Type": "application/x-www-form-urlencoded",
-                         "Accept": "application/json"},
-            )
-        except httpx.HTTPError as exc:
-            raise CredentialProviderError(
-                f"{self.describe()} could not be reached: {type(exc).__name__}.") from None
-        if response.status_code >= 500:
-            raise CredentialProviderError(
-                f"{self.describe()} is failing (HTTP {response.status_code}); try again later.")
-        try:
-            # RFC 6749 §5.1: the answer is JSON. oauthlib would also try form
-            # encoding, which turns an HTML login page into "missing_token".
-            if not isinstance(json.loads(response.text), dict):
-                raise ValueError("not a JSON object")
-        except ValueError:
-            raise CredentialProviderError(
-                f"{self.describe()} answered HTTP {response.status_code} with something that is not "
-                "an OAuth2 token response (expected a JSON object). Check the token URL.") from None
-        try:
-            token = client.parse_request_body_response(response.text, scope=self.scope)
-        except OAuth2Error as exc:
-            raise CredentialProviderError(
-                f"{self.describe()} refused the request (HTTP {response.status_code}, {exc.error}"
-                + (f": {exc.description}" if exc.description else "")
-                + "). Check the client id, secret and scope.") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CredentialProviderError(
-                f"{self.describe()} answered HTTP {response.status_code} with something that is not "
-                f"an OAuth2 token response ({type(exc).__name__}).") from None
-        value = _clean(token.get("access_token"), self)
-        return Token(Secret(value), expiry_from_response(value, token.get("expires_in"), started))
-
-
-#: Issuers count lifetimes in whole seconds and floor the issue time (oidc-provider
-#: does): a token answered with ``"expires_in": 5`` may end up to a second sooner.
-WHOLE_SECOND_ROUNDING = 1.0
-
-
-def expiry_from_response(value: str, expires_in: Any, requested_at: float) -> datetime | None:
-    """When a token from a token endpoint stops working, as seen by our clock.
-
-    A JWT's ``exp`` is the issuer's own statement and already includes its
-    rounding; the clock skew between issuer and us is left to the refresh
-    margin (``RefreshingToken.margin_for``). An opaque token only has
-    ``expires_in``: counted from when the request was SENT (the token cannot
-    have been issued earlier, so network time never makes it look longer) and
-    less :data:`WHOLE_SECOND_ROUNDING` when it is a whole number of seconds.
-    """
-    from_jwt = expiry_of(jwt_claims(value))
-    if from_jwt is not None:
-        return from_jwt
-    if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool) and expires_in > 0:
-        lifetime = float(expires_in)
-        if lifetime.is_integer():
-            lifetime = max(lifetime / 2, lifetime - WHOLE_SECOND_ROUNDING)
-        return datetime.fromtimestamp(requested_at + lifetime, tz=timezone.utc)
-    return None
 
 
 def callable_name(func: Any) -> str:

@@ -65,7 +65,7 @@ class RefreshingToken:
     def _timed_fetch(self) -> Token:
         started = time.monotonic()
         try:
-            return self.provider.fetch()
+            return self.provider.obtain(previous=self._token)
         finally:
             took = time.monotonic() - started
             self._fetch_seconds = max(took, self._fetch_seconds * 0.8)

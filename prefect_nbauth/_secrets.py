@@ -110,7 +110,7 @@ class Forms:
     def __init__(self, forms: set[str]) -> None:
         ordered = sorted(forms, key=len, reverse=True)
         self.empty = not ordered
-        self.pattern = re.compile("|".join(re.escape(f) for f in ordered) or r"(?!)", re.IGNORECASE)
+        self.pattern = re.compile("|".join(_alternative(f) for f in ordered) or r"(?!)", re.IGNORECASE)
         # "****" must not complete a secret made of '*' with its neighbours: then use a
         # filler that appears in no form.
         chars = set("".join(ordered))
@@ -120,6 +120,18 @@ class Forms:
         if self.empty or not text:
             return text
         return self.pattern.sub(self.filler, text)
+
+
+#: A form shorter than this is matched only as a whole word: a three-letter secret ("tok")
+#: must not mask the middle of ordinary words ("token").
+_WHOLE_WORD_BELOW = 8
+
+
+def _alternative(form: str) -> str:
+    escaped = re.escape(form)
+    if len(form) < _WHOLE_WORD_BELOW:
+        return rf"(?<![0-9A-Za-z]){escaped}(?![0-9A-Za-z])"
+    return escaped
 
 
 def compile_forms(forms: set[str]) -> Forms:

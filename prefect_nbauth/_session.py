@@ -185,7 +185,7 @@ def _install(credential: Credential, tokens: dict[str, RefreshingToken], *, pers
         seam.install_global_settings_context(installed)
         _current = new_login
     if previous is not None:
-        _stop_tokens(previous)
+        _stop_tokens(previous, keep=tokens)
     for token in tokens.values():
         token.start()
     seam.restart_background_services()
@@ -202,13 +202,30 @@ def _validate(credential: Credential, tokens: dict[str, RefreshingToken], settin
         return info.identity, info.workspace_handle, info.version, "API key", credential
     server = probe_server(credential, verify=verify, timeout=timeout)
     server_auth = None if server.auth_required is None else ("BASIC" if server.auth_required else "none")
-    return (credential.username or _token_subject(credential), None, server.version, server_auth,
-            credential)
+    return (_provider_identity(tokens) or credential.username or _token_subject(credential), None,
+            server.version, server_auth, credential)
 
 
-def _stop_tokens(login_state: _Login) -> None:
+def _stop_tokens(login_state: _Login, keep: dict[str, RefreshingToken] | None = None) -> list[str]:
+    """Stop a login's tokens and close its providers (those a new login does not reuse).
+
+    Returns what the providers said they did (``close()``: a revoked refresh token…).
+    """
+    kept = {id(t.provider) for t in (keep or {}).values()}
+    said: list[str] = []
     for token in login_state.tokens.values():
         token.stop()
+        if id(token.provider) in kept:
+            continue
+        try:
+            note = token.provider.close()
+        except Exception as exc:  # noqa: BLE001 - a provider's failure must not stop a logout
+            note = f"{token.provider.describe()} could not close: {type(exc).__name__}: {exc}"
+        if note:
+            said.append(_redaction.scrub_text(str(note)))
+    for note in said:
+        logger.info("%s", note)
+    return said
 
 
 def _on_refresh(token: RefreshingToken, new: Token) -> None:
@@ -366,6 +383,15 @@ def logout(*, forget: bool = False) -> AuthStatus:
     _listeners.notify("logout")
     # Ask the server: after a logout the interesting news is often "it now says 401".
     return status(check_server=True)
+
+
+def _provider_identity(tokens: dict[str, RefreshingToken]) -> str | None:
+    """Who a provider says its token speaks for (a signed-in person), first one that knows."""
+    for token in tokens.values():
+        who = token.provider.identity()
+        if who:
+            return str(who)
+    return None
 
 
 def _token_subject(credential: Credential) -> str | None:

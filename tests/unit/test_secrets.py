@@ -38,7 +38,20 @@ def test_secret_reprs_and_pickles_never_contain_the_value(value: str) -> None:
     assert secret.reveal() == value
 
 
-@given(st.text(min_size=3, max_size=40), st.text(max_size=60), st.text(max_size=60))
+@given(st.text(min_size=8, max_size=40), st.text(max_size=60), st.text(max_size=60))
 def test_redact_removes_every_occurrence(secret: str, before: str, after: str) -> None:
     text = before + secret + after + secret
     assert secret not in redact(text, secret) or secret in mask(secret)
+
+
+@given(st.text(min_size=3, max_size=7).filter(lambda s: s.strip() == s and s.isprintable()),
+       st.sampled_from([" ", ": ", "'", '"', "(", "=", "\n"]), st.sampled_from([" ", "'", ")", ".", ", "]))
+def test_a_short_secret_is_removed_wherever_it_stands_as_a_word(secret: str, left: str, right: str) -> None:
+    text = "refused " + left + secret + right + " and " + secret
+    assert secret not in redact(text, secret).replace("refused", "").replace("and", "") \
+        or secret in mask(secret)
+
+
+def test_a_short_secret_does_not_mask_the_words_it_is_part_of() -> None:
+    # "tok" as a secret must leave "token" readable; the secret alone is still masked.
+    assert redact("the token tok was refused", "tok") == "the token **** was refused"

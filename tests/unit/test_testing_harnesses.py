@@ -81,7 +81,7 @@ def test_the_wheel_ships_the_harnesses_and_the_idp_scripts(tmp_path: Path) -> No
     for module in HARNESSES:
         path = module.replace(".", "/")
         assert f"{path}.py" in names or f"{path}/__init__.py" in names, module
-    for asset in ("idp.mjs", "gateway.js"):
+    for asset in ("idp.mjs", "gateway.js", "prefect_socket.js", "sso_http.conf", "sso_stream.conf"):
         assert f"prefect_nbauth/testing/idp/assets/{asset}" in names
     assert "prefect_nbauth/testing/_log_flows.py" in names  # FlowProcess runs it by path
 

@@ -3,8 +3,9 @@
 * ``oidc-provider`` (npm, version pinned in :data:`OIDC_PROVIDER_VERSION`) goes into the
   user's cache (``$XDG_CACHE_HOME/prefect-nbauth/`` or ``~/.cache/prefect-nbauth/``), never
   into the package directory, which may be read-only or shared;
-* Debian's nginx and its njs module (``libnginx-mod-http-js``) with ``apt-get`` when missing
-  and we are root.
+* Debian's nginx, its njs module (``libnginx-mod-http-js``) and the stream modules the SSO
+  gateway's websocket half runs on (``libnginx-mod-stream``, ``libnginx-mod-stream-js``)
+  with ``apt-get`` when missing and we are root.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["ASSETS", "NGINX", "NJS_MODULE", "OIDC_PROVIDER_VERSION", "cache_dir", "ensure_nginx",
-           "ensure_oidc_provider", "nginx_version", "node"]
+__all__ = ["ASSETS", "NGINX", "NJS_MODULE", "OIDC_PROVIDER_VERSION", "STREAM_JS_MODULE", "STREAM_MODULE", "cache_dir",
+           "ensure_nginx", "ensure_oidc_provider", "nginx_version", "node"]
 
 OIDC_PROVIDER_VERSION = "9.13.3"
 ASSETS = Path(__file__).resolve().parent / "assets"  # package data (pyproject.toml)
 NGINX = "/usr/sbin/nginx"
 NJS_MODULE = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+STREAM_JS_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_js_module.so")
+_NGINX_PACKAGES = {Path(NGINX): "nginx", NJS_MODULE: "libnginx-mod-http-js", STREAM_MODULE: "libnginx-mod-stream",
+                   STREAM_JS_MODULE: "libnginx-mod-stream-js"}
 
 
 def cache_dir() -> Path:
@@ -60,14 +65,15 @@ def ensure_oidc_provider() -> Path:
 
 
 def ensure_nginx() -> None:
-    """Debian's nginx and its njs module (``apt-get install`` when missing and root)."""
-    if Path(NGINX).exists() and NJS_MODULE.exists():
+    """Debian's nginx, its njs module and the stream modules (``apt-get install`` when missing and root)."""
+    missing = [package for path, package in _NGINX_PACKAGES.items() if not path.exists()]
+    if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise RuntimeError("nginx with njs is missing: apt-get install nginx libnginx-mod-http-js")
+        raise RuntimeError(f"nginx with njs is missing: apt-get install {' '.join(missing)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdin=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "nginx", "libnginx-mod-http-js"],
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing],
                    check=True, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 

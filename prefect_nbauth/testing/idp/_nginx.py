@@ -1,36 +1,54 @@
 """The real gateway: Debian's nginx with its njs module in front of a real Prefect server.
 
-Every request, websocket upgrades included, carries the IdP's token in ``header``; njs
-(``assets/gateway.js``) asks the provider's introspection endpoint about it (no caching)
-and nginx answers 401 or proxies to Prefect (websockets ``/api/events/in``,
-``/api/events/out``, ``/api/logs/out`` too). With ``inject_auth_string`` it replaces the
-client's ``Authorization`` with Prefect's own Basic header, as a gateway that holds the
-server's credential does. :func:`cut_connections` reloads nginx with a 1 s
-``worker_shutdown_timeout``: every open connection (websockets included) is closed, as
-gateways do when they revoke sessions.
+Two modes, both checking every request and websocket upgrade at the identity provider
+(``assets/gateway.js`` asks its introspection endpoint, RFC 7662, no caching) and
+answering 401 or proxying to Prefect (websockets ``/api/events/in``, ``/api/events/out``,
+``/api/logs/out`` too):
+
+* header mode (``NginxGateway(api_url, idp)``): a machine's token in ``header``
+  (``X-Gateway-Token``) beside Prefect's own credential, which passes through; with
+  ``inject_auth_string`` the client's ``Authorization`` is replaced by Prefect's Basic
+  header instead, as a gateway that holds the server's credential does;
+* SSO mode (:meth:`NginxGateway.sso`): a PERSON's access token as ``Authorization: Bearer``.
+  Prefect gets the gateway's own credential (its auth string as Basic: people never hold
+  it), the person's name in ``X-Forwarded-User`` (Prefect ignores it; the access log
+  records it), and ``/api/health``/``/api/ready`` answer without a token as Prefect's own
+  do. Prefect authenticates a websocket by its first message (the raw auth string), which
+  no HTTP proxy writes: when Prefect has an auth string a stream server (nginx's stream
+  module with njs, ``assets/prefect_socket.js``) holds the public port and puts it into
+  the first message of each upgrade the HTTP half accepted. The configuration is
+  ``assets/sso_http.conf`` and ``assets/sso_stream.conf``, shown in ``docs/sso.md``.
+
+:func:`cut_connections` reloads nginx with a 1 s ``worker_shutdown_timeout``: every open
+connection (websockets included) is closed, as gateways do when they revoke sessions.
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
 from .._process import die_with_parent, kill_group
 from .._server import basic_auth_header, free_port
-from ._install import ASSETS, NGINX, NJS_MODULE, ensure_nginx, nginx_version
+from ._install import ASSETS, NGINX, NJS_MODULE, STREAM_JS_MODULE, STREAM_MODULE, ensure_nginx, nginx_version
 from ._provider import OidcProvider, track
 
-__all__ = ["NginxGateway", "cut_connections"]
+__all__ = ["GatewayRequest", "NginxGateway", "cut_connections"]
 
-_NGINX_CONF = """\
-load_module {njs_module};
+# What every gateway here shares: modules, process, temporary paths. The mode's own
+# configuration is included (server.conf in `http`, stream.conf in `stream`).
+_FRAME = """load_module {njs_module};
+{stream_modules}
 {user}
 worker_processes 1;
 pid {dir}/nginx.pid;
@@ -38,42 +56,65 @@ error_log {dir}/error.log warn;
 # A reload closes every connection of the old worker after 1 s (cut_connections()).
 worker_shutdown_timeout 1s;
 events {{ worker_connections 1024; }}
+{stream}
 http {{
-    log_format gateway '$msec $status $request_method $uri';
-    access_log {dir}/access.log gateway;
     client_body_temp_path {dir}/tmp/body;
     proxy_temp_path {dir}/tmp/proxy;
     fastcgi_temp_path {dir}/tmp/fastcgi;
     uwsgi_temp_path {dir}/tmp/uwsgi;
     scgi_temp_path {dir}/tmp/scgi;
     js_path {dir};
-    js_import gateway from gateway.js;
-    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location = /_introspect {{
-            internal;
-            set $introspection_url "{introspection_url}";
-            set $introspection_auth "{introspection_auth}";
-            set $gateway_header "{header}";
-            js_content gateway.introspect;
-        }}
-        location / {{
-            auth_request /_introspect;
-            proxy_pass {upstream};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $http_host;
-            proxy_set_header {header} "";
-            {inject}
-            proxy_read_timeout 3600s;
-            proxy_send_timeout 3600s;
-            proxy_buffering off;
-        }}
+    include {dir}/server.conf;
+}}
+"""
+
+_STREAM = """stream {{
+    js_path {dir};
+    include {dir}/stream.conf;
+}}"""
+
+# Header mode: a machine's token in its own header; Prefect's credential passes through
+# (or is replaced by the gateway's, with inject_auth_string).
+_HEADER_MODE = """js_import gateway from gateway.js;
+map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+log_format gateway '$msec $status $request_method $gateway_user $uri';
+server {{
+    listen 127.0.0.1:{port};
+    access_log {dir}/access.log gateway;
+    location = /_introspect {{
+        internal;
+        set $introspection_url "{introspection_url}";
+        set $introspection_auth "{introspection_auth}";
+        set $gateway_header "{header}";
+        js_content gateway.introspect;
+    }}
+    location / {{
+        auth_request /_introspect;
+        auth_request_set $gateway_user $sent_http_x_gateway_user;
+        proxy_pass {upstream};
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_set_header Host $http_host;
+        proxy_set_header {header} "";
+        proxy_set_header X-Forwarded-User $gateway_user;
+        {inject}
+        proxy_read_timeout 3600s;
+        proxy_send_timeout 3600s;
+        proxy_buffering off;
     }}
 }}
 """
+
+
+class GatewayRequest(NamedTuple):
+    """One line of the gateway's access log."""
+
+    time: float
+    status: int
+    method: str
+    user: str | None  # who the token spoke for (None: no valid token)
+    path: str
 
 
 def _workers(master_pid: int) -> set[int]:
@@ -102,7 +143,7 @@ def cut_connections(master_pid: int, timeout: float = 30.0) -> None:
 
 
 class NginxGateway:
-    """nginx + njs validating the IdP's tokens in front of a Prefect server."""
+    """nginx + njs validating the IdP's tokens in front of a Prefect server (header mode; see :meth:`sso`)."""
 
     def __init__(self, upstream_api_url: str, idp: OidcProvider, *, header: str = "X-Gateway-Token",
                  inject_auth_string: str | None = None) -> None:
@@ -110,10 +151,23 @@ class NginxGateway:
         self.idp = idp
         self.header = header
         self.inject_auth_string = inject_auth_string
+        self.mode = "header"
         self.port = 0
+        self._http_port = 0
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self.version = ""
+
+    @classmethod
+    def sso(cls, upstream_api_url: str, idp: OidcProvider, *, auth_string: str | None) -> NginxGateway:
+        """The SSO gateway: people's bearer tokens in, Prefect's own credential (``auth_string``) out.
+
+        ``auth_string`` is the Prefect server's (``None`` for a server without one); only
+        the gateway holds it. Not started: use it as a context manager or call ``start()``.
+        """
+        gateway = cls(upstream_api_url, idp, header="Authorization", inject_auth_string=auth_string)
+        gateway.mode = "sso"
+        return gateway
 
     @property
     def base_url(self) -> str:
@@ -123,33 +177,65 @@ class NginxGateway:
     def api_url(self) -> str:
         return f"{self.base_url}/api"
 
-    def _conf(self) -> str:
+    @property
+    def _streams(self) -> bool:
+        """Whether a stream server fronts the HTTP half (SSO mode in front of an auth string)."""
+        return self.mode == "sso" and self.inject_auth_string is not None
+
+    def _server_conf(self) -> str:
         assert self._dir is not None
         credentials = f"{self.idp.gateway_client_id}:{self.idp.gateway_client_secret}"
-        inject = ""
-        if self.inject_auth_string is not None:
-            basic = basic_auth_header(self.inject_auth_string)["Authorization"]
-            inject = f'proxy_set_header Authorization "{basic}";'
-        return _NGINX_CONF.format(
-            njs_module=NJS_MODULE, dir=self._dir, port=self.port, upstream=self.upstream_root,
-            user="user nobody nogroup;" if os.geteuid() == 0 else "",
-            introspection_url=self.idp.introspection_url,
-            introspection_auth=basic_auth_header(credentials)["Authorization"],
+        introspection_auth = basic_auth_header(credentials)["Authorization"]
+        prefect_basic = (basic_auth_header(self.inject_auth_string)["Authorization"]
+                         if self.inject_auth_string is not None else "")
+        if self.mode == "sso":
+            return _fill((ASSETS / "sso_http.conf").read_text(), {
+                "HTTP_LISTEN": f"127.0.0.1:{self._http_port}", "LOG_DIR": str(self._dir),
+                "INTROSPECTION_URL": self.idp.introspection_url, "INTROSPECTION_AUTH": introspection_auth,
+                "PREFECT": self.upstream_root, "PREFECT_AUTHORIZATION": prefect_basic})
+        inject = f'proxy_set_header Authorization "{prefect_basic}";' if prefect_basic else ""
+        return _HEADER_MODE.format(
+            dir=self._dir, port=self._http_port, upstream=self.upstream_root,
+            introspection_url=self.idp.introspection_url, introspection_auth=introspection_auth,
             header=self.header.lower(), inject=inject)
+
+    def _stream_conf(self) -> str:
+        assert self.inject_auth_string is not None
+        return _fill((ASSETS / "sso_stream.conf").read_text(), {
+            "LISTEN": f"127.0.0.1:{self.port}", "HTTP_LISTEN": f"127.0.0.1:{self._http_port}",
+            "AUTH_STRING_B64": base64.b64encode(self.inject_auth_string.encode()).decode()})
+
+    def _conf(self) -> str:
+        assert self._dir is not None
+        return _FRAME.format(
+            njs_module=NJS_MODULE, dir=self._dir, user="user nobody nogroup;" if os.geteuid() == 0 else "",
+            stream_modules=(f"load_module {STREAM_MODULE};\nload_module {STREAM_JS_MODULE};"
+                            if self._streams else ""),
+            stream=_STREAM.format(dir=self._dir) if self._streams else "")
+
+    def _write(self, name: str, text: str) -> None:
+        assert self._dir is not None
+        path = self._dir / name
+        path.write_text(text)
+        path.chmod(0o600)  # the gateway's client secret, Prefect's auth string: read by the master only
 
     def start(self, timeout: float = 30.0) -> NginxGateway:
         ensure_nginx()
         self.version = nginx_version()
         self._dir = Path(tempfile.mkdtemp(prefix="nbauth-nginx-"))
         self._dir.chmod(0o711)  # workers (nobody) reach their temp folders, nothing else
-        shutil.copyfile(ASSETS / "gateway.js", self._dir / "gateway.js")
-        (self._dir / "gateway.js").chmod(0o644)
+        for script in ("gateway.js", "prefect_socket.js"):
+            shutil.copyfile(ASSETS / script, self._dir / script)
+            (self._dir / script).chmod(0o644)
         (self._dir / "tmp").mkdir()
         deadline = time.monotonic() + timeout
         while True:
             self.port = free_port()
-            (self._dir / "nginx.conf").write_text(self._conf())
-            (self._dir / "nginx.conf").chmod(0o600)  # holds the gateway's client secret
+            self._http_port = free_port() if self._streams else self.port
+            self._write("server.conf", self._server_conf())
+            if self._streams:
+                self._write("stream.conf", self._stream_conf())
+            self._write("nginx.conf", self._conf())
             self._proc = subprocess.Popen(
                 [NGINX, "-p", str(self._dir), "-c", str(self._dir / "nginx.conf"),
                  "-e", str(self._dir / "error.log"), "-g", "daemon off;"],
@@ -179,15 +265,16 @@ class NginxGateway:
         path = self._dir / "error.log" if self._dir else None
         return path.read_text(errors="replace") if path and path.exists() else ""
 
-    def access_log(self) -> list[tuple[float, int, str, str]]:
-        """``(time, status, method, path)`` of every request the gateway answered."""
+    def access_log(self) -> list[GatewayRequest]:
+        """Every request the gateway answered: time, status, method, who (the token's user), path."""
         path = self._dir / "access.log" if self._dir else None
         rows = []
         if path and path.exists():
             for line in path.read_text(errors="replace").splitlines():
-                parts = line.split(" ", 3)
-                if len(parts) == 4 and parts[1].isdigit():
-                    rows.append((float(parts[0]), int(parts[1]), parts[2], parts[3]))
+                parts = line.split(" ", 4)
+                if len(parts) == 5 and parts[1].isdigit():
+                    user = None if parts[3] in ("-", "") else parts[3]
+                    rows.append(GatewayRequest(float(parts[0]), int(parts[1]), parts[2], user, parts[4]))
         return rows
 
     @property
@@ -213,3 +300,14 @@ class NginxGateway:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """``@NAME@`` placeholders of a configuration asset, each filled (one left unfilled is an error)."""
+    for name, value in values.items():
+        template = template.replace(f"@{name}@", value)
+    code = "\n".join(line for line in template.splitlines() if not line.lstrip().startswith("#"))
+    leftover = re.findall(r"@[A-Z0-9_]+@", code)
+    if leftover:
+        raise ValueError(f"unfilled placeholders in a gateway configuration: {leftover}")
+    return template

@@ -1,16 +1,34 @@
 """The real identity provider: ``oidc-provider`` (npm, OpenID-certified) under Node.js.
 
-It issues opaque client-credentials access tokens that live ``ttl`` seconds (it floors
-the issue time to the whole second, so a "5 s" token lives 4-5 s), answers
-introspection (RFC 7662) and revocation (RFC 7009). Two clients: ``notebook`` (what the
-code under test logs in with) and ``gateway`` (what :class:`~.NginxGateway` introspects
-with). It listens on 127.0.0.1 and runs from a temporary directory, in its own process
+Every access token it issues is opaque and lives ``ttl`` seconds (it floors the issue
+time to the whole second, so a "5 s" token lives 4-5 s). It answers introspection
+(RFC 7662) and revocation (RFC 7009), and signs ID tokens (RS256) with a key of its own,
+published at ``/jwks``. Its clients:
+
+* ``notebook`` and ``gateway``: confidential client-credentials clients (the rotation
+  tests log in with the first; :class:`~.NginxGateway` introspects with the second);
+* ``device_client_id`` (default ``prefect-notebook``): a PUBLIC client for the device
+  authorization grant (RFC 8628) with refresh tokens (scope ``offline_access``) that
+  rotate on every refresh; replaying a rotated one revokes the whole sign-in;
+* ``web_clients``: confidential authorization-code clients (``client_secret_post``,
+  PKCE S256 allowed, refresh tokens when the request says ``prompt=consent``), e.g.
+  for JupyterHub's ``GenericOAuthenticator``.
+
+People sign in on a real sign-in page (``devInteractions`` is off): the user name and
+password are checked against ``users``, then the person consents; both pages have a
+Cancel button (the client then gets ``access_denied``). :mod:`._browser` drives these
+pages with Chromium. An administrator's "sign this person out everywhere" is
+:meth:`OidcProvider.revoke_user`; :meth:`OidcProvider.stats` counts what happened
+(refreshes, rotations, replays, revocations, device polls).
+
+It listens on 127.0.0.1 and runs from a temporary directory, in its own process
 group, stopped by :meth:`OidcProvider.stop`, the context manager or at exit.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import secrets
@@ -18,6 +36,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +46,7 @@ import httpx
 from .._process import die_with_parent, kill_group
 from ._install import ASSETS, OIDC_PROVIDER_VERSION, ensure_oidc_provider, node
 
-__all__ = ["OidcProvider"]
+__all__ = ["OidcProvider", "WebClient"]
 
 _LIVE: set[Any] = set()
 _LIVE_LOCK = threading.Lock()
@@ -52,34 +72,84 @@ def track(part: Any, alive: bool) -> None:
             _LIVE.discard(part)
 
 
-class OidcProvider:
-    """``oidc-provider`` issuing ``ttl``-second client-credentials tokens on 127.0.0.1."""
+@dataclass(frozen=True)
+class WebClient:
+    """A confidential authorization-code client (a web application such as JupyterHub)."""
 
-    def __init__(self, *, ttl: int = 5) -> None:
+    client_id: str
+    redirect_uris: Sequence[str]
+    client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+
+
+class OidcProvider:
+    """``oidc-provider`` on 127.0.0.1: ``ttl``-second access tokens for every client.
+
+    ``users`` maps user names to passwords for the sign-in page; ``interval`` is the
+    polling interval the device authorization response carries (``None``: none, so a
+    client must use RFC 8628's 5 s); with ``slow_down`` a device poll sooner than the
+    interval is answered ``slow_down`` and the interval grows by 5 s (RFC 8628 3.5;
+    oidc-provider never sends it by itself).
+    """
+
+    def __init__(self, *, ttl: int = 5, users: Mapping[str, str] | None = None,
+                 device_client_id: str | None = "prefect-notebook", web_clients: Sequence[WebClient] = (),
+                 interval: int | None = 1, slow_down: bool = False, refresh_ttl: int = 86400,
+                 id_token_ttl: int = 3600, device_code_ttl: int = 600) -> None:
         self.ttl = ttl
         self.client_id = "notebook"
         self.client_secret = secrets.token_urlsafe(24)
         self.gateway_client_id = "gateway"
         self.gateway_client_secret = secrets.token_urlsafe(24)
+        self.device_client_id = device_client_id
+        self.web_clients = list(web_clients)
+        self._users = dict(users or {})
+        self.interval, self.slow_down = interval, slow_down
+        self.refresh_ttl, self.id_token_ttl, self.device_code_ttl = refresh_ttl, id_token_ttl, device_code_ttl
+        self._admin_token = secrets.token_urlsafe(24)
         self.version = OIDC_PROVIDER_VERSION
         self.issuer = ""
         self._dir: Path | None = None
         self._proc: subprocess.Popen[str] | None = None
 
+    def __repr__(self) -> str:  # never the passwords or secrets
+        return f"OidcProvider(issuer={self.issuer!r}, ttl={self.ttl}, users={sorted(self._users)})"
+
+    @property
+    def users(self) -> list[str]:
+        """Who can sign in (names only)."""
+        return sorted(self._users)
+
+    def password(self, user: str) -> str:
+        """``user``'s password (for the test that types it into the sign-in page)."""
+        return self._users[user]
+
     def start(self, timeout: float = 60.0) -> OidcProvider:
         modules = ensure_oidc_provider()
-        self._dir = Path(tempfile.mkdtemp(prefix="nbauth-idp-"))
+        self._dir = Path(tempfile.mkdtemp(prefix="nbauth-idp-"))  # 0700
         config = self._dir / "config.json"
-        config.write_text(json.dumps({"ttl": self.ttl, "clients": [
-            {"client_id": self.client_id, "client_secret": self.client_secret},
-            {"client_id": self.gateway_client_id, "client_secret": self.gateway_client_secret},
-        ]}))
-        # The script imports from the cache's node_modules: run it from there. Copied under
-        # a temporary name and renamed, so a parallel start never runs a half-written file.
-        script = modules.parent / "idp.mjs"
-        partial = modules.parent / f".idp.mjs.{os.getpid()}.{threading.get_ident()}"
-        shutil.copyfile(ASSETS / "idp.mjs", partial)
-        os.replace(partial, script)
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # passwords and secrets
+        with os.fdopen(fd, "w") as fh:
+            json.dump({
+                "ttl": self.ttl, "refresh_ttl": self.refresh_ttl, "id_token_ttl": self.id_token_ttl,
+                "device_code_ttl": self.device_code_ttl, "interval": self.interval, "slow_down": self.slow_down,
+                "clients": [
+                    {"client_id": self.client_id, "client_secret": self.client_secret},
+                    {"client_id": self.gateway_client_id, "client_secret": self.gateway_client_secret},
+                ],
+                "device_client_id": self.device_client_id,
+                "web_clients": [{"client_id": c.client_id, "client_secret": c.client_secret,
+                                 "redirect_uris": list(c.redirect_uris)} for c in self.web_clients],
+                "users": self._users, "admin_token": self._admin_token,
+            }, fh)
+        # The script imports from the cache's node_modules: run it from there, under a name
+        # that is its content's hash (checkouts with different scripts share the cache).
+        # Copied under a temporary name and renamed: a parallel start never runs half a file.
+        source = (ASSETS / "idp.mjs").read_bytes()
+        script = modules.parent / f"idp-{hashlib.sha256(source).hexdigest()[:12]}.mjs"
+        if not script.exists():
+            partial = modules.parent / f".idp.mjs.{os.getpid()}.{threading.get_ident()}"
+            partial.write_bytes(source)
+            os.replace(partial, script)
         self._log = open(self._dir / "idp.log", "w")  # noqa: SIM115 - closed by stop()
         self._proc = subprocess.Popen(
             [node(), str(script), str(config)], cwd=str(modules.parent), text=True,
@@ -117,6 +187,18 @@ class OidcProvider:
     def revocation_url(self) -> str:
         return f"{self.issuer}/token/revocation"
 
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.issuer}/.well-known/openid-configuration"
+
+    @property
+    def device_authorization_url(self) -> str:
+        return f"{self.issuer}/device/auth"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/jwks"
+
     def issue(self) -> str:
         """A fresh token for the notebook client (for tests that need one by hand)."""
         reply = httpx.post(self.token_url, data={"grant_type": "client_credentials"},
@@ -136,6 +218,36 @@ class OidcProvider:
                            data={"token": token, "token_type_hint": "access_token"},
                            auth=(self.client_id, self.client_secret), timeout=30)
         reply.raise_for_status()
+
+    def revoke_user(self, user: str) -> int:
+        """Sign ``user`` out everywhere, as an administrator would; how many sign-ins (grants) ended.
+
+        Every grant of the person is destroyed with all its tokens: their refresh tokens
+        are then refused (``invalid_grant``) and their access tokens introspect inactive.
+        Their browser sessions end too, so the next sign-in asks for the password again.
+        """
+        reply = httpx.post(f"{self.issuer}/admin/accounts/{user}/revoke", headers=self._admin_headers(), timeout=30)
+        reply.raise_for_status()
+        grants: int = reply.json()["grants"]
+        return grants
+
+    def stats(self) -> dict[str, Any]:
+        """What the provider counted since it started.
+
+        ``tokens`` (successful token responses by grant type), ``refresh_token_rotations``
+        (refresh tokens consumed and replaced), ``replays`` (a rotated refresh token used
+        again: the grant was revoked), ``revocations`` (RFC 7009 requests answered 200),
+        ``introspections``, ``device_authorizations``, ``device_polls``, ``slow_downs``,
+        ``sign_ins``/``failed_sign_ins`` (the password page), ``admin_revocations`` and
+        ``errors`` (token endpoint errors by code).
+        """
+        reply = httpx.get(f"{self.issuer}/admin/stats", headers=self._admin_headers(), timeout=30)
+        reply.raise_for_status()
+        stats: dict[str, Any] = reply.json()
+        return stats
+
+    def _admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._admin_token}"}
 
     def stop(self) -> None:
         kill_group(self._proc)

@@ -4,6 +4,9 @@
 //
 // Variables set in nginx.conf: $introspection_url, $introspection_auth (the
 // gateway's own client credentials, "Basic ..."), $gateway_header (lower case).
+// On success the answer carries X-Gateway-User: who the token speaks for (the
+// introspection's `username`, else `sub`, else the `client_id` of a machine client), for
+// `auth_request_set $gateway_user $sent_http_x_gateway_user;`.
 async function introspect(r) {
     let value = r.headersIn[r.variables.gateway_header] || '';
     if (value.toLowerCase().startsWith('bearer ')) {
@@ -29,6 +32,11 @@ async function introspect(r) {
         r.return(503);
         return;
     }
+    if (reply.status === 400) {
+        // e.g. unsupported_token_type: a JWT (an ID token) the provider will not introspect
+        deny(r, 'not an access token');
+        return;
+    }
     if (reply.status !== 200) {
         r.error('introspection answered HTTP ' + reply.status);
         r.return(503);
@@ -37,6 +45,7 @@ async function introspect(r) {
     const text = await reply.text();
     const body = JSON.parse(text);
     if (body.active === true) {
+        r.headersOut['X-Gateway-User'] = String(body.username || body.sub || body.client_id || '');
         r.return(204);
     } else {
         deny(r, 'inactive');

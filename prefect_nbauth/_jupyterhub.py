@@ -148,7 +148,7 @@ class JupyterHubToken(CredentialProvider):
 
     # ------------------------------------------------------------------ protocol
     def describe(self) -> str:
-        return f"JupyterHub ({self.user})"
+        return "JupyterHub"
 
     def identity(self) -> str | None:
         return self.user

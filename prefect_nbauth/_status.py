@@ -42,6 +42,8 @@ class AuthStatus:
         workspace: the Prefect Cloud workspace handle, in api-key mode.
         server_auth: what the server says it enforces (``"BASIC"``/``"none"``), when it says.
         logged_in: whether the credential in force was set by ``login()``.
+        signed_in_via: for a login whose provider signs a person in, where and as whom
+            (``"JupyterHub as alice"``): the provider's ``describe()`` and ``identity()``.
     """
 
     mode: AuthMode
@@ -55,6 +57,7 @@ class AuthStatus:
     workspace: str | None = None
     server_auth: str | None = None
     logged_in: bool = False
+    signed_in_via: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -72,7 +75,9 @@ class AuthStatus:
 
     def __str__(self) -> str:
         lines = [
-            f"Prefect auth: {self.mode.value}" + (" (via login())" if self.logged_in else ""),
+            f"Prefect auth: {self.mode.value}"
+            + (f" (via {self.signed_in_via})" if self.signed_in_via
+               else " (via login())" if self.logged_in else ""),
             f"  API URL:     {self.api_url or '<none: Prefect would start a temporary server>'}",
             f"  credential:  {self.credential}",
         ]

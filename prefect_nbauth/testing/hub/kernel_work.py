@@ -51,83 +51,91 @@ def _remember_current() -> None:
     _SEEN.add(hashlib.sha256(value.encode()).hexdigest()[:16])
 
 
+class _Work:
+    """What the load's threads share: the figures under one lock, and the stop signal."""
+
+    def __init__(self, person: str, name: str, prefix: str, emit_every: float) -> None:
+        self.person, self.name, self.prefix, self.emit_every = person, name, prefix, emit_every
+        self.counts: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self.emitted: list[str] = []
+        self.received: list[str] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def call_until_stopped(self) -> None:
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:  # opened once: must follow every refresh
+            while not self.stop.is_set():
+                try:
+                    client.read_flow_by_name(self.name)
+                    ok = True
+                except Exception as exc:  # noqa: BLE001 - counted and reported
+                    ok = False
+                    with self.lock:
+                        self.errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+                with self.lock:
+                    self.counts["ok" if ok else "failed"] += 1
+                _remember_current()
+                self.stop.wait(0.05)
+
+    def emit(self) -> None:
+        from prefect.events import emit_event
+
+        n = 0
+        while not self.stop.is_set():
+            event = emit_event(event=f"{self.prefix}{n}", resource={"prefect.resource.id": f"hub.{self.person}"})
+            if event is not None:
+                with self.lock:
+                    self.emitted.append(str(event.id))
+            n += 1
+            self.stop.wait(self.emit_every)
+
+    def on_event(self, event: Any) -> None:
+        with self.lock:
+            self.received.append(str(event.id))
+
+    def all_received(self) -> bool:
+        with self.lock:
+            return set(self.emitted) <= set(self.received)
+
+
 def run(person: str, *, duration: float, emit_every: float = 0.25, rest_threads: int = 2,
         settle: float = 60.0) -> dict[str, Any]:
     """The load; see the module docstring. ``calls``/``failed`` count REST calls."""
     from prefect import get_client
-    from prefect.events import emit_event
 
     import prefect_nbauth as nb
 
     token = _provider()
-    refreshes_before = token.refreshes
-    hub_requests_before = token.provider.requests
+    refreshes_before, hub_requests_before = token.refreshes, token.provider.requests
     tag = uuid.uuid4().hex[:8]
-    name = flow_name(person, tag)
-    prefix = f"hub.{person}.{tag}."
+    work = _Work(person, flow_name(person, tag), f"hub.{person}.{tag}.", emit_every)
     with get_client(sync_client=True) as client:
-        client.create_flow_from_name(name)
-    counts: Counter[str] = Counter()
-    errors: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-    emitted: list[str] = []
-    received: list[str] = []
-
-    def call_until_stopped() -> None:
-        with get_client(sync_client=True) as client:  # opened once: must follow every refresh
-            while not stop.is_set():
-                try:
-                    client.read_flow_by_name(name)
-                    ok = True
-                except Exception as exc:  # noqa: BLE001 - counted and reported
-                    ok = False
-                    with lock:
-                        errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
-                with lock:
-                    counts["ok" if ok else "failed"] += 1
-                _remember_current()
-                stop.wait(0.05)
-
-    def emit() -> None:
-        n = 0
-        while not stop.is_set():
-            event = emit_event(event=f"{prefix}{n}", resource={"prefect.resource.id": f"hub.{person}"})
-            if event is not None:
-                with lock:
-                    emitted.append(str(event.id))
-            n += 1
-            stop.wait(emit_every)
-
-    def on_event(event: Any) -> None:
-        with lock:
-            received.append(str(event.id))
-
+        client.create_flow_from_name(work.name)
     since = datetime.now(timezone.utc) - timedelta(seconds=5)
-    stream = nb.stream_events(prefix=prefix, since=since).run_in_background(on_event)
-    threads = [threading.Thread(target=call_until_stopped, daemon=True) for _ in range(rest_threads)]
-    threads.append(threading.Thread(target=emit, daemon=True))
+    stream = nb.stream_events(prefix=work.prefix, since=since).run_in_background(work.on_event)
+    threads = [threading.Thread(target=work.call_until_stopped, daemon=True) for _ in range(rest_threads)]
+    threads.append(threading.Thread(target=work.emit, daemon=True))
     began = time.monotonic()
     for thread in threads:
         thread.start()
-    stop.wait(duration)
-    stop.set()
+    work.stop.wait(duration)
+    work.stop.set()
     for thread in threads:
         thread.join(60)
     ran = time.monotonic() - began
     deadline = time.monotonic() + settle
-    while time.monotonic() < deadline:
-        with lock:
-            if set(emitted) <= set(received):
-                break
+    while not work.all_received() and time.monotonic() < deadline:
         time.sleep(0.1)
     stream.stop()
-    with lock:
-        got = Counter(received)
+    with work.lock:
+        got = Counter(work.received)
         return {
-            "person": person, "flow": name, "seconds": round(ran, 1),
-            "calls": counts["ok"] + counts["failed"], "failed": counts["failed"], "errors": errors[:5],
-            "emitted": len(emitted), "streamed": len(set(emitted) & set(got)),
+            "person": person, "flow": work.name, "seconds": round(ran, 1),
+            "calls": sum(work.counts.values()), "failed": work.counts["failed"], "errors": work.errors[:5],
+            "emitted": len(work.emitted), "streamed": len(set(work.emitted) & set(got)),
             "duplicates": sum(n - 1 for n in got.values() if n > 1),
             "refreshes": token.refreshes - refreshes_before,
             "hub_requests": token.provider.requests - hub_requests_before,

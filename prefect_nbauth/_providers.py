@@ -144,8 +144,7 @@ class CredentialProvider:
         try:
             raw = _resolve(self.fetch(), self)
         except CredentialProviderError as exc:
-            # The same kind of error (a subclass says what happened: signed out…), scrubbed.
-            failure = _scrubbed_copy(exc)
+            failure = CredentialProviderError(_redaction.scrub_text(str(exc)))
         except PrefectAuthError:
             raise
         except Exception as exc:  # noqa: BLE001 - a provider's bug becomes our error, named
@@ -159,15 +158,6 @@ class CredentialProvider:
 
     def __repr__(self) -> str:
         return f"<{self.describe()}>"
-
-
-def _scrubbed_copy(exc: CredentialProviderError) -> CredentialProviderError:
-    """``exc`` again, of its own class where that takes a message, with its text scrubbed."""
-    text = _redaction.scrub_text(str(exc))
-    try:
-        return type(exc)(text)
-    except Exception:  # noqa: BLE001 - a subclass with another constructor: the base class
-        return CredentialProviderError(text)
 
 
 def _resolve(result: Any, provider: CredentialProvider) -> Any:

@@ -56,6 +56,13 @@ function auth_message(s) {
         if (state === 'frame') {
             held = Buffer.concat([held, chunk]);
             var frame = parseFrame(held);
+            // Prefect's events client pings before it sends its auth message: control
+            // frames (ping, pong) pass through, and the first data frame is the one read.
+            while (frame !== null && frame.opcode >= 8) {
+                s.send(held.slice(0, frame.end), flags);
+                held = held.slice(frame.end);
+                frame = parseFrame(held);
+            }
             if (frame === null && !flags.last) {
                 return;  // the first frame is not complete yet
             }

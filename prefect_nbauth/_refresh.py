@@ -212,7 +212,9 @@ class RefreshingToken:
                     # Failed, or the source still holds the same token (a file not yet
                     # rotated): retry, sooner as the expiry nears.
                     left = token.remaining() or 0
-                    backoff = min(30.0, max(0.2, left / 4))
+                    # Once it has expired, double the wait each time: a source that keeps
+                    # failing (a Hub that cannot refresh) is never asked in a loop.
+                    backoff = min(30.0, max(0.2, left / 4) if left > 0 else max(1.0, 2 * backoff))
                 else:
                     backoff = 0.0
 

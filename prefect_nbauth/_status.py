@@ -32,6 +32,8 @@ class AuthStatus:
         mode: which kind of credential Prefect sends.
         api_url: the API URL Prefect talks to (None: it would start an ephemeral server).
         identity: who the server sees: the auth string's user, the Cloud actor, a token's subject.
+        signed_in_via: for a login whose provider signs a person in, where and as whom
+            (``"JupyterHub as alice"``: the provider's ``describe()`` and ``identity()``).
         sources: for each setting in force (``PREFECT_API_URL``, ``PREFECT_API_AUTH_STRING``, …),
             where its value came from: ``"environment variable"``, ``".env"``,
             ``"prefect.toml"``, ``"pyproject.toml"``, ``"profile NAME"`` or ``"login()"``.
@@ -42,13 +44,12 @@ class AuthStatus:
         workspace: the Prefect Cloud workspace handle, in api-key mode.
         server_auth: what the server says it enforces (``"BASIC"``/``"none"``), when it says.
         logged_in: whether the credential in force was set by ``login()``.
-        signed_in_via: for a login whose provider signs a person in, where and as whom
-            (``"JupyterHub as alice"``): the provider's ``describe()`` and ``identity()``.
     """
 
     mode: AuthMode
     api_url: str | None
     identity: str | None = None
+    signed_in_via: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
     expires_at: datetime | None = None
     warnings: tuple[str, ...] = ()
@@ -57,7 +58,6 @@ class AuthStatus:
     workspace: str | None = None
     server_auth: str | None = None
     logged_in: bool = False
-    signed_in_via: str | None = None
 
     @property
     def ok(self) -> bool:

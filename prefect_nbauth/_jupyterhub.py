@@ -140,6 +140,7 @@ class JupyterHubToken(CredentialProvider):
         self._lock = threading.Lock()
         self._last_value: Secret | None = None
         self._last_expiry: datetime | None = None
+        self._last_token: Token | None = None
         self._failures = 0
         self._not_before = 0.0  # monotonic time before which the Hub is not asked again
         self._last_error: CredentialProviderError | None = None
@@ -266,8 +267,14 @@ class JupyterHubToken(CredentialProvider):
                 "the Hub has not refreshed it (by itself it refreshes only every "
                 "c.Authenticator.auth_refresh_age seconds, after the identity provider refused the old "
                 f"token). The Hub admin adds {HOOK_SETTING}.")
+        if self._last_token is not None and self._last_token.value == access \
+                and self._last_token.expires_at == expires_at:
+            # Nothing newer at the Hub: the very token in use, so that a refresh after a
+            # rejection sees that nothing changed (and does not resend what was refused).
+            return self._last_token
         self._last_value, self._last_expiry = access, expires_at
-        return Token(access, expires_at)
+        self._last_token = Token(access, expires_at)
+        return self._last_token
 
     def _expiry(self, stamped: Any, lifetime: Any, access: Secret) -> datetime | None:
         if isinstance(stamped, (int, float)) and not isinstance(stamped, bool):

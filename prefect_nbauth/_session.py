@@ -277,6 +277,7 @@ class _Rotation:
     def __init__(self, login_state: _Login) -> None:
         self.login = login_state
         self.api_url = login_state.credential.api_url.rstrip("/")
+        self.refresh_failure: CredentialProviderError | None = None
 
     def covers(self, request: Any) -> bool:
         # Parsed origin and path on segment boundaries: a token for https://gw.example.com
@@ -306,8 +307,11 @@ class _Rotation:
             before = used.get(slot)
             try:
                 new = token.refresh(stale=before, reason=reason)
-            except CredentialProviderError:
+            except CredentialProviderError as exc:
+                self.refresh_failure = exc  # why nothing changed, for the request to say
                 continue
+            if new is before and token.last_error:  # failed, the old token kept: still why
+                self.refresh_failure = CredentialProviderError(token.last_error)
             changed = changed or new is not before
         return changed
 

@@ -220,3 +220,13 @@ def test_kernel_channels_on_tcp_with_other_people_on_the_host_are_a_warning(monk
     monkeypatch.setattr(channels, "kernel_transport", lambda: None)
     monkeypatch.setattr(channels, "other_people", lambda: ["bob"])
     assert channels.exposure() is None  # not a kernel
+
+
+def test_nothing_newer_at_the_hub_is_the_very_token_in_use() -> None:
+    """A refresh after a rejection then sees that nothing changed: the refused token is not resent."""
+    hub = Hub(auth_state("access-1", expires_at=time.time() + 60))
+    provider = hub.provider()
+    first = provider.fetch()
+    assert provider.fetch() is first
+    hub.state = auth_state("access-2", expires_at=time.time() + 60)
+    assert provider.fetch().value.reveal() == "access-2"

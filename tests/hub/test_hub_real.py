@@ -140,3 +140,38 @@ def _works(kernel: Any) -> bool:
         return True
     except CellError:
         return False
+
+
+def test_the_login_forms_first_choice_under_the_hub_logs_in_as_the_person(team: HubTeam) -> None:
+    carol = team.name("carol")
+    out = team.kernels["carol"].run(
+        "from prefect_nbauth.notebook.widgets.hub import HubSignIn\n"
+        "entry = HubSignIn()\n"
+        "print('OFFERED', entry.available(), entry.order, entry.label)\n"
+        "print(entry.login(None, timeout=10))")
+    assert f"OFFERED True 0 Use my Hub sign-in ({carol})" in out
+    assert f"via JupyterHub as {carol}" in out
+
+
+def test_kernels_over_ipc_are_not_reported_and_a_tcp_kernel_on_the_shared_host_is(team: HubTeam) -> None:
+    """The shipped config runs kernels over IPC; a kernel over TCP on this host (where the
+    team's accounts now exist) is reported by status() and audit()."""
+    from jupyter_client.manager import start_new_kernel
+
+    out = team.kernels["alice"].run(
+        "import prefect_nbauth\nfrom prefect_nbauth import _kernel_channels\n"
+        "print('TRANSPORT', _kernel_channels.kernel_transport()[0])\n"
+        "print(prefect_nbauth.status(check_server=False))")
+    assert "TRANSPORT ipc" in out and "channels listen on TCP" not in out
+    manager, client = start_new_kernel(kernel_name="python3", transport="tcp")
+    try:
+        reply: list[str] = []
+        client.execute_interactive(
+            "import prefect_nbauth\nprint(prefect_nbauth.status(check_server=False))",
+            output_hook=lambda m: reply.append(m["content"].get("text", "")), timeout=120)
+        text = "".join(reply)
+        assert "channels listen on TCP" in text and "--KernelManager.transport=ipc" in text
+        assert "3 other account(s)" in text or "other account(s)" in text
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

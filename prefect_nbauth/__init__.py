@@ -15,6 +15,7 @@ from ._exceptions import (
     PrefectAuthError,
     ServerUnreachableError,
 )
+from ._jupyterhub import JupyterHubToken
 from ._oauth2 import OAuth2ClientCredentials
 from ._providers import (
     CallableToken,
@@ -49,6 +50,7 @@ __all__ = [
     "EnvToken",
     "EventStream",
     "FileToken",
+    "JupyterHubToken",
     "LogStream",
     "LogStreamState",
     "LogStreamStats",

@@ -156,15 +156,19 @@ def test_the_login_forms_first_choice_under_the_hub_logs_in_as_the_person(team: 
 def test_kernels_over_ipc_are_not_reported_and_a_tcp_kernel_on_the_shared_host_is(team: HubTeam) -> None:
     """The shipped config runs kernels over IPC; a kernel over TCP on this host (where the
     team's accounts now exist) is reported by status() and audit()."""
-    from jupyter_client.manager import start_new_kernel
+    from jupyter_client.manager import KernelManager
 
     out = team.kernels["alice"].run(
         "import prefect_nbauth\nfrom prefect_nbauth import _kernel_channels\n"
         "print('TRANSPORT', _kernel_channels.kernel_transport()[0])\n"
         "print(prefect_nbauth.status(check_server=False))")
     assert "TRANSPORT ipc" in out and "channels listen on TCP" not in out
-    manager, client = start_new_kernel(kernel_name="python3", transport="tcp")
+    manager = KernelManager(kernel_name="python3", transport="tcp")
+    manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
     try:
+        client.wait_for_ready(timeout=120)
         reply: list[str] = []
         client.execute_interactive(
             "import prefect_nbauth\nprint(prefect_nbauth.status(check_server=False))",

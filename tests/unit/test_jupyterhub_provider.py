@@ -230,3 +230,20 @@ def test_nothing_newer_at_the_hub_is_the_very_token_in_use() -> None:
     assert provider.fetch() is first
     hub.state = auth_state("access-2", expires_at=time.time() + 60)
     assert provider.fetch().value.reveal() == "access-2"
+
+
+def test_audit_reports_a_kernel_whose_channels_others_can_reach(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect_nbauth import _kernel_channels as channels
+    from prefect_nbauth.auditing import Outcome
+    from prefect_nbauth.auditing._transport import kernel_channels
+
+    monkeypatch.setattr(channels, "other_people", lambda: ["bob"])
+    monkeypatch.setattr(channels, "kernel_transport", lambda: ("tcp", "127.0.0.1"))
+    finding = kernel_channels(None)  # type: ignore[arg-type]  # the rule reads the host, not the evidence
+    assert finding is not None and finding.outcome is Outcome.FAIL
+    assert "--KernelManager.transport=ipc" in finding.fix and "1 other account(s)" in finding.detail
+    monkeypatch.setattr(channels, "kernel_transport", lambda: ("ipc", "kernel-1"))
+    finding = kernel_channels(None)  # type: ignore[arg-type]
+    assert finding is not None and finding.outcome is Outcome.PASS
+    monkeypatch.setattr(channels, "kernel_transport", lambda: None)
+    assert kernel_channels(None) is None  # type: ignore[arg-type]  # not a kernel: not in the report

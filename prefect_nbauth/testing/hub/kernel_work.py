@@ -54,8 +54,9 @@ def _remember_current() -> None:
 class _Work:
     """What the load's threads share: the figures under one lock, and the stop signal."""
 
-    def __init__(self, person: str, name: str, prefix: str, emit_every: float) -> None:
+    def __init__(self, person: str, name: str, prefix: str, emit_every: float, events: int | None) -> None:
         self.person, self.name, self.prefix, self.emit_every = person, name, prefix, emit_every
+        self.events = events  # emit exactly this many (None: until stopped)
         self.counts: Counter[str] = Counter()
         self.errors: list[str] = []
         self.emitted: list[str] = []
@@ -84,13 +85,32 @@ class _Work:
         from prefect.events import emit_event
 
         n = 0
-        while not self.stop.is_set():
+        while not self.stop.is_set() and (self.events is None or n < self.events):
             event = emit_event(event=f"{self.prefix}{n}", resource={"prefect.resource.id": f"hub.{self.person}"})
             if event is not None:
                 with self.lock:
                     self.emitted.append(str(event.id))
             n += 1
             self.stop.wait(self.emit_every)
+
+    def run_flows(self) -> None:
+        """Tiny @flow runs one after another: each is a burst of API calls of Prefect's own."""
+        from prefect import flow
+
+        @flow(name=f"{self.name}-burst", log_prints=False, persist_result=False)
+        def burst() -> int:
+            return 1
+
+        while not self.stop.is_set():
+            try:
+                burst()
+                ok = True
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                ok = False
+                with self.lock:
+                    self.errors.append(f"flow: {type(exc).__name__}: {str(exc)[:300]}")
+            with self.lock:
+                self.counts["flow ok" if ok else "flow failed"] += 1
 
     def on_event(self, event: Any) -> None:
         with self.lock:
@@ -102,8 +122,9 @@ class _Work:
 
 
 def run(person: str, *, duration: float, emit_every: float = 0.25, rest_threads: int = 2,
-        settle: float = 60.0) -> dict[str, Any]:
-    """The load; see the module docstring. ``calls``/``failed`` count REST calls."""
+        events: int | None = None, flows: bool = False, settle: float = 60.0) -> dict[str, Any]:
+    """The load; see the module docstring. ``calls``/``failed`` count REST calls and flow runs
+    (``flows``: a thread running tiny flows); ``events``: emit exactly that many."""
     from prefect import get_client
 
     import prefect_nbauth as nb
@@ -111,13 +132,15 @@ def run(person: str, *, duration: float, emit_every: float = 0.25, rest_threads:
     token = _provider()
     refreshes_before, hub_requests_before = token.refreshes, token.provider.requests
     tag = uuid.uuid4().hex[:8]
-    work = _Work(person, flow_name(person, tag), f"hub.{person}.{tag}.", emit_every)
+    work = _Work(person, flow_name(person, tag), f"hub.{person}.{tag}.", emit_every, events)
     with get_client(sync_client=True) as client:
         client.create_flow_from_name(work.name)
     since = datetime.now(timezone.utc) - timedelta(seconds=5)
     stream = nb.stream_events(prefix=work.prefix, since=since).run_in_background(work.on_event)
     threads = [threading.Thread(target=work.call_until_stopped, daemon=True) for _ in range(rest_threads)]
     threads.append(threading.Thread(target=work.emit, daemon=True))
+    if flows:
+        threads.append(threading.Thread(target=work.run_flows, daemon=True))
     began = time.monotonic()
     for thread in threads:
         thread.start()
@@ -134,10 +157,21 @@ def run(person: str, *, duration: float, emit_every: float = 0.25, rest_threads:
         got = Counter(work.received)
         return {
             "person": person, "flow": work.name, "seconds": round(ran, 1),
-            "calls": sum(work.counts.values()), "failed": work.counts["failed"], "errors": work.errors[:5],
+            "calls": sum(work.counts.values()), "failed": work.counts["failed"] + work.counts["flow failed"],
+            "flow_runs": work.counts["flow ok"] + work.counts["flow failed"], "errors": work.errors[:5],
             "emitted": len(work.emitted), "streamed": len(set(work.emitted) & set(got)),
             "duplicates": sum(n - 1 for n in got.values() if n > 1),
             "refreshes": token.refreshes - refreshes_before,
             "hub_requests": token.provider.requests - hub_requests_before,
             "fingerprints": token_fingerprints(),
         }
+
+
+_IDLE: list[Any] = []
+
+
+def keep_streaming(person: str) -> None:
+    """An events stream left open (what an idle notebook with a live table has)."""
+    import prefect_nbauth as nb
+
+    _IDLE.append(nb.stream_events(prefix=f"hub.{person}.idle.").run_in_background(lambda event: None))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from prefect_nbauth.testing.hub.kernel_work import flow_name
 
 pytestmark = pytest.mark.timeout(900)
 
+REPO = Path(__file__).resolve().parents[2]
 LOAD_SECONDS = 32  # more than three lifetimes of the provider's 10 s access tokens
 
 _LOAD = """
@@ -179,3 +181,13 @@ def test_kernels_over_ipc_are_not_reported_and_a_tcp_kernel_on_the_shared_host_i
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def test_the_tutorial_cell_logs_in_under_the_hub(team: HubTeam) -> None:
+    """The cell of notebooks/01_login.ipynb tagged 'jupyterhub', as committed, in bob's kernel."""
+    import nbformat
+
+    notebook = nbformat.read(REPO / "notebooks" / "01_login.ipynb", as_version=4)
+    cell = next(c for c in notebook.cells if "jupyterhub" in c.metadata.get("tags", []))
+    out = team.kernels["bob"].run("import os\n" + cell.source)
+    assert f"via JupyterHub as {team.name('bob')}" in out

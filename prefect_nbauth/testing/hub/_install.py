@@ -90,9 +90,7 @@ def _run(argv: list[str], **kwargs: object) -> None:
 
 def ensure_hub_env() -> HubEnv:
     """Build (or reuse) the world-readable Hub + kernel environment; see the module docstring."""
-    if not Path(BASE_PYTHON).exists():
-        raise RuntimeError(f"the Hub environment is built from Debian's {BASE_PYTHON}: "
-                           "apt-get install python3 python3-venv")
+    _ensure_debian_venv()
     pins = _pins()
     key = hashlib.sha256(json.dumps([pins, CHP_VERSION, sys.version_info[:2]]).encode()).hexdigest()[:12]
     env = HubEnv(ROOT / f"hub-{key}")
@@ -123,6 +121,21 @@ def ensure_hub_env() -> HubEnv:
         # Everything readable (and directories enterable) by the spawned users; writable by root only.
         _run(["chmod", "-R", "a+rX,go-w", str(env.root)])
     return env
+
+
+def _ensure_debian_venv() -> None:
+    """Debian's python3 with its venv module (``apt-get install`` when missing and root)."""
+    works = Path(BASE_PYTHON).exists() and subprocess.run(
+        [BASE_PYTHON, "-c", "import ensurepip, venv"], capture_output=True, check=False).returncode == 0
+    if works:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise RuntimeError(f"the Hub environment is built from Debian's {BASE_PYTHON} with its venv "
+                           "module: apt-get install python3 python3-venv")
+    environ = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=environ, stdin=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "python3", "python3-venv"], check=True, env=environ,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
 def _install_chp(env: HubEnv) -> None:

@@ -247,3 +247,21 @@ def test_audit_reports_a_kernel_whose_channels_others_can_reach(monkeypatch: pyt
     assert finding is not None and finding.outcome is Outcome.PASS
     monkeypatch.setattr(channels, "kernel_transport", lambda: None)
     assert kernel_channels(None) is None  # type: ignore[arg-type]  # not a kernel: not in the report
+
+
+def test_a_refused_hub_token_at_login_names_the_refresh_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Hub without the hook hands out an expired token: the login says what the admin adds."""
+    from prefect_nbauth import AuthenticationError, _session
+    from prefect_nbauth._jupyterhub import login_with_hub
+
+    for name, value in (("JUPYTERHUB_API_URL", API), ("JUPYTERHUB_API_TOKEN", "t"), ("JUPYTERHUB_USER", "alice")):
+        monkeypatch.setenv(name, value)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AuthenticationError("rejected (HTTP 401)", status_code=401)
+
+    monkeypatch.setattr(_session, "login", refuse)
+    with pytest.raises(AuthenticationError) as caught:
+        login_with_hub("http://gateway.test/api")
+    assert "refresh_user_hook" in str(caught.value) and "alice" in str(caught.value)
+    assert "Nothing was changed" in str(caught.value)

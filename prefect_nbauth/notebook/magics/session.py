@@ -158,8 +158,7 @@ class PrefectSessionMagics(Magics):
 
     def _login_with_hub(self, url: str | None, args: Any, credential_flags: list[str]) -> None:
         """--hub: the Hub's access token for this server's owner, as a gateway's bearer token."""
-        from ..._exceptions import CredentialProviderError
-        from ..._jupyterhub import JupyterHubToken
+        from ..._jupyterhub import login_with_hub
 
         if args.persist:
             usage("--persist is not for --hub: the Hub's token lives minutes, and every kernel asks the Hub "
@@ -168,11 +167,10 @@ class PrefectSessionMagics(Magics):
             usage("--hub logs in with the Hub's token for you; do not combine it with "
                   f"{', '.join(credential_flags or ['--from-env' if args.from_env else '--workspace'])}.")
         try:
-            provider = JupyterHubToken(timeout=args.timeout)
-        except CredentialProviderError as exc:
-            usage(str(exc))
-        print(_login_or_usage(api_url=url, headers={args.hub_header: provider}, persist=args.persist,
-                              timeout=args.timeout))
+            status = login_with_hub(url, header=args.hub_header, timeout=args.timeout)
+        except PrefectAuthError as exc:
+            usage(f"Login failed ({type(exc).__name__}): {exc}")
+        print(status)
 
     def _login_from_env(self, args: Any) -> None:
         env = os.environ

@@ -5,7 +5,7 @@ One entry of the form's list of ways to log in (the form shows the entries whose
 Hub that signed the person in (``$JUPYTERHUB_USER``, ``$JUPYTERHUB_API_URL`` and
 ``$JUPYTERHUB_API_TOKEN`` are set in every server it starts) nothing is typed: the
 access token the Hub keeps for that person goes to the gateway at the API URL, and the
-Hub keeps it fresh (:class:`~prefect_nbauth.JupyterHubToken`). Outside a Hub the entry
+Hub keeps it fresh (:class:`~prefect_nbauth.JupyterHubToken`, :func:`login_with_hub`). Outside a Hub the entry
 is not offered.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..._jupyterhub import JupyterHubToken, hub_user, under_jupyterhub
+from ..._jupyterhub import hub_user, login_with_hub, under_jupyterhub
 
 __all__ = ["HubSignIn"]
 
@@ -51,7 +51,4 @@ class HubSignIn:
 
     def login(self, api_url: str | None, *, timeout: float, **_: Any) -> Any:
         """Log in with the Hub's token for this server's owner (``api_url``: the gateway's)."""
-        from ..._session import login
-
-        provider = JupyterHubToken(timeout=timeout)
-        return login(api_url, headers={self.header: provider}, timeout=timeout)
+        return login_with_hub(api_url, header=self.header, timeout=timeout)

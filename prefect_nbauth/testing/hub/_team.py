@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -43,6 +44,7 @@ class HubTeam:
         self._browser: Any = None
         self._contexts: dict[str, Any] = {}
         self.kernels: dict[str, RemoteKernel] = {}
+        self._lock = threading.Lock()  # kernel() may be called from several threads at once
 
     def name(self, person: str) -> str:
         """The person's user name at the provider, the Hub and on the machine (``alice-3f9c``)."""
@@ -105,12 +107,14 @@ class HubTeam:
         return took
 
     def kernel(self, person: str) -> RemoteKernel:
-        """A new kernel in ``person``'s server (kept in :attr:`kernels`, shut down by :meth:`stop`)."""
+        """A new kernel in ``person``'s server (kept in :attr:`kernels`, shut down by :meth:`stop`).
+        Thread-safe: several people's kernels may be started at once."""
         kernel = RemoteKernel(self.hub.url, self.name(person), self.hub.admin_token).start()
-        old = self.kernels.pop(person, None)
+        with self._lock:
+            old = self.kernels.pop(person, None)
+            self.kernels[person] = kernel
         if old is not None:
             old.shutdown()
-        self.kernels[person] = kernel
         return kernel
 
     def stop(self) -> None:

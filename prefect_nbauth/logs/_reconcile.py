@@ -20,8 +20,7 @@ from typing import Any, Awaitable, Callable
 
 import httpx
 
-from .._streaming._failures import Retryable
-from .._streaming._rest import RestReader, stamp_us
+from .._streaming import RestReader, Retryable, stamp_us
 from ._filter import LogStreamFilter
 
 __all__ = ["RestLogs", "read_range", "timestamp_us"]

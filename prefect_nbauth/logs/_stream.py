@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from .._boundary import public
 from .._exceptions import ConfigurationError
-from .._streaming._options import api_url_to_stream, check_backoff, check_count, check_seconds
-from .._streaming._shell import Stream
+from .._streaming import Stream, api_url_to_stream, check_backoff, check_count, check_seconds
 from ._engine import LogStreamState, LogStreamStats, _LogEngine, _Options
 from ._filter import build_log_filter
 
@@ -40,6 +40,7 @@ class LogStream(Stream["Log", LogStreamState, LogStreamStats]):
         super().__init__(engine)
 
 
+@public()
 def stream_logs(
     flow_run_id: Any = None,
     task_run_id: Any = None,

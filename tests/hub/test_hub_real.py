@@ -100,7 +100,7 @@ print("STATUS", r.status_code, "access_token" in r.text, "auth_state" in r.text)
     status, leaked_token, leaked_state = answer.split("STATUS ")[1].split()
     assert status in ("403", "404") and leaked_token == leaked_state == "False"
     with pytest.raises(CellError, match=r"HTTP 40[34]"):
-        team.kernels["bob"].run(f"from prefect_nbauth._jupyterhub import JupyterHubToken\n"
+        team.kernels["bob"].run(f"from prefect_nbauth import JupyterHubToken\n"
                                 f"JupyterHubToken(user={alice!r}).fetch()")
     # bob's kernel only ever held tokens the Hub gave for bob: none of alice's.
     assert not set(load["alice"]["fingerprints"]) & set(load["bob"]["fingerprints"])

@@ -41,10 +41,10 @@ from prefect_nbauth._inputs import (
     check_auth_string,
     check_headers,
 )
-from prefect_nbauth._probe import MAX_BODY, probe_cloud, probe_server
-from prefect_nbauth._secrets import redact
-from prefect_nbauth._sources import CREDENTIAL_SETTINGS, _normalise, _read_toml
-from prefect_nbauth._status import expiry_of, jwt_claims
+from prefect_nbauth._jwt import expiry_of, jwt_claims
+from prefect_nbauth._redaction import redact
+from prefect_nbauth.session._probe import MAX_BODY, probe_cloud, probe_server
+from prefect_nbauth.session._sources import CREDENTIAL_SETTINGS, _normalise, _read_toml
 from prefect_nbauth.testing.canaries import assert_no_secret
 
 CANARY = "Zq9x-CANARY-s3cr3t"

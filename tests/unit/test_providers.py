@@ -187,7 +187,7 @@ def test_oauth2_endpoint_unreachable() -> None:
 def test_expiry_comes_from_the_token_and_allows_for_whole_second_rounding() -> None:
     import jwt as pyjwt
 
-    from prefect_nbauth._oauth2 import expiry_from_response
+    from prefect_nbauth.session.providers._oauth2 import expiry_from_response
 
     sent = 1_800_000_000.0
     # An opaque token: expires_in counted from the request, less the issuer's rounding.

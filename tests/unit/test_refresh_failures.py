@@ -13,10 +13,11 @@ import httpx
 import pytest
 
 from prefect_nbauth import CredentialProvider, CredentialProviderError, Token
-from prefect_nbauth._auth import NbAuth
-from prefect_nbauth._refresh import RefreshingToken
 from prefect_nbauth._secrets import Secret
-from prefect_nbauth._session import _Login, _Rotation
+from prefect_nbauth.session._http_auth import NbAuth
+from prefect_nbauth.session._refreshing import RefreshingToken
+from prefect_nbauth.session._rotation import Rotation
+from prefect_nbauth.session._state import Login
 
 
 class ExpiringThenFailing(CredentialProvider):
@@ -64,10 +65,10 @@ class RefusingProvider(CredentialProvider):
 def test_a_refused_request_whose_refresh_failed_says_why() -> None:
     token = RefreshingToken(RefusingProvider(), slot="header Authorization")
     token.fetch_initial()
-    login: Any = _Login(original=None, installed=None, credential=_credential(), identity=None, workspace=None,
+    login: Any = Login(original=None, installed=None, credential=_credential(), identity=None, workspace=None,
                         server_version=None, server_auth=None, persisted_to=None,
                         tokens={"header Authorization": token})
-    auth = NbAuth(lambda: _Rotation(login))
+    auth = NbAuth(lambda: Rotation(login))
     with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(401)), auth=auth) as client:
         with pytest.raises(CredentialProviderError, match="alice is signed out"):
             client.get("https://prefect.test/api/flows")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..._jupyterhub import hub_user, login_with_hub, under_jupyterhub
+from ...session import hub_user, login_with_hub, under_jupyterhub
 
 __all__ = ["HubSignIn"]
 

@@ -13,6 +13,7 @@ every server the Hub started.
 
 from __future__ import annotations
 
+import atexit
 import secrets
 import shutil
 import subprocess
@@ -25,7 +26,6 @@ import httpx
 
 from .._process import die_with_parent, kill_group
 from .._server import free_port
-from ..idp._provider import track
 from ._install import HubEnv
 
 __all__ = ["SHIPPED_CONFIG", "JupyterHub"]
@@ -125,7 +125,7 @@ class JupyterHub:
             [str(self.env.bin / "jupyterhub"), "-f", str(wrapper)], cwd=str(self._dir), env=environ,
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=die_with_parent())
-        track(self, True)
+        atexit.register(self.stop)  # stopped at exit if nobody else did
         self.version = self.env.version("jupyterhub")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -172,7 +172,7 @@ class JupyterHub:
                 pass
         kill_group(self._proc)
         self._proc = None
-        track(self, False)
+        atexit.unregister(self.stop)
         if getattr(self, "_log", None) is not None:
             self._log.close()
         if self._dir is not None:

@@ -21,9 +21,7 @@ from typing import Any
 
 from .._server import PrefectServer
 from .._wait import wait_until
-from ..idp import NginxGateway, OidcProvider
-from ..idp._browser import chromium, sign_in
-from ..idp._provider import WebClient
+from ..idp import NginxGateway, OidcProvider, WebClient, chromium, sign_in
 from ._hub import JupyterHub
 from ._install import ensure_hub_env
 from ._kernel import RemoteKernel

@@ -27,10 +27,9 @@ def flow_name(person: str, tag: str) -> str:
 
 
 def _provider() -> Any:
-    from prefect_nbauth import _session
-    from prefect_nbauth._jupyterhub import JupyterHubToken
+    from prefect_nbauth.session import JupyterHubToken, current_login
 
-    login = _session._current
+    login = current_login()
     assert login is not None, "not logged in: run %prefect_login --hub first"
     for token in login.tokens.values():
         if isinstance(token.provider, JupyterHubToken):
@@ -127,7 +126,7 @@ def run(person: str, *, duration: float, emit_every: float = 0.25, rest_threads:
     (``flows``: a thread running tiny flows); ``events``: emit exactly that many."""
     from prefect import get_client
 
-    import prefect_nbauth as nb
+    from prefect_nbauth.events import stream_events
 
     token = _provider()
     refreshes_before, hub_requests_before = token.refreshes, token.provider.requests
@@ -136,7 +135,7 @@ def run(person: str, *, duration: float, emit_every: float = 0.25, rest_threads:
     with get_client(sync_client=True) as client:
         client.create_flow_from_name(work.name)
     since = datetime.now(timezone.utc) - timedelta(seconds=5)
-    stream = nb.stream_events(prefix=work.prefix, since=since).run_in_background(work.on_event)
+    stream = stream_events(prefix=work.prefix, since=since).run_in_background(work.on_event)
     threads = [threading.Thread(target=work.call_until_stopped, daemon=True) for _ in range(rest_threads)]
     threads.append(threading.Thread(target=work.emit, daemon=True))
     if flows:
@@ -172,6 +171,6 @@ _IDLE: list[Any] = []
 
 def keep_streaming(person: str) -> None:
     """An events stream left open (what an idle notebook with a live table has)."""
-    import prefect_nbauth as nb
+    from prefect_nbauth.events import stream_events
 
-    _IDLE.append(nb.stream_events(prefix=f"hub.{person}.idle.").run_in_background(lambda event: None))
+    _IDLE.append(stream_events(prefix=f"hub.{person}.idle.").run_in_background(lambda event: None))

@@ -13,10 +13,10 @@ from typing import Any, Sequence
 
 import httpx
 
-from ._exceptions import CredentialProviderError
-from ._providers import CredentialProvider, Token, clean_token
-from ._secrets import Secret
-from ._status import expiry_of, jwt_claims
+from ..._exceptions import CredentialProviderError
+from ..._jwt import expiry_of, jwt_claims
+from ..._secrets import Secret
+from ._base import CredentialProvider, Token, clean_token
 
 __all__ = ["OAuth2ClientCredentials", "expiry_from_response"]
 

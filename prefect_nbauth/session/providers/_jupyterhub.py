@@ -51,13 +51,13 @@ from urllib.parse import quote
 
 import httpx
 
-from . import _redaction
-from ._exceptions import AuthenticationError, CredentialProviderError
-from ._providers import CredentialProvider, Token
-from ._secrets import Secret
-from ._status import expiry_of, jwt_claims
+from ... import _redaction
+from ..._exceptions import CredentialProviderError
+from ..._jwt import expiry_of, jwt_claims
+from ..._secrets import Secret
+from ._base import CredentialProvider, Token
 
-__all__ = ["HubSignedOutError", "JupyterHubToken", "hub_user", "login_with_hub", "under_jupyterhub"]
+__all__ = ["HOOK_SETTING", "HubSignedOutError", "JupyterHubToken", "hub_user", "under_jupyterhub"]
 
 #: The Hub settings a message names when the Hub does not hand out what is needed.
 ROLES_SETTING = (
@@ -315,20 +315,3 @@ def _hub_message(response: httpx.Response) -> str:
     message = body.get("message") if isinstance(body, dict) else None
     return message if isinstance(message, str) else ""
 
-
-def login_with_hub(api_url: str | None = None, *, header: str = "Authorization", timeout: float = 10.0) -> Any:
-    """``login(api_url, headers={header: JupyterHubToken()})``, what ``%prefect_login --hub`` and
-    the form's "Use my Hub sign-in" do; a refusal says what a Hub without the refresh hook does."""
-    from ._session import login
-
-    provider = JupyterHubToken(timeout=timeout)
-    try:
-        return login(api_url, headers={header: provider}, timeout=timeout)
-    except AuthenticationError as exc:
-        raise AuthenticationError(
-            f"The gateway refused the access token JupyterHub holds for {provider.user} "
-            f"(HTTP {exc.status_code or 401}). Either it has expired and the Hub has not refreshed it "
-            "(without the refresh hook a Hub hands out expired tokens for up to "
-            f"c.Authenticator.auth_refresh_age seconds: the Hub admin adds {HOOK_SETTING}), or the "
-            "gateway does not accept this identity provider's tokens. Nothing was changed.",
-            status_code=exc.status_code) from None

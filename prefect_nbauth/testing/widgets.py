@@ -64,9 +64,11 @@ def page_sends(widget: Any, content: dict[str, Any]) -> None:
     widget._handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
 
 
-def type_secret(field: Any, value: str, *, enter: bool = False) -> None:
-    """What secret_input.js sends when the user types ``value`` and presses Enter (or not yet)."""
-    page_sends(field, {"kind": "secret", "value": value, "enter": enter, "reply_to": None, "view": "v1"})
+def type_secret(field: Any, value: str, *, enter: bool = False, reply_to: int | None = None) -> None:
+    """What secret_input.js sends when the user types ``value`` and presses Enter (or answers
+    request ``reply_to``): the value sealed with the box's public key, as the page seals it."""
+    page_sends(field, {"kind": "sealed", "sealed": field.seal(value), "enter": enter,
+                       "reply_to": reply_to, "view": "v1"})
 
 
 def customs_of(log: list[dict[str, Any]], widget: Any) -> list[dict[str, Any]]:

@@ -87,9 +87,9 @@ import ipywidgets
 from prefect_nbauth.widgets import LoginWidget, AuthStatusWidget, EventStreamWidget
 form = LoginWidget(api_url={url!r})
 display(form)
+from prefect_nbauth.testing.widgets import type_secret
 def type_and_click(value):
-    form._auth_string._handle_msg({{'content': {{'data': {{'method': 'custom',  # as secret_input.js sends it
-        'content': {{'kind': 'secret', 'value': value, 'enter': False, 'reply_to': None}}}}}}, 'buffers': []}})
+    type_secret(form.panels['auth-string'].parts['secret'], value)  # sealed, as secret_input.js sends it
     form._button.click()
     assert form.wait(60)
 type_and_click(os.environ["NB_WRONG_AUTH"])

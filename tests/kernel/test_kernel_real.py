@@ -43,9 +43,9 @@ def _cells(api_url: str) -> list[str]:
         "    return [w for w in ipywidgets.widgets.widget._instances.values() if isinstance(w, cls)][-1]\n"
         "from prefect_nbauth.testing import wait_until as wait_for\n"
         "form = newest(LoginWidget)\n"
-        "form._auth_string._handle_msg({'content': {'data': {'method': 'custom', 'content': {\n"
-        "    'kind': 'secret', 'value': os.environ['NB_TEST_AUTH'], 'enter': False, 'reply_to': None}}},\n"
-        "    'buffers': []})  # what the secret box's page sends (widgets/secret_input.js)\n"
+        "from prefect_nbauth.testing.widgets import type_secret\n"
+        "type_secret(form.panels['auth-string'].parts['secret'], os.environ['NB_TEST_AUTH'])"
+        "  # what the page sends: sealed\n"
         "form._button.click()\n"
         "assert form.wait(60)\n"
         "print('FORM:', form.message)",

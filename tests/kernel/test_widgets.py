@@ -148,7 +148,7 @@ def test_secret_boxes_never_hold_the_value_in_widget_state(comm_log: list[dict[s
 
     canary = "CANARY" + uuid.uuid4().hex
     form = LoginWidget(api_url="http://127.0.0.1:9/api")
-    fields = [form._auth_string, form._api_key, form._header_rows[0][1]]
+    fields = [form.panels['auth-string'].parts['secret'], form.panels['api-key'].parts['secret'], form.panels['headers'].parts['rows'].rows[0][1]]
     assert all(isinstance(f, SecretInput) for f in fields)
     assert "value" not in fields[0].keys  # no trait to hold it, synced or not
     for i, field in enumerate(fields):
@@ -169,16 +169,79 @@ def test_secret_boxes_never_hold_the_value_in_widget_state(comm_log: list[dict[s
 
 
 def test_the_page_protocol_of_the_secret_box() -> None:
-    """secret_input.js has no model.set / save_changes: it never writes a trait; it sends and clears."""
+    """secret_input.js never writes a trait, empties the box as it reads it, and sends only a sealed value."""
+    import re
+
     from prefect_nbauth.notebook.widgets import secret_input
 
     js = (secret_input._HERE / "secret_input.js").read_text()
     code = "\n".join(line for line in js.splitlines() if not line.lstrip().startswith("//"))
     assert "model.set(" not in code and "save_changes" not in code and "touch(" not in code
     send = code.index("function sendValue")
-    body = code[send:code.index("}", send)]
-    assert body.index('input.value = ""') < body.index("model.send(")  # cleared as it is sent
+    body = code[send:code.index("\n  }\n", send)]
+    assert body.index('input.value = ""') < body.index("model.send(")  # emptied as it is read
+    sends = re.findall(r"model\.send\(\{([^}]*)\}", code)
+    assert len(sends) == 3 and all("value" not in s for s in sends), sends  # sealed, open, closed
+    assert 'kind: "sealed", sealed,' in body and "await seal(" in body
+    assert "isSecureContext" in code and "crypto.subtle" in code  # WebCrypto, nothing to install
     assert secret_input.SecretInput._esm == js  # shipped as is, no build step
+
+
+def test_the_secret_crosses_the_comm_sealed_and_only_its_form_opens_it(comm_log: list[dict[str, Any]]) -> None:
+    """Issue 21 item 8: the value is sealed for the kernel's key pair (one per form, dropped on close)."""
+    import ipywidgets
+
+    from prefect_nbauth.notebook.widgets.secret_input import SecretInput
+    from prefect_nbauth.testing.canaries import leaks, make_canary
+    from prefect_nbauth.widgets import LoginWidget
+
+    canary = make_canary()
+    form, other = LoginWidget(api_url="http://127.0.0.1:9/api"), LoginWidget(api_url="http://127.0.0.1:9/api")
+    boxes = [w for w in all_widgets(form._stack) if isinstance(w, SecretInput)]
+    assert len(boxes) == 3 and len({b.public_key for b in boxes}) == 1  # one key pair for the form
+    box, other_box = form.panels["auth-string"].parts["secret"], other.panels["auth-string"].parts["secret"]
+    assert other_box.public_key != box.public_key
+    message = {"kind": "sealed", "sealed": box.seal(canary), "enter": False, "reply_to": None, "view": "v1"}
+    assert leaks(json.dumps(message), canary) == []  # what a --debug kernel or a proxy would log
+    page_sends(box, message)
+    assert box.secret is not None and box.secret.reveal() == canary
+    # Another form's key cannot open it: dropped, said, never shown.
+    page_sends(other_box, message)
+    assert other_box.secret is None and "could not encrypt" in other.message
+    # A gateway's JWT is longer than RSA-OAEP alone carries: the one-time AES key carries it.
+    long_token = "eyJhbGciOiJSUzI1NiJ9." + "x" * 3000 + ".sig"
+    type_secret(form.panels["headers"].parts["rows"].rows[0][1], long_token)
+    assert form.panels["headers"].parts["rows"].rows[0][1].secret.reveal() == long_token
+    # A value in clear (an old page) is dropped unread and reported, not echoed.
+    page_sends(other_box, {"kind": "secret", "value": canary, "enter": True, "reply_to": None, "view": "v1"})
+    assert other_box.secret is None and "unencrypted" in other.message and not other.busy
+    assert canary not in other.message + all_state_json(other) + json.dumps([m["data"] for m in comm_log])
+    assert canary not in repr(form._sealing_key) and "PRIVATE" not in all_state_json(form)
+    # The private half stays in the kernel and goes with the form.
+    assert all("PRIVATE KEY" not in json.dumps(w.get_state(), default=str) for w in all_widgets(form))
+    form.close()
+    assert form._sealing_key.dropped and box.secret is None
+    page_sends(box, message)
+    assert box.secret is None
+    other.close()
+    alone = SecretInput()  # a box made alone has its own key, dropped when it closes
+    alone.close()
+    assert alone._sealing_key.dropped and isinstance(alone, ipywidgets.DOMWidget)
+
+
+def test_a_page_that_cannot_seal_says_so_and_sends_nothing(comm_log: list[dict[str, Any]]) -> None:
+    """Plain http from another host is not a secure context: no WebCrypto, so the boxes are off."""
+    from prefect_nbauth.widgets import LoginWidget
+
+    form = LoginWidget(api_url="http://127.0.0.1:9/api")
+    box = form.panels["auth-string"].parts["secret"]
+    page_sends(box, {"kind": "view", "state": "open", "view": "v1", "secure": False})
+    assert box.views == 0 and box.insecure_views == 1  # not asked for a value: it would not answer
+    assert "cannot encrypt a secret for the kernel" in form.message and "https" in form.message
+    form._button.click()  # not "type the auth string first": it cannot be sent from there
+    assert "cannot encrypt a secret for the kernel" in form.message and not form.busy
+    assert not [c for c in customs_of(comm_log, box) if c["kind"] == "request"]
+    form.close()
 
 
 def test_enter_logs_in_and_log_in_asks_the_page(comm_log: list[dict[str, Any]], monkeypatch) -> None:
@@ -188,33 +251,33 @@ def test_enter_logs_in_and_log_in_asks_the_page(comm_log: list[dict[str, Any]], 
 
     port = free_port()
     form = LoginWidget(api_url=f"http://127.0.0.1:{port}/api")
+    box = form.panels["auth-string"].parts["secret"]
     # No page has said it can answer: Enter in the box submits at once.
-    type_secret(form._auth_string, "nbuser:first", enter=True)
+    type_secret(box, "nbuser:first", enter=True)
     assert form.busy or form.message
     assert form.wait(30) and "Could not reach the server." in form.message
-    assert form._auth_string.secret is None  # dropped after the attempt
+    assert box.secret is None  # dropped after the attempt
 
     # A page shows the box: Log in asks it for what it holds, and waits for the answer.
-    page_sends(form._auth_string, {"kind": "view", "state": "open", "view": "v1"})
-    assert form._auth_string.views == 1
+    page_sends(box, {"kind": "view", "state": "open", "view": "v1", "secure": True})
+    assert box.views == 1
     form._button.click()
-    requests = [c for c in customs_of(comm_log, form._auth_string) if c["kind"] == "request"]
+    requests = [c for c in customs_of(comm_log, box) if c["kind"] == "request"]
     assert len(requests) == 1 and not form.busy  # nothing submitted before the answer
-    page_sends(form._auth_string, {"kind": "secret", "value": "nbuser:second", "enter": False,
-                                   "reply_to": requests[0]["id"], "view": "v1"})
+    type_secret(box, "nbuser:second", reply_to=requests[0]["id"])
     assert form.wait(30) and "Could not reach the server." in form.message
-    assert form._auth_string.secret is None
+    assert box.secret is None
 
     # A page that went away without saying so: Log in goes on after REQUEST_TIMEOUT.
     monkeypatch.setattr(login_module, "REQUEST_TIMEOUT", 0.2)
     form._button.click()
     wait_until(lambda: "Type the auth string" in form.message, 10, "the timed-out request to go on")
-    page_sends(form._auth_string, {"kind": "view", "state": "closed", "view": "v1"})
-    assert form._auth_string.views == 0
+    page_sends(box, {"kind": "view", "state": "closed", "view": "v1"})
+    assert box.views == 0
     # Messages that are not ours are ignored.
-    page_sends(form._auth_string, {"kind": "secret", "value": 12345})
-    page_sends(form._auth_string, ["not", "a", "dict"])  # type: ignore[arg-type]
-    assert form._auth_string.secret is None
+    page_sends(box, {"kind": "sealed", "sealed": "not a sealed value"})
+    page_sends(box, ["not", "a", "dict"])  # type: ignore[arg-type]
+    assert box.secret is None
     form.close()
 
 
@@ -226,21 +289,21 @@ def test_login_form_explains_what_is_missing_and_keeps_the_form(comm_log: list[d
     assert "Type the auth string" in form.message and not form.busy
 
     # A URL that cannot work: refused before anything is sent, shown in the form.
-    form._url.value = "ftp://example.com/some/path"
-    type_secret(form._auth_string, "nbuser:CANARY-bad-url")
+    form.url_box.value = "ftp://example.com/some/path"
+    type_secret(form.panels['auth-string'].parts['secret'], "nbuser:CANARY-bad-url")
     form._button.click()
     assert "must start with http:// or https:// (not ftp://example.com)" in form.message
     assert "some/path" not in form.message and "CANARY" not in form.message
-    assert form._auth_string.held  # kept: fix the URL and click again
-    assert form._url.value == "ftp://example.com/some/path"  # the form is kept
+    assert form.panels['auth-string'].parts['secret'].held  # kept: fix the URL and click again
+    assert form.url_box.value == "ftp://example.com/some/path"  # the form is kept
     assert not form._button.disabled and not form.busy
 
-    form._tabs.selected_index = 1  # Prefect Cloud
+    form.select("api-key")  # Prefect Cloud: its panel has no URL box
+    assert form._stack.selected_index == 1 and form.url_box not in form.panels["api-key"].children
     form._button.click()
     assert "API key" in form.message
-    assert form._url.layout.display == "none"
-    form._tabs.selected_index = 2  # gateway headers
-    form._url.value = "http://127.0.0.1:9/api"
+    form.select("headers")
+    form.url_box.value = "http://127.0.0.1:9/api"
     form._button.click()
     assert "at least one header" in form.message
     form.close()
@@ -256,13 +319,13 @@ def test_url_box_with_userinfo_is_cleared_without_echo(comm_log: list[dict[str, 
 
     canary = "CANARY" + uuid.uuid4().hex
     form = LoginWidget(api_url="http://127.0.0.1:9/api")
-    front_end_update(form._url, value=pasted.format(c=canary))
-    assert form._url.value == ""
+    front_end_update(form.url_box, value=pasted.format(c=canary))
+    assert form.url_box.value == ""
     assert "held a user name or password, so it was cleared" in form.message
     assert canary not in form.message and canary not in form._message.value
     assert canary not in all_state_json(form) and "nbuser" not in form.message
     # The kernel told the page to empty the box.
-    assert any(m["data"].get("state", {}).get("value") == "" for m in updates_of(comm_log, form._url))
+    assert any(m["data"].get("state", {}).get("value") == "" for m in updates_of(comm_log, form.url_box))
     form.close()
 
 
@@ -272,13 +335,145 @@ def test_a_secret_pasted_into_the_url_box_is_not_echoed(comm_log: list[dict[str,
 
     canary = "Zq7" + uuid.uuid4().hex
     form = LoginWidget(api_url="")
-    front_end_update(form._url, value=pasted.format(c=canary))
-    type_secret(form._auth_string, "nbuser:pw")
+    front_end_update(form.url_box, value=pasted.format(c=canary))
+    type_secret(form.panels['auth-string'].parts['secret'], "nbuser:pw")
     form._button.click()
     assert form.wait(30)
     assert "cleared" in form.message, form.message
     assert canary not in form.message and canary not in form._message.value
-    assert form._url.value == "" and canary not in all_state_json(form)
+    assert form.url_box.value == "" and canary not in all_state_json(form)
+    form.close()
+
+
+def test_a_choice_is_one_entry_label_and_panel_builder(comm_log: list[dict[str, Any]]) -> None:
+    """Issue 25 item 14: the choices are data. A new one (as the SSO and Hub choices will be)
+    is one Choice: it gets its label in the bar, its panel, Enter and Log in, with nothing
+    else changed in the form; one not available here is not offered."""
+    from prefect_nbauth.notebook.widgets._login_choices import CHOICES, Attempt, Choice, Panel
+    from prefect_nbauth.widgets import LoginWidget
+
+    ran: list[str] = []
+
+    def hub(form: Any) -> Panel:
+        box = form.secret_box("Hub token", "from JupyterHub", "pnb-hub")
+
+        def prepare() -> Attempt:
+            secret = box.take()
+            ran.append(secret.reveal() if secret else "")
+            return Attempt(lambda: None, [secret] if secret else [])
+
+        return Panel([box], lambda: [box], prepare, {"secret": box})
+
+    entries = [Choice("hub", lambda: "Use my Hub sign-in (alice)", hub, default_for=lambda url: True),
+               *CHOICES, Choice("nowhere", "Not here", hub, available=lambda: False)]
+    form = LoginWidget(api_url="http://127.0.0.1:9/api",
+                       choices=[c for c in entries if c.available()])
+    assert form._bar.labels == ["Use my Hub sign-in (alice)", "Self-hosted server", "Prefect Cloud",
+                                "Gateway headers"]
+    assert form.mode == "hub" and form._stack.selected_index == 0  # first, and the default for this URL
+    assert len(form._stack.children) == 4
+    type_secret(form.panels["hub"].parts["secret"], "hub-token", enter=True)  # Enter logs in
+    assert form.wait(30) and ran == ["hub-token"]
+    front_end_update(form._bar, index=2)  # a click on "Prefect Cloud" in the page
+    assert form.mode == "api-key" and form._stack.selected_index == 2
+    form.close()
+    with pytest.raises(ValueError, match="mode must be one of"):
+        LoginWidget(mode="sso")
+    assert [c.key for c in CHOICES] == ["auth-string", "api-key", "headers"]
+
+
+def test_no_part_of_the_form_waits_for_lumino_to_bind_its_listeners(comm_log: list[dict[str, Any]]) -> None:
+    """Issue 25 item 2: a restored ipywidgets Tab (Lumino TabBar) can miss "before-attach" and
+    stay dead after a reload; the form uses no such widget (the browser proof is
+    tests/browser/test_browser_login_form.py)."""
+    import ipywidgets
+
+    from prefect_nbauth.notebook.widgets import choice_bar
+    from prefect_nbauth.widgets import LoginWidget
+
+    form = LoginWidget()
+    parts = all_widgets(form)
+    assert not [w for w in parts if isinstance(w, (ipywidgets.Tab, ipywidgets.Accordion))]
+    assert any(isinstance(w, choice_bar.ChoiceBar) for w in parts)
+    assert any(isinstance(w, ipywidgets.Stack) for w in parts)
+    js = choice_bar.ChoiceBar._esm
+    render = js[js.index("function render"):]
+    assert 'addEventListener("click"' in render and 'addEventListener("keydown"' in render
+    form.close()
+
+
+PASTED_TOKENS = [
+    'p"q\'r\\s-CANARY{hex}',                                        # prefect_nbauth.testing.canaries' shape
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJDQU5BUlki{hex}.c2lnbmF0dXJl",  # a JWT (a gateway's token)
+    "pnu_CANARY{hex}",                                             # a Prefect Cloud key
+    "CANARYtokenCANARYtokenCANARY{hex}",                           # letters and digits, one long run
+    "{hex8}-{hex4}-4{hex3}-a{hex3}-{hex12}",                       # a UUID key
+]
+
+
+def _token(shape: str) -> str:
+    h = uuid.uuid4().hex + uuid.uuid4().hex
+    return shape.format(hex=h[:32], hex8=h[:8], hex4=h[8:12], hex3=h[12:15], hex12=h[15:27])
+
+
+@pytest.mark.parametrize("shape", PASTED_TOKENS, ids=["canary", "jwt", "cloud-key", "long-run", "uuid"])
+def test_every_free_text_box_refuses_a_pasted_token_and_never_echoes_it(comm_log: list[dict[str, Any]],
+                                                                        shape: str) -> None:
+    """Issue 21 item 5: every text box of every panel (the URL, each header Name) is guarded alike:
+    a token pasted there is emptied, not sent back, and no message, state or saved form holds it."""
+    import ipywidgets
+
+    from prefect_nbauth.notebook.widgets._free_text import GuardedText
+    from prefect_nbauth.testing.canaries import leaks
+    from prefect_nbauth.widgets import LoginWidget
+
+    form = LoginWidget(api_url="http://127.0.0.1:9/api")
+    form.panels["headers"].parts["rows"].add()  # a second row: every row is guarded
+    checked = 0
+    for key, panel in form.panels.items():
+        form.select(key)
+        texts = {id(w): w for child in panel.children for w in all_widgets(child)
+                 if isinstance(w, (ipywidgets.Text, ipywidgets.Textarea))}.values()
+        for box in texts:
+            assert isinstance(box, GuardedText), f"{key}: an unguarded text box {box!r}"
+            token = _token(shape)
+            sent = len(comm_log)
+            front_end_update(box, value=token)  # pasted in the page
+            if box.value:  # a URL box waits for Log in ("http://1" is on its way to a URL)
+                form._button.click()
+                assert form.wait(30)
+            assert box.value == "", (key, box.description)
+            assert "cleared" in form.message and "not shown here" in form.message, form.message
+            everywhere = _state_everywhere(form) + form.message + json.dumps([m["data"] for m in comm_log[sent:]])
+            assert leaks(everywhere, token) == [], (key, box.description)
+            box.value = "http://127.0.0.1:9/api" if box is form.url_box else ""
+            checked += 1
+    assert checked == 4  # the URL box (shared by two panels: checked in each) and two header names
+    form.close()
+
+
+def test_a_swapped_header_name_and_value_is_refused_without_echo(comm_log: list[dict[str, Any]]) -> None:
+    from prefect_nbauth.testing.canaries import leaks
+    from prefect_nbauth.widgets import LoginWidget
+
+    token = _token(PASTED_TOKENS[1])
+    form = LoginWidget(api_url="http://127.0.0.1:9/api", mode="headers")
+    rows = form.panels["headers"].parts["rows"]
+    name, value = rows.rows[0]
+    front_end_update(name, value=token)  # the token in the Name box ...
+    type_secret(value, "cf-access-token")  # ... and the header's name in the Value box
+    assert name.value == "" and "not a header name" in form.message  # emptied as soon as it arrived
+    form._button.click()
+    assert form.wait(30) and "at least one header" in form.message and form.result is None
+    assert leaks(_state_everywhere(form) + form.message + json.dumps([m["data"] for m in comm_log]), token) == []
+    # Header names people use are accepted as typed; a missing value names the row, not the header.
+    for header in ("cf-access-token", "X-API-Key", "Authorization", "X-B3-TraceId", "x_gateway_user"):
+        front_end_update(name, value=header)
+        assert name.value == header, header
+    rows.add()
+    front_end_update(rows.rows[1][0], value="X-Second")
+    form._button.click()
+    assert "Type a value for the header in row 2 first." in form.message and "X-Second" not in form.message
     form.close()
 
 
@@ -288,7 +483,7 @@ def test_errors_lead_with_a_sentence_and_show_at_most_scheme_and_host(comm_log: 
 
     url = f"http://127.0.0.1:{free_port()}/api/PATHCANARY"
     form = LoginWidget(api_url=url)
-    type_secret(form._auth_string, "nbuser:pw")
+    type_secret(form.panels['auth-string'].parts['secret'], "nbuser:pw")
     started = time.perf_counter()
     form._button.click()
     returned_after = time.perf_counter() - started
@@ -553,7 +748,7 @@ status_widget = AuthStatusWidget()          # shown in an earlier cell
 status_widget.wait_idle(30)
 out["status before"] = status_widget.status.mode.value
 form = LoginWidget(api_url={auth_server.api_url!r})
-type_secret(form._auth_string, {AUTH_STRING!r})
+type_secret(form.panels['auth-string'].parts['secret'], {AUTH_STRING!r})
 t0 = time.perf_counter(); form._button.click(); out["click returned s"] = time.perf_counter() - t0
 out["busy right after click"] = form.busy
 out["finished"] = form.wait(60)
@@ -565,7 +760,7 @@ status_widget.wait_idle(30)
 wait_until(lambda: "Prefect 3" in status_widget._summary.value, 10, "the server version")
 out["status html"] = status_widget._summary.value
 # A wrong password: refused, shown, and the previous login keeps working.
-type_secret(form._auth_string, "admin@corp:wrong")
+type_secret(form.panels['auth-string'].parts['secret'], "admin@corp:wrong")
 form._button.click(); form.wait(60)
 out["message wrong"] = form.message
 out["flows after failure"] = read_flows_sync()
@@ -626,21 +821,21 @@ def test_cloud_key_with_several_workspaces_gets_a_chooser(cloud, run_scenario):
 from prefect_nbauth.widgets import LoginWidget
 out = {{}}
 form = LoginWidget(mode="api-key")
-type_secret(form._api_key, {CLOUD_USER_KEY!r})
+type_secret(form.panels['api-key'].parts['secret'], {CLOUD_USER_KEY!r})
 form._button.click(); form.wait(60)
-out["chooser"] = [form._workspace.layout.display, list(form._workspace.options), form.message]
+out["chooser"] = [form.panels['api-key'].parts['workspace'].layout.display, list(form.panels['api-key'].parts['workspace'].options), form.message]
 out["mode before choosing"] = nb.status(check_server=False).mode.value
 form._button.click()
 out["must choose"] = form.message
-front_end_update(form._workspace, index=list(form._workspace.options).index("acme/prod"))
+front_end_update(form.panels['api-key'].parts['workspace'], index=list(form.panels['api-key'].parts['workspace'].options).index("acme/prod"))
 form._button.click(); form.wait(60)
 out["chosen"] = [form.message, nb.status(check_server=False).workspace, read_flows_sync()]
 bot = LoginWidget(mode="api-key")
-type_secret(bot._api_key, {CLOUD_BOT_KEY!r})
+type_secret(bot.panels['api-key'].parts['secret'], {CLOUD_BOT_KEY!r})
 bot._button.click(); bot.wait(60)
-out["bot"] = [bot.message, bot._workspace.layout.display]
+out["bot"] = [bot.message, bot.panels['api-key'].parts['workspace'].layout.display]
 old = LoginWidget(mode="api-key")
-type_secret(old._api_key, {CLOUD_EXPIRED_KEY!r})
+type_secret(old.panels['api-key'].parts['secret'], {CLOUD_EXPIRED_KEY!r})
 old._button.click(); old.wait(60)
 out["expired"] = [old.message, nb.status(check_server=False).identity]
 out["leaks"] = all_state_json(form) + all_state_json(bot) + all_state_json(old) + json.dumps(

@@ -145,14 +145,17 @@ def _works(kernel: Any) -> bool:
 
 
 def test_the_login_forms_first_choice_under_the_hub_logs_in_as_the_person(team: HubTeam) -> None:
+    """The real form in carol's kernel: "Use my Hub sign-in (carol)" first and chosen; Log in."""
     carol = team.name("carol")
     out = team.kernels["carol"].run(
-        "from prefect_nbauth.notebook.widgets.hub import HubSignIn\n"
-        "entry = HubSignIn()\n"
-        "print('OFFERED', entry.available(), entry.order, entry.label)\n"
-        "print(entry.login(None, timeout=10))")
-    assert f"OFFERED True 0 Use my Hub sign-in ({carol})" in out
-    assert f"via JupyterHub as {carol}" in out
+        "from prefect_nbauth.widgets import LoginWidget\n"
+        "form = LoginWidget()\n"
+        "print('CHOICES', [c.title() for c in form._choices], form.mode)\n"
+        "form.submit(); form.wait(60)\n"
+        "print('RESULT', form.result)\n"
+        "print('MESSAGE', form.message)")
+    assert f"CHOICES ['Use my Hub sign-in ({carol})', 'Self-hosted server'" in out and "] hub" in out
+    assert f"via JupyterHub as {carol}" in out and f"as {carol}" in out.split("MESSAGE", 1)[1]
 
 
 def test_kernels_over_ipc_are_not_reported_and_a_tcp_kernel_on_the_shared_host_is(team: HubTeam) -> None:

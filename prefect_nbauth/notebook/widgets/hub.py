@@ -1,54 +1,52 @@
 """The login form's first choice under JupyterHub: "Use my Hub sign-in (alice)".
 
-One entry of the form's list of ways to log in (the form shows the entries whose
-:meth:`HubSignIn.available` is true, first the one with the lowest ``order``). Under a
-Hub that signed the person in (``$JUPYTERHUB_USER``, ``$JUPYTERHUB_API_URL`` and
-``$JUPYTERHUB_API_TOKEN`` are set in every server it starts) nothing is typed: the
-access token the Hub keeps for that person goes to the gateway at the API URL, and the
-Hub keeps it fresh (:class:`~prefect_nbauth.JupyterHubToken`, :func:`login_with_hub`). Outside a Hub the entry
-is not offered.
+One entry of the form's choices (:class:`~._login_choices.Choice`), offered only in a
+server that JupyterHub started (``$JUPYTERHUB_USER``, ``$JUPYTERHUB_API_URL`` and
+``$JUPYTERHUB_API_TOKEN`` set) and then first, and chosen by default. Nothing is typed:
+the access token the Hub keeps for that person goes to the gateway at the API URL, and
+the Hub keeps it fresh (:class:`~prefect_nbauth.JupyterHubToken`,
+:func:`~prefect_nbauth.session.login_with_hub`). :func:`login_choices` is what the form
+offers: this entry, then :data:`~._login_choices.CHOICES`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from html import escape
-from typing import Any
+import ipywidgets as widgets
 
 from ...session import hub_user, login_with_hub, under_jupyterhub
+from ._base import esc
+from ._login_choices import CHOICES, Attempt, Choice, Form, Panel
 
-__all__ = ["HubSignIn"]
+__all__ = ["HUB_SIGN_IN", "hub_panel", "login_choices"]
 
 
-@dataclass(frozen=True)
-class HubSignIn:
-    """The "Use my Hub sign-in" entry: its label, its explanation, and the login it does."""
+def _label() -> str:
+    return f"Use my Hub sign-in ({hub_user() or 'unknown'})"
 
-    key: str = "hub"
-    #: Lower is earlier: under a Hub this is the form's first choice.
-    order: int = 0
-    #: The header the gateway reads the token from (``Authorization: Bearer …``).
-    header: str = "Authorization"
 
-    @staticmethod
-    def available() -> bool:
-        """Offered only in a server JupyterHub started."""
-        return under_jupyterhub()
+def _under_hub(_url: str) -> bool:
+    return under_jupyterhub()
 
-    @property
-    def label(self) -> str:
-        return f"Use my Hub sign-in ({hub_user() or 'unknown'})"
 
-    def explanation_html(self) -> str:
-        """What the form shows under the choice: nothing to type, and what happens."""
-        user = escape(hub_user() or "you")
-        return (f"<span class='pnb-note'>No password: JupyterHub signed you in as <b>{user}</b>. "
-                "Your access token goes to the gateway at the API URL above, and the Hub keeps it "
-                "fresh. Nothing is stored.</span>")
+def hub_panel(form: Form) -> Panel:
+    """The API URL (the gateway's) and a sentence: there is nothing to type."""
+    note = widgets.HTML(
+        f"<span class='pnb-note'>No password: JupyterHub signed you in as <b>{esc(hub_user() or 'you')}</b>. "
+        "Your access token goes to the gateway at the API URL above, and the Hub keeps it fresh. "
+        "Nothing is stored.</span>")
 
-    def needs_secret(self) -> bool:
-        return False
+    def prepare() -> Attempt:
+        url = form.api_url()
+        timeout = form.timeout
+        return Attempt(lambda: login_with_hub(url, timeout=timeout), [], url or "")
 
-    def login(self, api_url: str | None, *, timeout: float, **_: Any) -> Any:
-        """Log in with the Hub's token for this server's owner (``api_url``: the gateway's)."""
-        return login_with_hub(api_url, header=self.header, timeout=timeout)
+    return Panel([form.url_box, note], list, prepare, {"note": note})
+
+
+#: "Use my Hub sign-in (alice)": offered under JupyterHub, first, and the default there.
+HUB_SIGN_IN = Choice("hub", _label, hub_panel, available=under_jupyterhub, default_for=_under_hub)
+
+
+def login_choices() -> tuple[Choice, ...]:
+    """The choices the form offers in this kernel, in order: the Hub sign-in first (under a Hub)."""
+    return tuple(c for c in (HUB_SIGN_IN, *CHOICES) if c.available())

@@ -153,11 +153,14 @@ class RefreshingToken:
     def _failed(self, exc: CredentialProviderError) -> Token:
         with self._cond:
             self.failures += 1
-            self.last_error = scrub_text(str(exc))  # a provider's text may quote the token in force
+            said = scrub_text(str(exc))  # a provider's text may quote the token in force
+            again = said == self.last_error
+            self.last_error = said
             self._refreshing = False
             self._cond.notify_all()
             token = self._token
-        logger.warning("refreshing the %s failed: %s", self.slot, exc)
+        # Once per new reason: every request of a busy kernel meets the same failure.
+        logger.log(logging.DEBUG if again else logging.WARNING, "refreshing the %s failed: %s", self.slot, exc)
         if token is not None and not token.expired():
             return token  # keep using the old one while it lasts
         raise exc

@@ -78,3 +78,20 @@ def _credential() -> Any:
     from prefect_nbauth._inputs import Credential
 
     return Credential(api_url="https://prefect.test/api", headers={"Authorization": Secret("token-1")})
+
+
+def test_the_same_failure_is_logged_once_not_at_every_request(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from prefect_nbauth.testing import wait_until
+
+    provider = ExpiringThenFailing()
+    token = RefreshingToken(provider, slot="header X")
+    first = token.fetch_initial()
+    wait_until(first.expired, 10, "the first token to expire")
+    with caplog.at_level(logging.DEBUG, logger="prefect_nbauth"):
+        for _ in range(5):  # five requests meeting the same failure
+            with pytest.raises(CredentialProviderError):
+                token.refresh(stale=first, reason="HTTP 401")
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "failed" in r.getMessage()]
+    assert len(warnings) == 1 and provider.calls == 6

@@ -144,6 +144,7 @@ class JupyterHubToken(CredentialProvider):
         self._failures = 0
         self._not_before = 0.0  # monotonic time before which the Hub is not asked again
         self._last_error: CredentialProviderError | None = None
+        self._retry_at = ""
         #: Hub API calls made (each is one GET); for benchmarks and status.
         self.requests = 0
 
@@ -157,9 +158,8 @@ class JupyterHubToken(CredentialProvider):
     def fetch(self) -> Token:
         """The person's current access token; see the module docstring for every rule."""
         with self._lock, self._across_kernels():
-            wait = self._not_before - time.monotonic()
-            if wait > 0 and self._last_error is not None:
-                raise type(self._last_error)(f"{self._last_error} (asking the Hub again in {wait:.0f} s)")
+            if self._not_before > time.monotonic() and self._last_error is not None:
+                raise type(self._last_error)(f"{self._last_error} (the Hub is asked again at {self._retry_at})")
             try:
                 token = self._ask_hub()
             except HubSignedOutError as exc:
@@ -178,6 +178,8 @@ class JupyterHubToken(CredentialProvider):
     def _remember_failure(self, exc: CredentialProviderError, wait: float) -> None:
         self._last_error = exc
         self._not_before = time.monotonic() + wait
+        # A time, not a countdown: the same failure reads the same until then (logged once).
+        self._retry_at = (datetime.now() + timedelta(seconds=wait)).strftime("%H:%M:%S")
 
     @contextlib.contextmanager
     def _across_kernels(self) -> Iterator[None]:

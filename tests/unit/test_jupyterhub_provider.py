@@ -35,6 +35,7 @@ class Hub:
         self.most_in_flight = 0
         self._lock = threading.Lock()
         self.delay = 0.0
+        self.rotate = False  # a new access token at every call (a Hub refreshing each time)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
@@ -44,6 +45,8 @@ class Hub:
         try:
             if self.delay:
                 time.sleep(self.delay)
+            if self.rotate:
+                self.state = auth_state(f"access-{len(self.calls)}", expires_at=time.time() + 60)
             if self.status != 200:
                 return httpx.Response(self.status, json={"status": self.status, "message": "Action is not authorized"})
             model: dict[str, Any] = {"name": "alice", "kind": "user"}
@@ -98,8 +101,6 @@ def test_without_a_stamp_the_expiry_is_expires_in_from_first_seen() -> None:
     first = provider.fetch()
     assert first.expires_at is not None
     assert before + 8.5 < first.expires_at.timestamp() <= time.time() + 9  # one second for flooring
-    again = provider.fetch()  # the same token later: still counted from when it was first seen
-    assert again.expires_at == first.expires_at
 
 
 def test_only_the_access_token_is_kept_and_the_others_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
@@ -109,7 +110,7 @@ def test_only_the_access_token_is_kept_and_the_others_are_scrubbed(caplog: pytes
                                transport=httpx.MockTransport(hub.handler))
     token = provider.fetch()
     assert token.value.reveal() == access
-    held = repr(vars(provider)) + repr(provider) + str(pickle.dumps(provider.fetch().value))
+    held = repr(vars(provider)) + repr(provider) + str(pickle.dumps(token.value))
     assert_no_secret(held, refresh, id_token, server_token, access)
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("anything").warning("echo %s %s %s %s", refresh, id_token, server_token, access)
@@ -191,7 +192,7 @@ def test_signed_out_at_the_hub_says_so_and_the_next_sign_in_is_picked_up(monkeyp
 def test_never_two_hub_calls_in_flight() -> None:
     """Eight threads refreshing at once: one Hub call at a time (the Hub does not de-duplicate)."""
     hub = Hub(auth_state("access", expires_at=time.time() + 60))
-    hub.delay = 0.05
+    hub.delay, hub.rotate = 0.05, True
     provider = hub.provider()
     threads = [threading.Thread(target=provider.fetch) for _ in range(8)]
     for thread in threads:
@@ -232,14 +233,32 @@ def test_kernel_channels_on_tcp_with_other_people_on_the_host_are_a_warning(monk
     assert channels.exposure() is None  # not a kernel
 
 
-def test_nothing_newer_at_the_hub_is_the_very_token_in_use() -> None:
-    """A refresh after a rejection then sees that nothing changed: the refused token is not resent."""
+def test_asked_again_long_before_expiry_with_nothing_newer_says_refused_and_backs_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a refusal makes the kernel ask long before expiry: nothing newer at the Hub is an
+    error naming the hook (a Hub without it hands out tokens that expired sooner than it knows)."""
+    _exact_messages(monkeypatch)
     hub = Hub(auth_state("access-1", expires_at=time.time() + 60))
+    provider = hub.provider()
+    provider.fetch()
+    with pytest.raises(CredentialProviderError, match="refused .* no newer one.*refresh_user_hook"):
+        provider.fetch()
+    for _ in range(10):
+        with pytest.raises(CredentialProviderError):
+            provider.fetch()
+    assert len(hub.calls) == 2  # the loop of refused requests did not reach the Hub
+    hub.state = auth_state("access-2", expires_at=time.time() + 60)
+    clock = [time.monotonic() + 1.1]
+    monkeypatch.setattr("prefect_nbauth.session.providers._jupyterhub.time.monotonic", lambda: clock[0])
+    assert provider.fetch().value.reveal() == "access-2"
+
+
+def test_near_its_expiry_nothing_newer_is_the_very_token_in_use() -> None:
+    """Asked just before expiry (the proactive refresh) when the Hub has not refreshed yet: no error."""
+    hub = Hub(auth_state("access-1", expires_at=time.time() + 2))
     provider = hub.provider()
     first = provider.fetch()
     assert provider.fetch() is first
-    hub.state = auth_state("access-2", expires_at=time.time() + 60)
-    assert provider.fetch().value.reveal() == "access-2"
 
 
 def test_audit_reports_a_kernel_whose_channels_others_can_reach(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -69,6 +69,10 @@ AUTH_STATE_SETTING = "c.Authenticator.enable_auth_state = True (with JUPYTERHUB_
 HOOK_SETTING = ("c.GenericOAuthenticator.refresh_user_hook and modify_auth_state_hook from "
                 "prefect_nbauth's docs/jupyterhub/jupyterhub_config.py, with c.Authenticator.auth_refresh_age = 1")
 
+#: A token with more than this (or a quarter of its life) left is not being refreshed for its
+#: expiry: asking again then means the gateway refused it.
+NEAR_EXPIRY = 5.0
+
 _ENV_URL = "JUPYTERHUB_API_URL"
 _ENV_TOKEN = "JUPYTERHUB_API_TOKEN"  # noqa: S105 - a variable's name
 _ENV_USER = "JUPYTERHUB_USER"
@@ -271,8 +275,16 @@ class JupyterHubToken(CredentialProvider):
                 f"token). The Hub admin adds {HOOK_SETTING}.")
         if self._last_token is not None and self._last_token.value == access \
                 and self._last_token.expires_at == expires_at:
-            # Nothing newer at the Hub: the very token in use, so that a refresh after a
-            # rejection sees that nothing changed (and does not resend what was refused).
+            left = self._last_token.remaining()
+            lifetime_s = (expires_at - self._last_token.obtained_at).total_seconds() if expires_at else None
+            if left is None or lifetime_s is None or left > max(NEAR_EXPIRY, lifetime_s / 4):
+                # Asked again long before the token ends: the gateway refused it (revoked, or
+                # expired sooner than the Hub knows). Not the same token again: nothing changes.
+                raise CredentialProviderError(
+                    f"The gateway refused {self.user}'s access token and JupyterHub has no newer one: "
+                    "it was revoked, or it expired before the Hub refreshed it (a Hub without the "
+                    f"refresh hook hands out expired tokens; the Hub admin adds {HOOK_SETTING}).")
+            # Near its end: the Hub refreshes at its own margin; the very token in use until then.
             return self._last_token
         self._last_value, self._last_expiry = access, expires_at
         self._last_token = Token(access, expires_at)

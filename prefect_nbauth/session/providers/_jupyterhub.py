@@ -164,6 +164,7 @@ class JupyterHubToken(CredentialProvider):
         with self._lock, self._across_kernels():
             if self._not_before > time.monotonic() and self._last_error is not None:
                 raise type(self._last_error)(f"{self._last_error} (the Hub is asked again at {self._retry_at})")
+            previous = self._last_token
             try:
                 token = self._ask_hub()
             except HubSignedOutError as exc:
@@ -173,7 +174,8 @@ class JupyterHubToken(CredentialProvider):
                 self._failures += 1
                 self._remember_failure(exc, min(self.max_backoff, 2.0 ** (self._failures - 1)))
                 raise
-            self._failures = 0
+            if token is not previous:
+                self._failures = 0  # progress: a new token (the same one again resets nothing)
             self._last_error = None
             self._not_before = 0.0
             return token

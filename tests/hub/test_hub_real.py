@@ -131,8 +131,8 @@ def _signed_out_message(kernel: Any) -> str | None:
     try:
         kernel.run("client.read_flows(limit=1)")
     except CellError as exc:
-        text = str(exc)
-        return text if "signed out" in text else None
+        said = str(exc).split("\n", 1)[0]  # the error's own line, not the traceback's source lines
+        return said if "signed out" in said else None
     return None
 
 

@@ -2,8 +2,9 @@
 // gateway's auth string. See sso_stream.conf.
 //
 // Per TCP connection: if its first request is a websocket upgrade and the HTTP half
-// answers 101 (it checked the person's token), the client's first frame is read whole,
-// and if it is Prefect's {"type": "auth", ...} text message its token is replaced by the
+// answers 101 (it checked the person's token), the client's first data frame is read whole
+// (control frames before it, a ping, pass as they are), and if it is Prefect's
+// {"type": "auth", ...} text message its token is replaced by the
 // auth string (from $prefect_auth_string_b64). Anything unexpected (a first request that is
 // not an upgrade, any other answer than 101, bytes from the client before the 101, a
 // compressed or fragmented frame, another message) is passed through untouched: Prefect
@@ -55,21 +56,32 @@ function auth_message(s) {
         }
         if (state === 'frame') {
             held = Buffer.concat([held, chunk]);
-            var frame = parseFrame(held);
-            // Prefect's events client pings before it sends its auth message: control
-            // frames (ping, pong) pass through, and the first data frame is the one read.
-            while (frame !== null && frame.opcode >= 8) {
-                s.send(held.slice(0, frame.end), flags);
+            var out = [];
+            for (;;) {
+                var frame = parseFrame(held);
+                if (frame === null) {
+                    if (!flags.last) {
+                        break;  // the first message is not complete yet
+                    }
+                    state = 'done';
+                    out.push(held);
+                    held = Buffer.alloc(0);
+                    break;
+                }
+                var bytes_ = held.slice(0, frame.end);
                 held = held.slice(frame.end);
-                frame = parseFrame(held);
+                if (frame.opcode >= 8) {
+                    out.push(bytes_);  // a ping before the auth message (Prefect's client sends one)
+                    continue;
+                }
+                state = 'done';
+                out.push(rewrite(frame, bytes_, s), held);
+                held = Buffer.alloc(0);
+                break;
             }
-            if (frame === null && !flags.last) {
-                return;  // the first frame is not complete yet
+            if (out.length) {
+                s.send(Buffer.concat(out), flags);
             }
-            state = 'done';
-            var out = frame === null ? held : Buffer.concat([rewrite(frame, held, s), held.slice(frame.end)]);
-            held = Buffer.alloc(0);
-            s.send(out, flags);
             return;
         }
         s.send(chunk, flags);

@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -83,6 +84,17 @@ def _source_hash(project: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _copy_project(project: Path, into: Path) -> Path:
+    """pyproject.toml, README.md and the package (no caches) copied under ``into``."""
+    tree = into / "prefect-nbauth"
+    tree.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(project / name, tree / name)
+    shutil.copytree(project / "prefect_nbauth", tree / "prefect_nbauth",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return tree
+
+
 def _run(argv: list[str], **kwargs: object) -> None:
     subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, timeout=INSTALL_TIMEOUT,
                    **kwargs)  # type: ignore[call-overload]
@@ -112,11 +124,15 @@ def ensure_hub_env() -> HubEnv:
         stamp = env.root / ".project"
         source = _source_hash(project)
         if not (stamp.exists() and stamp.read_text() == source):
-            # The project's own dependencies come with it (pip keeps the pinned Prefect).
-            _run([str(env.python), "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps",
-                  str(project)], cwd=str(env.root))
-            _run([str(env.python), "-m", "pip", "install", "-q", str(project), *pins],
-                 cwd=str(env.root))
+            with tempfile.TemporaryDirectory(prefix="nbauth-hub-src-") as copy:
+                # From a copy of what the package is built from: pip builds in the tree it is
+                # given (a build/ folder), which must not be the checkout's, nor go stale there.
+                source_tree = _copy_project(project, Path(copy))
+                _run([str(env.python), "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps",
+                      str(source_tree)], cwd=str(env.root))
+                # The project's own dependencies come with it (pip keeps the pinned Prefect).
+                _run([str(env.python), "-m", "pip", "install", "-q", str(source_tree), *pins],
+                     cwd=str(env.root))
             stamp.write_text(source)
         # Everything readable (and directories enterable) by the spawned users; writable by root only.
         _run(["chmod", "-R", "a+rX,go-w", str(env.root)])

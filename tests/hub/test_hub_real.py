@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PEOPLE
 
 from prefect_nbauth.testing import wait_until
 from prefect_nbauth.testing.hub import CellError, HubTeam
@@ -50,7 +49,7 @@ def load(team: HubTeam) -> dict[str, dict[str, Any]]:
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(p,)) for p in PEOPLE]
+    threads = [threading.Thread(target=run, args=(p,)) for p in team.people]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -61,14 +60,14 @@ def load(team: HubTeam) -> dict[str, dict[str, Any]]:
 
 
 def test_each_kernel_logs_in_as_its_person_with_nothing_typed(team: HubTeam) -> None:
-    for person in PEOPLE:
+    for person in team.people:
         output = team.login_output[person]
         assert f"via JupyterHub as {team.name(person)}" in output, output
 
 
 def test_every_request_reaches_prefect_under_the_right_person(team: HubTeam, load: dict[str, Any]) -> None:
     rows = team.gateway.access_log()
-    for person in PEOPLE:
+    for person in team.people:
         mine = [r for r in rows if f"/flows/name/{flow_name(team.name(person), '')}" in r.path]
         assert len(mine) >= load[person]["calls"] > 0
         assert {r.user for r in mine if r.status == 200} == {team.name(person)}
@@ -78,7 +77,7 @@ def test_every_request_reaches_prefect_under_the_right_person(team: HubTeam, loa
 
 
 def test_three_token_lifetimes_without_a_failed_call_or_a_lost_event(team: HubTeam, load: dict[str, Any]) -> None:
-    for person in PEOPLE:
+    for person in team.people:
         figures = load[person]
         assert figures["failed"] == 0, figures["errors"]
         assert figures["calls"] > 50

@@ -141,7 +141,7 @@ def run_scenario(tmp_path: Path, request: pytest.FixtureRequest) -> RunScenario:
 
 # Tests live in one folder per level; the folder is also a marker, so
 # `./scripts/test -m "not browser"` (or `-m unit`, `-m "server or kernel"`) selects by level.
-LEVELS = ("unit", "server", "kernel", "browser", "scale")
+LEVELS = ("unit", "server", "kernel", "browser", "scale", "hub")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

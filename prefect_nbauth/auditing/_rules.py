@@ -17,6 +17,7 @@ __all__ = ["RULES", "judge"]
 RULES: tuple[Rule, ...] = (
     _transport.transport,
     _transport.tls_verification,
+    _transport.kernel_channels,
     _auth_mode.advertised_auth,
     _rest_rules.no_credential,
     _rest_rules.wrong_credential,

@@ -8,7 +8,7 @@ from .._inputs import plain_http_warning
 from ._evidence import Evidence
 from ._report import Finding, Outcome
 
-__all__ = ["redirects", "tls_verification", "transport"]
+__all__ = ["kernel_channels", "redirects", "tls_verification", "transport"]
 
 
 def transport(seen: Evidence) -> Finding:
@@ -57,3 +57,19 @@ def redirects(seen: Evidence) -> Finding:
                        "make the proxy answer API paths itself instead of redirecting.")
     return Finding("redirects", title, Outcome.PASS,
                    "No probe was redirected to another origin.")
+
+
+def kernel_channels(seen: Evidence) -> Finding | None:
+    """Whether other users of this host can read this kernel's output (not a probe: the host)."""
+    from .._kernel_channels import exposure, kernel_transport
+
+    if kernel_transport() is None:
+        return None  # not a kernel
+    warning = exposure()
+    title = "This kernel's channels"
+    if warning is not None:
+        return Finding("kernel-channels", title, Outcome.FAIL, warning.split(" Run kernels")[0],
+                       "Run kernels over IPC: " + warning.split("Run kernels over IPC: ")[1])
+    return Finding("kernel-channels", title, Outcome.PASS,
+                   "Only this account can reach this kernel's channels (IPC sockets, or no other "
+                   "accounts on this machine).")

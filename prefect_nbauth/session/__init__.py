@@ -15,6 +15,7 @@ package imports its private modules.
 """
 
 from ._auth_status import AuthMode, AuthStatus
+from ._hub_login import login_with_hub
 from ._listeners import notify, subscribe
 from ._login import login, logout, refresh
 from ._rotation import RefusalMemory
@@ -31,11 +32,14 @@ from .providers import (
     DeviceSignIn,
     EnvToken,
     FileToken,
+    JupyterHubToken,
     OAuth2ClientCredentials,
     PendingSignIn,
     SignIn,
     StaticToken,
     Token,
+    hub_user,
+    under_jupyterhub,
 )
 
 __all__ = [
@@ -48,6 +52,7 @@ __all__ = [
     "DeviceSignIn",
     "EnvToken",
     "FileToken",
+    "JupyterHubToken",
     "OAuth2ClientCredentials",
     "PendingSignIn",
     "RefusalMemory",
@@ -58,8 +63,10 @@ __all__ = [
     "api_url_in_force",
     "cloud_api_url",
     "current_login",
+    "hub_user",
     "list_workspaces",
     "login",
+    "login_with_hub",
     "logout",
     "notify",
     "refresh",
@@ -68,4 +75,5 @@ __all__ = [
     "socket_credential",
     "status",
     "subscribe",
+    "under_jupyterhub",
 ]

@@ -33,6 +33,8 @@ class AuthStatus:
         mode: which kind of credential Prefect sends.
         api_url: the API URL Prefect talks to (None: it would start an ephemeral server).
         identity: who the server sees: the auth string's user, the Cloud actor, a token's subject.
+        signed_in_via: for a login whose provider signs a person in, where and as whom
+            (``"JupyterHub as alice"``: the provider's ``describe()`` and ``identity()``).
         sources: for each setting in force (``PREFECT_API_URL``, ``PREFECT_API_AUTH_STRING``, …),
             where its value came from: ``"environment variable"``, ``".env"``,
             ``"prefect.toml"``, ``"pyproject.toml"``, ``"profile NAME"`` or ``"login()"``.
@@ -51,6 +53,7 @@ class AuthStatus:
     mode: AuthMode
     api_url: str | None
     identity: str | None = None
+    signed_in_via: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
     expires_at: datetime | None = None
     warnings: tuple[str, ...] = ()
@@ -81,7 +84,9 @@ class AuthStatus:
 
     def __str__(self) -> str:
         lines = [
-            f"Prefect auth: {self.mode.value}" + (" (logged in with prefect_nbauth)" if self.logged_in else ""),
+            f"Prefect auth: {self.mode.value}"
+            + (f" (via {self.signed_in_via})" if self.signed_in_via
+               else " (logged in with prefect_nbauth)" if self.logged_in else ""),
             f"  API URL:     {self.api_url or '<none: Prefect would start a temporary server>'}",
             f"  credential:  {self.credential}",
         ]

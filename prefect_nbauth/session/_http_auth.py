@@ -23,7 +23,7 @@ from typing import Any, AsyncGenerator, Callable, Generator, Union
 
 import httpx
 
-from .._exceptions import AuthenticationError
+from .._exceptions import AuthenticationError, CredentialProviderError
 
 __all__ = ["NbAuth"]
 
@@ -64,6 +64,10 @@ class NbAuth(httpx.Auth):
         if rotation.refused_again(used):  # obtained after a refusal, refused in turn: give up
             raise AuthenticationError(rotation.rejected_twice_message(), status_code=401)
         if not (yield _Call(rotation.refresh_after_rejection, (used,))):
+            failure = getattr(rotation, "refresh_failure", None)
+            if failure is not None:
+                # The refresh failed (the person is signed out…): its reason, not a bare 401.
+                raise CredentialProviderError(str(failure))
             return  # nothing refreshable: Prefect raises its usual 401 error
         # No response.close() here: httpx reads the rejected response into the
         # history itself once the flow yields the retry.

@@ -160,7 +160,9 @@ class RefreshingToken:
     def _failed(self, exc: CredentialProviderError) -> Token:
         with self._cond:
             self.failures += 1
-            self.last_error = scrub_text(str(exc))  # a provider's text may quote the token in force
+            said = scrub_text(str(exc))  # a provider's text may quote the token in force
+            again = said == self.last_error
+            self.last_error = said
             self._refreshing = False
             if isinstance(exc, SignedOutError):
                 self.ended = exc
@@ -171,7 +173,8 @@ class RefreshingToken:
         if isinstance(exc, SignedOutError):
             # The provider said why, once; its token is dead whatever its expiry says.
             raise SignedOutError(str(exc)) from None
-        logger.warning("refreshing the %s failed: %s", self.slot, exc)
+        # Once per new reason: every request of a busy kernel meets the same failure.
+        logger.log(logging.DEBUG if again else logging.WARNING, "refreshing the %s failed: %s", self.slot, exc)
         if token is not None and not token.expired():
             return token  # keep using the old one while it lasts
         raise exc
@@ -230,7 +233,9 @@ class RefreshingToken:
                     # Failed, or the source still holds the same token (a file not yet
                     # rotated): retry, sooner as the expiry nears.
                     left = token.remaining() or 0
-                    backoff = min(30.0, max(0.2, left / 4))
+                    # Once it has expired, double the wait each time: a source that keeps
+                    # failing (a Hub that cannot refresh) is never asked in a loop.
+                    backoff = min(30.0, max(0.2, left / 4) if left > 0 else max(1.0, 2 * backoff))
                 else:
                     backoff = 0.0
 

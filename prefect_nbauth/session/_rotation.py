@@ -85,6 +85,7 @@ class Rotation:
     def __init__(self, login: Login) -> None:
         self.login = login
         self.api_url = login.credential.api_url.rstrip("/")
+        self.refresh_failure: str | None = None
 
     def covers(self, request: Any) -> bool:
         # Parsed origin and path on segment boundaries: a token for https://gw.example.com
@@ -119,6 +120,9 @@ class Rotation:
         changed = refresh_tokens_in_use(self.login, used, reason=reason)
         if changed:
             _REFUSALS.refreshed_after_refusal(used_key({s: t.token for s, t in self.login.tokens.items()}))
+        else:  # why nothing changed (a provider failed: the person is signed out…), for the request to say
+            self.refresh_failure = next((t.last_error for slot, t in self.login.tokens.items()
+                                         if slot in used and t.provider.refreshable and t.last_error), None)
         return changed
 
     def refused_again(self, used: Mapping[str, Token]) -> bool:

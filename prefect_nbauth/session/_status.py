@@ -46,7 +46,8 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
         mode=facts.mode, api_url=facts.url, identity=_identity(facts), sources=_sources(facts),
         expires_at=facts.expires_at, warnings=warnings_for(facts), server_version=facts.server_version,
         credential=_credential_text(facts), workspace=_workspace(facts), server_auth=facts.server_auth,
-        logged_in=facts.ours, notes=() if facts.login is not None else _state.logout_notes(),
+        logged_in=facts.ours, signed_in_via=_signed_in_via(facts),
+        notes=() if facts.login is not None else _state.logout_notes(),
     )
 
 
@@ -171,6 +172,17 @@ def _identity(f: Facts) -> str | None:
     if f.our_login is not None:
         identity = f.our_login.identity or identity
     return _server_says(f, "identity") or identity
+
+
+def _signed_in_via(f: Facts) -> str | None:
+    """``"JupyterHub as alice"``: the first provider of our login that knows who it speaks for."""
+    if f.our_login is None:
+        return None
+    for token in f.our_login.tokens.values():
+        who = token.provider.identity()
+        if who:
+            return f"{token.provider.describe()} as {who}"
+    return None
 
 
 def _workspace(f: Facts) -> str | None:

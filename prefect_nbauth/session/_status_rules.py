@@ -216,6 +216,14 @@ def server_answer(f: Facts) -> Iterator[str]:
                "anyone who can reach it can use it.")
 
 
+def kernel_channels_shared(f: Facts) -> Iterator[str]:
+    """This kernel's output readable by other people on the host (TCP transport, shared machine)."""
+    from .._kernel_channels import exposure
+
+    if (warning := exposure()) is not None:
+        yield warning
+
+
 def version_pairing(f: Facts) -> Iterator[str]:
     yield from _versions.compatibility_warnings(f.server_version, f.server_auth,
                                                 auth_string_set=bool(f.auth_string))
@@ -240,6 +248,7 @@ RULES: tuple[Rule, ...] = (
     token_expiry,
     server_answer,
     version_pairing,
+    kernel_channels_shared,
 )
 
 

@@ -98,6 +98,11 @@ class PrefectSessionMagics(Magics):
     @argument("--persist-file", metavar="PATH",
               help="with --sso: keep the refresh token in this file (mode 0600) instead of the secret store")
     @argument("--no-widget", action="store_true", help="prompt (getpass) instead of showing the form")
+    @argument("--hub", action="store_true",
+              help="under JupyterHub: log in as the person signed in to the Hub, with the access "
+                   "token the Hub keeps fresh, sent to the gateway at the API URL")
+    @argument("--hub-header", metavar="NAME", default="Authorization",
+              help="with --hub: the header the gateway reads the token from (default Authorization: Bearer)")
     @argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     @line_magic
     def prefect_login(self, line: str = "") -> None:
@@ -111,6 +116,7 @@ class PrefectSessionMagics(Magics):
             %prefect_login --api-key-env PREFECT_KEY --workspace acme/prod
             %prefect_login --url https://prefect.example.com/api --header-env cf-access-token=CF_TOKEN
             %prefect_login --from-env
+            %prefect_login --hub       # under JupyterHub: as the person signed in to the Hub
             %prefect_login --url https://prefect.example.com/api --sso https://login.example.com --client-id prefect
 
 With --sso it signs you in at your organisation's identity provider (OpenID device
@@ -129,6 +135,9 @@ not wait meanwhile. --persist keeps the refresh token in the platform's secret s
         url = _checked_url(args)
         args.timeout = timeout_or_usage(args.timeout)
         credential_flags = _credential_flags(args, url)
+        if args.hub:
+            self._login_with_hub(url, args, credential_flags)
+            return
         if args.sso or args.client_id or args.persist_file or args.scope:
             self._sso_login(url, args, credential_flags)
             return
@@ -187,6 +196,22 @@ not wait meanwhile. --persist keeps the refresh token in the platform's secret s
             headers=headers or None,
             workspace=args.workspace, persist=args.persist, timeout=args.timeout,
         )
+        print(status)
+
+    def _login_with_hub(self, url: str | None, args: Any, credential_flags: list[str]) -> None:
+        """--hub: the Hub's access token for this server's owner, as a gateway's bearer token."""
+        from ...session import login_with_hub
+
+        if args.persist:
+            usage("--persist is not for --hub: the Hub's token lives minutes, and every kernel asks the Hub "
+                  "for a fresh one itself.")
+        if credential_flags or args.from_env or args.workspace:
+            usage("--hub logs in with the Hub's token for you; do not combine it with "
+                  f"{', '.join(credential_flags or ['--from-env' if args.from_env else '--workspace'])}.")
+        try:
+            status = login_with_hub(url, header=args.hub_header, timeout=args.timeout)
+        except PrefectAuthError as exc:
+            usage(f"Login failed ({type(exc).__name__}): {exc}")
         print(status)
 
     def _login_from_env(self, args: Any) -> None:

@@ -56,10 +56,11 @@ from ...session import AuthStatus, api_url_in_force, cloud_api_url, subscribe
 from .._login_origin import FORM, via
 from ._base import SafeHTML, TextForm, esc
 from ._free_text import Check, GuardedText, url_refusal
-from ._login_choices import Attempt, Choice, Panel, available_choices
+from ._login_choices import Attempt, Choice, Panel
 from ._login_messages import lead, nothing_changed, safe_url, scrub
 from ._sealing import SealingKey
 from .choice_bar import ChoiceBar
+from .hub import login_choices
 from .secret_input import INSECURE_PAGE, SecretInput
 
 __all__ = ["LoginWidget", "SecretInput", "safe_url"]
@@ -81,7 +82,7 @@ class LoginWidget(TextForm, widgets.VBox):
         workspace: the Cloud workspace to use without asking (``"account/workspace"``).
         persist: tick "save to my Prefect profile" (``login(persist=True)``).
         timeout: seconds for each request to the server.
-        choices: the choices offered (default: those of ``CHOICES`` available here).
+        choices: the choices offered (default: those available here, :func:`.hub.login_choices`).
 
     Without a browser, give a secret box a value as the page's message would, e.g.
     ``form.panels["auth-string"].parts["secret"].receive("user:pw", enter=True)`` logs
@@ -91,7 +92,7 @@ class LoginWidget(TextForm, widgets.VBox):
     def __init__(self, *, api_url: str | None = None, mode: str | None = None,
                  workspace: str | None = None, persist: bool = False, timeout: float = 10.0,
                  choices: Iterable[Choice] | None = None) -> None:
-        offered = available_choices() if choices is None else tuple(choices)
+        offered = login_choices() if choices is None else tuple(choices)
         keys = [c.key for c in offered]
         if not offered or len(set(keys)) != len(keys):
             raise ValueError("choices must be one or more Choice entries with distinct keys.")

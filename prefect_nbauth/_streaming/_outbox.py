@@ -34,6 +34,7 @@ class Outbox:
         self._cond = threading.Condition()
         self._maxsize = maxsize
         self._closed = False
+        self.waits = 0  # puts that found it full: the producer stopped reading meanwhile
         self._loop: asyncio.AbstractEventLoop | None = None
         self._space: asyncio.Event | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -59,6 +60,7 @@ class Outbox:
                     self._wake_consumer()
                     return True
                 self._space.clear()
+            self.waits += 1
             await self._space.wait()
 
     def close(self) -> None:

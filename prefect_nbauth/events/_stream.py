@@ -18,6 +18,7 @@ from .._streaming._options import (
     check_backoff,
     check_count,
     check_seconds,
+    resolve_idle_interval,
 )
 from .._streaming._shell import Stream
 from ._engine import StreamState, StreamStats, _Engine, _Options
@@ -52,6 +53,7 @@ def stream_events(
     related: str | Sequence[str] | None = None,
     since: datetime | None = None,
     reconcile_interval: float = 5.0,
+    idle_interval: float | None = None,
     lookback: float = 300.0,
     filter: Any = None,
     credential_wait: float = 60.0,
@@ -87,8 +89,14 @@ def stream_events(
     was unreachable in between. This holds across events Prefect's server
     drops (its queue holds 256 per subscriber), reconnects, a server restart
     and token rotation. Missed events are read back from ``POST
-    /events/filter`` after every (re)connect, every ``reconcile_interval``
-    seconds (default 5) and at once after a burst; ``event.delivery`` is
+    /events/filter`` after every (re)connect, at once after a burst, every
+    ``reconcile_interval`` seconds (default 5) while events flow (one was
+    delivered in the last ``idle_interval`` seconds) and every
+    ``idle_interval`` seconds (default 30, or ``reconcile_interval`` if that
+    is longer) otherwise. So an event the
+    websocket never carries arrives at most ``reconcile_interval`` (while
+    events flow) or ``idle_interval`` (idle) seconds, plus one read, after the
+    server can return it: ``stream.stats.late_bound``. ``event.delivery`` is
     ``"live"`` or ``"reconciled"``, ``event.late`` marks one delivered after
     a later one. docs/events.md has the whole contract: latency, order, what
     is not covered, memory (``max_tracked``, ``buffer``).
@@ -104,6 +112,7 @@ def stream_events(
     or no Prefect API URL in force.
     """
     reconcile_interval = check_seconds("reconcile_interval", reconcile_interval, minimum=0.01)
+    idle_interval = resolve_idle_interval(idle_interval, reconcile_interval)
     lookback = check_seconds("lookback", lookback, minimum=1.0)
     if lookback <= reconcile_interval:
         raise ConfigurationError(
@@ -120,6 +129,6 @@ def stream_events(
     options = _Options(
         reconcile_interval=reconcile_interval, lookback=lookback, credential_wait=credential_wait,
         buffer=buffer, max_tracked=max_tracked, backoff=backoff_factory,
-        ghost_after=max(60.0, 4 * reconcile_interval),
+        ghost_after=max(60.0, 4 * reconcile_interval), idle_interval=idle_interval,
     )
     return EventStream(_Engine(sfilter, api_url, options))

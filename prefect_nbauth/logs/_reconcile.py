@@ -37,6 +37,7 @@ class RestLogs(RestReader):
     """``/logs/filter`` (and ``/admin/settings``) reads with the stream's credential."""
 
     filter_path = "/logs/filter"
+    auth_paths = ("/flow_runs/filter", "/task_runs/filter")  # run states (see ._runs)
     what = "log"
 
     async def page(self, filter_body: dict[str, Any], offset: int = 0) -> list[dict[str, Any]]:

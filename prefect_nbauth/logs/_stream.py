@@ -12,7 +12,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .._exceptions import ConfigurationError
-from .._streaming._options import api_url_to_stream, check_backoff, check_count, check_seconds
+from .._streaming._options import (
+    api_url_to_stream,
+    check_backoff,
+    check_count,
+    check_seconds,
+    resolve_idle_interval,
+)
 from .._streaming._shell import Stream
 from ._engine import LogStreamState, LogStreamStats, _LogEngine, _Options
 from ._filter import build_log_filter
@@ -49,6 +55,7 @@ def stream_logs(
     text: str | None = None,
     poll_interval: float = 1.0,
     reconcile_interval: float = 5.0,
+    idle_interval: float | None = None,
     lookback: float = 120.0,
     settle: float = 3.0,
     credential_wait: float = 60.0,
@@ -87,8 +94,17 @@ def stream_logs(
       of the same flow run (a task in another process with a clock behind)
       comes later, with ``log.late == True``. ``log.delivery`` is ``"live"``
       (the websocket announced it) or ``"reconciled"``.
-    - *Latency.* A live frame triggers one REST read at once; without live logs
-      the delay is up to ``poll_interval`` seconds (default 1).
+    - *Latency.* With the server's live logs on, a line comes at the socket's
+      speed when the socket is known to be in order (else after one REST read).
+      Without them (Prefect's default), the stream reads REST every
+      ``poll_interval`` seconds (default 1) while a run it follows is active
+      (Prefect's events websocket announces runs starting and ending).
+    - *How late.* A log the websocket never carries arrives at most
+      ``poll_interval`` (a followed run active, no live logs), else
+      ``reconcile_interval`` (default 5, while logs flow: one delivered in
+      the last ``idle_interval`` seconds), else ``idle_interval`` seconds
+      (default 30, or ``reconcile_interval`` if longer) after the server can
+      return it, plus one read: ``stream.stats.late_bound``.
     - *Secrets.* The credential in force is masked in every message delivered.
 
     ``stream.state`` is a :class:`LogStreamState` (connecting, connected,
@@ -101,6 +117,7 @@ def stream_logs(
     """
     poll_interval = check_seconds("poll_interval", poll_interval, minimum=0.05)
     reconcile_interval = check_seconds("reconcile_interval", reconcile_interval, minimum=0.05)
+    idle_interval = resolve_idle_interval(idle_interval, reconcile_interval)
     lookback = check_seconds("lookback", lookback, minimum=1.0)
     settle = check_seconds("settle", settle, allow_zero=True)
     if lookback <= settle:
@@ -114,5 +131,6 @@ def stream_logs(
     options = _Options(
         poll_interval=poll_interval, reconcile_interval=reconcile_interval, lookback=lookback,
         settle=settle, credential_wait=credential_wait, buffer=buffer, backoff=backoff_factory,
+        idle_interval=idle_interval,
     )
     return LogStream(_LogEngine(sfilter, api_url, options))

@@ -12,19 +12,20 @@ costs the server a query, so a stream reads when there is reason to:
 - *idle*: every ``idle`` seconds otherwise.
 
 A change of pace never puts the next read off; a flow that starts brings it
-forward (the engine moves it to ``flowing`` seconds from now when
-:meth:`Cadence.note` says a flow started). So an item the socket never carries
-is delivered at most :meth:`Cadence.bound` seconds (the bound in force when the
-server could first return it), plus the time of one read, after REST can
-return it.
+forward (:class:`Schedule`: the engine moves it to ``flowing`` seconds from
+now when :meth:`Cadence.note` says a flow started). So an item the socket
+never carries is delivered at most :meth:`Cadence.bound` seconds (the bound in
+force when the server could first return it), plus the time of one read, after
+REST can return it.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
-__all__ = ["QUICK", "Cadence"]
+__all__ = ["QUICK", "Cadence", "Schedule"]
 
 QUICK = 0.5  # seconds between reads while hot
 
@@ -65,3 +66,54 @@ class Cadence:
         if self.is_hot():
             return min(QUICK, self.flowing)
         return self.bound()
+
+
+class Schedule:
+    """When the next read is due: woken now, brought forward, or after an interval; never put off.
+
+    The reader loop asks :meth:`wait` how long to sleep (``None``: until woken),
+    calls :meth:`begin` when it starts a read and :meth:`done` when it ended,
+    each with the interval in force then. The next read follows the shorter of
+    the two: a flow that ends while a read runs must not stretch the bound for
+    an item that appeared during that read. After a failed read, no read (not
+    even a woken one) comes before its backoff.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.due = False  # a read as soon as the loop is free
+        self.next_at = math.inf  # the scheduled read
+        self.not_before = 0.0
+        self._begun_interval = math.inf
+
+    def wake(self) -> None:
+        self.due = True
+
+    def within(self, seconds: float) -> bool:
+        """The next read at most ``seconds`` from now; True when that brought it forward."""
+        at = self._clock() + seconds
+        if at < self.next_at:
+            self.next_at = at
+            return True
+        return False
+
+    def wait(self) -> float | None:
+        """Seconds until a read is due (0: now; None: not before a wake-up)."""
+        due = max(self._clock() if self.due else self.next_at, self.not_before)
+        if math.isinf(due):
+            return None
+        return max(0.0, due - self._clock())
+
+    def begin(self, interval: float) -> None:
+        """A read begins, with ``interval`` in force now."""
+        self.due = False
+        self._begun_interval = interval
+
+    def done(self, interval: float, *, failed: bool = False) -> None:
+        """A read ended: the next one ``interval`` seconds from now (after a failure: its backoff)."""
+        now = self._clock()
+        if failed:
+            self.next_at = self.not_before = now + interval
+        else:
+            self.next_at = now + min(interval, self._begun_interval)
+            self.not_before = 0.0

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 from .._exceptions import PrefectAuthError
+from ._cadence import Schedule
 from ._credential import CredentialKeeper
 from ._failures import AuthRejected, Retryable, classify_closed, describe, wait_for
 from ._options import EngineOptions
@@ -84,9 +84,7 @@ class StreamEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._kick: asyncio.Event | None = None  # the reader loop looks at its schedule again
-        self._pass_due = False  # a pass runs as soon as the reader loop is free
-        self._next_pass_at = math.inf  # monotonic time of the next scheduled pass
-        self._not_before = 0.0  # after a failed pass: no pass before its backoff ran out
+        self._schedule = Schedule()
         self._stop_requested = False
 
         self._stopped = False
@@ -133,7 +131,10 @@ class StreamEngine:
         raise NotImplementedError
 
     def _read_interval(self) -> float:
-        """Seconds from the end of one pass to the next, unless woken or brought forward."""
+        """Seconds from the end of one pass to the next, unless woken or brought forward.
+
+        Asked as a pass begins and as it ends (the shorter counts), so no side effects.
+        """
         raise NotImplementedError
 
     async def _before_socket(self, backoff: Iterator[float]) -> bool:
@@ -202,17 +203,14 @@ class StreamEngine:
 
     def _wake_reader(self) -> None:
         """A pass now (or as soon as the one running ends)."""
-        self._pass_due = True
+        self._schedule.wake()
         if self._kick is not None:
             self._kick.set()
 
     def _pass_within(self, seconds: float) -> None:
         """The next pass at most ``seconds`` from now: brought forward, never put off."""
-        at = time.monotonic() + seconds
-        if at < self._next_pass_at:
-            self._next_pass_at = at
-            if self._kick is not None:
-                self._kick.set()
+        if self._schedule.within(seconds) and self._kick is not None:
+            self._kick.set()
 
     # ------------------------------------------------------------ lifecycle
     def request_stop(self) -> None:
@@ -389,6 +387,7 @@ class StreamEngine:
         backoff: Iterator[float] | None = None
         while True:
             await self._pass_time()
+            self._schedule.begin(self._read_interval())
             self._before_pass()
             retry_in: float | None = None
             try:
@@ -405,24 +404,20 @@ class StreamEngine:
                 if self._catching_up:
                     self._catching_up = False
                     self._changed()
-            now = time.monotonic()
-            self._next_pass_at = now + (self._read_interval() if retry_in is None else retry_in)
-            self._not_before = 0.0 if retry_in is None else now + retry_in  # a wake-up waits for the backoff
+            if retry_in is None:
+                self._schedule.done(self._read_interval())
+            else:
+                self._schedule.done(retry_in, failed=True)  # a wake-up waits for the backoff too
 
     async def _pass_time(self) -> None:
         """Until a pass is due: woken, or the scheduled time (which may be brought forward) came."""
         assert self._kick is not None
-        while True:
-            due = max(time.monotonic() if self._pass_due else self._next_pass_at, self._not_before)
-            delay = due - time.monotonic()
-            if delay <= 0:
-                break
+        while (delay := self._schedule.wait()) != 0:
             self._kick.clear()
             try:
-                await wait_for(self._kick.wait(), None if math.isinf(delay) else delay)
+                await wait_for(self._kick.wait(), delay)
             except asyncio.TimeoutError:
                 pass
-        self._pass_due = False
 
     # ------------------------------------------------------------- consumer
     async def _consume(self) -> None:

@@ -159,7 +159,7 @@ class _LogEngine(StreamEngine):
         self._watermark = sfilter.since_us
         self._newest_by_run: dict[Any, int] = {}
         self._next_lookback = 0.0
-        self._hold_delay = _HOLD_RETRY
+        self._held_reads = 0  # reads in a row that ended with live frames still held
         self._log_cls = _log_class()
 
     # ---------------------------------------------------------------- state
@@ -337,10 +337,8 @@ class _LogEngine(StreamEngine):
 
     # ---------------------------------------------------------------- reads
     def _read_interval(self) -> float:
-        if self._held:
-            interval, self._hold_delay = self._hold_delay, min(self._hold_delay * 2, 0.5)
-            return interval
-        self._hold_delay = _HOLD_RETRY
+        if self._held:  # re-read soon, then less soon: 0.05, 0.1, 0.2, 0.4, 0.5 s
+            return min(_HOLD_RETRY * 2.0 ** max(0, self._held_reads - 1), 0.5)
         interval = self._cadence.interval()
         return min(interval, self.opt.poll_interval) if self._fast() else interval
 
@@ -357,6 +355,7 @@ class _LogEngine(StreamEngine):
             self._next_lookback = time.monotonic() + self.opt.reconcile_interval
         await self._release_stale()
         self.c_reads += 1
+        self._held_reads = self._held_reads + 1 if self._held else 0
         self._gate.read_ends(self._read_token, up=self._ws_up and self.socket_path == _LOGS_SOCKET,
                              held=bool(self._held), unannounced=self._unannounced)
         if not self._first_read_done:

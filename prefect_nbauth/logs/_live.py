@@ -3,10 +3,12 @@
 Prefect's ``/logs/out`` sends each subscriber the logs in the order the server
 publishes them, through a queue of :data:`BACKLOG`; a log is dropped when the
 queue is full. A dropped log can only be one published while 256 others waited
-in the queue, and those 256 reach the subscriber right after the moment of the
-drop, back to back, before the next log that got through. So a frame that
-arrives after 256 frames received within ``window`` seconds may follow a gap;
-any other frame follows its predecessors without one.
+in the queue, and those 256 are sent after the moment of the drop, back to
+back, and are the 256 frames received just before the next log that got
+through. So a frame whose 256 predecessors arrived within ``window`` seconds
+of each other may follow a gap; any other frame follows its predecessors
+without one. (A frame after a burst of 256 that dropped nothing waits for a
+read too: the gate cannot tell.)
 
 :class:`LiveGate` keeps that account and the stream's *sync*: a read of the
 REST API that began while this very connection was up, ended with no live
@@ -52,9 +54,9 @@ class LiveGate:
 
     def arrived(self) -> bool:
         """Count a frame; False when a log may have been dropped just before it."""
-        now = self._clock()
-        overflow = len(self._arrivals) == BACKLOG and now - self._arrivals[0] < self.window
-        self._arrivals.append(now)
+        arrivals = self._arrivals
+        overflow = len(arrivals) == BACKLOG and arrivals[-1] - arrivals[0] < self.window
+        arrivals.append(self._clock())
         if overflow:
             self.distrust()
         return not overflow

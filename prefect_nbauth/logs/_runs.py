@@ -119,19 +119,23 @@ class RunActivity:
         return self._set(resource_id, state, age=0.0)
 
     def _set(self, resource_id: str, state: str, age: float) -> bool:
+        """Record a state that began ``age`` seconds ago; True for a run that starts (when none
+        was active) or has just ended (its last log batches follow): reasons to read soon."""
         was = self.active()
+        reason = False
         if state in ACTIVE:
             self._active.add(resource_id)
-            if self._next_recheck == float("inf"):
-                self._next_recheck = self._clock() + self.recheck
+            reason = not was
         else:
             self._active.discard(resource_id)
             if state in FINAL and age < self.tail:
                 self._tail_until = max(self._tail_until, self._clock() + self.tail - age)
+                reason = True
         if not self._active:
             self._next_recheck = float("inf")
-        # A run that starts (when none was active) or ends (its last batches follow): read soon.
-        return state in FINAL or (state in ACTIVE and not was)
+        elif self._next_recheck == float("inf"):
+            self._next_recheck = self._clock() + self.recheck
+        return reason
 
     def ids_to_read(self) -> list[str] | None:
         """Run resource ids whose states to read over REST now (None: nothing to read)."""
@@ -152,13 +156,11 @@ class RunActivity:
         True when the answers are a reason to read logs soon.
         """
         self.states_due = False
-        self._next_recheck = self._clock() + self.recheck if self._active else float("inf")
         reason = False
         for resource_id, state, age in states:
             if resource_id not in self._told:
                 reason = self._set(resource_id, state, age) or reason
-        if self._active:
-            self._next_recheck = self._clock() + self.recheck
+        self._next_recheck = self._clock() + self.recheck if self._active else float("inf")
         return reason
 
     def gap(self) -> None:
@@ -167,9 +169,7 @@ class RunActivity:
 
     def unknown(self) -> None:
         """The states could not be read: assume the named runs active until a read or event says."""
-        for resource_id in self.named or ():
-            self._active.add(resource_id)
-        self._next_recheck = self._clock() + min(self.recheck, 5.0)
+        self._active.update(self.named or ())  # (states_due stays: the next pass reads them again)
 
 
 async def read_run_states(rest: Any, resource_ids: list[str]) -> list[tuple[str, str, float]]:

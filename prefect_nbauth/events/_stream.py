@@ -86,30 +86,23 @@ def stream_events(
     server persists, that matches the filter and whose ``occurred`` is at or
     after ``since``, is delivered exactly once, provided it is persisted within
     ``lookback`` seconds (default 300) of its ``occurred`` time, or the server
-    was unreachable in between. This holds across events Prefect's server
-    drops (its queue holds 256 per subscriber), reconnects, a server restart
-    and token rotation. Missed events are read back from ``POST
-    /events/filter`` after every (re)connect, at once after a burst, every
-    ``reconcile_interval`` seconds (default 5) while events flow (one was
-    delivered in the last ``idle_interval`` seconds) and every
-    ``idle_interval`` seconds (default 30, or ``reconcile_interval`` if that
-    is longer) otherwise. So an event the
-    websocket never carries arrives at most ``reconcile_interval`` (while
-    events flow) or ``idle_interval`` (idle) seconds, plus one read, after the
-    server can return it: ``stream.stats.late_bound``. ``event.delivery`` is
-    ``"live"`` or ``"reconciled"``, ``event.late`` marks one delivered after
-    a later one. docs/events.md has the whole contract: latency, order, what
-    is not covered, memory (``max_tracked``, ``buffer``).
+    was unreachable in between; across events Prefect's server drops (its
+    queue holds 256 per subscriber), reconnects, a server restart and token
+    rotation. Missed events are read back from ``POST /events/filter`` at a
+    (re)connect, after a burst, every ``reconcile_interval`` seconds (5) while
+    events flow, else every ``idle_interval`` (30, or ``reconcile_interval``
+    if longer): an event the websocket never carries arrives that long
+    (``stats.late_bound``), plus one read, after the server can return it;
+    ``event.delivery`` is ``"live"`` or ``"reconciled"``. See docs/events.md.
 
-    The credential in force is taken anew on every (re)connect; an auth
-    rejection costs one refresh, then up to ``credential_wait`` seconds for a
-    new ``login()``, then ``AuthenticationError``. ``stream.state`` is a
-    :class:`StreamState`, ``stream.stats`` a :class:`StreamStats`; the stream
+    The credential in force is taken anew on every (re)connect; a rejection
+    costs one refresh, then up to ``credential_wait`` seconds for a new
+    ``login()``, then ``AuthenticationError``. ``stream.state``: a
+    :class:`StreamState`, ``stream.stats``: a :class:`StreamStats`. It
     reconnects for ever with ``backoff`` (a zero-argument callable returning
-    an iterator of delays; jittered, capped at 5 s by default) and ends when
-    closed or on an error kept in ``stream.error`` and raised by the iterator.
-    Raises ``ConfigurationError`` at once for a malformed filter, bad options,
-    or no Prefect API URL in force.
+    delays; jittered, capped at 5 s by default) and ends when closed or on an
+    error (``stream.error``, raised by the iterator). ``ConfigurationError``
+    at once for bad input or no API URL in force.
     """
     reconcile_interval = check_seconds("reconcile_interval", reconcile_interval, minimum=0.01)
     idle_interval = resolve_idle_interval(idle_interval, reconcile_interval)

@@ -84,36 +84,28 @@ def stream_logs(
     **Delivery contract.** While the stream runs, every log the server
     persists that matches the filter, with a timestamp at or after ``since``, is
     delivered exactly once (deduplicated by id), provided it is persisted within
-    ``lookback`` seconds (default 120) of its timestamp. This holds across the
-    logs Prefect's websocket drops (a queue of 256 per subscriber), websocket
-    cuts, server restarts and token rotation, and on servers without live
-    logs (Prefect's default), where the stream polls.
+    ``lookback`` seconds (default 120) of its timestamp; across the logs
+    Prefect's websocket drops (a queue of 256 per subscriber), websocket cuts,
+    server restarts, token rotation, and servers without live logs (Prefect's
+    default). docs/logs.md has the whole contract.
 
-    - *Order.* Logs are delivered in timestamp order as the server has them. A
-      log persisted more than ``settle`` seconds (default 3) after a later one
-      of the same flow run (a task in another process with a clock behind)
-      comes later, with ``log.late == True``. ``log.delivery`` is ``"live"``
-      (the websocket announced it) or ``"reconciled"``.
-    - *Latency.* With the server's live logs on, a line comes at the socket's
-      speed when the socket is known to be in order (else after one REST read).
-      Without them (Prefect's default), the stream reads REST every
-      ``poll_interval`` seconds (default 1) while a run it follows is active
-      (Prefect's events websocket announces runs starting and ending).
-    - *How late.* A log the websocket never carries arrives at most
-      ``poll_interval`` (a followed run active, no live logs), else
-      ``reconcile_interval`` (default 5, while logs flow: one delivered in
-      the last ``idle_interval`` seconds), else ``idle_interval`` seconds
-      (default 30, or ``reconcile_interval`` if longer) after the server can
-      return it, plus one read: ``stream.stats.late_bound``.
+    - *Order.* In timestamp order as the server has them; a log persisted more
+      than ``settle`` seconds (3) after a later one of its flow run comes later,
+      ``log.late == True``. ``log.delivery``: ``"live"`` or ``"reconciled"``.
+    - *Latency.* With live logs on, a line comes at the socket's speed when
+      the socket is known to be in order (else after a REST read). Without
+      them the stream reads REST every ``poll_interval`` (1 s) while a run it
+      follows is active (Prefect's events websocket says when), else as below.
+    - *How late.* A log the websocket never carries comes ``stats.late_bound``
+      (plus one read) after REST has it: ``poll_interval`` as above, else
+      ``reconcile_interval`` (5 s) while logs flow, else ``idle_interval`` (30 s).
     - *Secrets.* The credential in force is masked in every message delivered.
 
-    ``stream.state`` is a :class:`LogStreamState` (connecting, connected,
-    polling, reconnecting, reconciling, stopped); ``stream.stats`` a
-    :class:`LogStreamStats`. Authentication is as in :func:`stream_events`:
-    the credential in force, taken anew on every (re)connect and read; on a
-    rejection one refresh, then up to ``credential_wait`` seconds for a new
-    login, then ``AuthenticationError``. Raises ``ConfigurationError`` at once
-    for bad input or no Prefect API URL in force.
+    ``stream.state`` is a :class:`LogStreamState`, ``stream.stats`` a
+    :class:`LogStreamStats`. Authentication is :func:`stream_events`'s (the
+    credential in force on every (re)connect and read; one refresh, then up to
+    ``credential_wait`` seconds for a new login, then ``AuthenticationError``).
+    Raises ``ConfigurationError`` at once for bad input or no API URL in force.
     """
     poll_interval = check_seconds("poll_interval", poll_interval, minimum=0.05)
     reconcile_interval = check_seconds("reconcile_interval", reconcile_interval, minimum=0.05)

@@ -146,6 +146,7 @@ class _LogEngine(StreamEngine):
         self._gate = LiveGate()
         self._cadence = Cadence(flowing=options.reconcile_interval, idle=options.idle_interval)
         self._outbox_waits = 0
+        self._reading_states = False
         self._read_token: tuple[int, int] | None = None
         self._unannounced = 0  # logs a read delivered that the socket had not announced
         self._first_read_done = False
@@ -280,10 +281,12 @@ class _LogEngine(StreamEngine):
             await self._read_states()
 
     async def _read_states(self) -> None:
+        """The states of the runs :class:`RunActivity` asks about (at connect, and re-checks)."""
         ids = self._runs.ids_to_read()
-        if ids is None:
+        if ids is None or self._reading_states:  # (the socket loop and a pass may both ask)
             return
         assert self.rest is not None
+        self._reading_states = True
         self._runs.reading()
         try:
             states = await read_run_states(self.rest, ids)
@@ -293,6 +296,8 @@ class _LogEngine(StreamEngine):
             self._runs.unknown()
             self._pass_within(self.opt.poll_interval)
             return
+        finally:
+            self._reading_states = False
         if self._runs.from_rest(states):
             self._pass_within(self.opt.poll_interval)
         self._changed()

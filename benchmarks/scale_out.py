@@ -148,7 +148,7 @@ def reconcile_cost(stack: ScaledStack, bulk: int, matching: int = 1000, late: in
         since = datetime.now(timezone.utc) - timedelta(hours=1)
         # Baseline: the same kind of stream before the bulk insert.
         base = Collector()
-        stream = stream_events(prefix=prefix + "base.", since=since, reconcile_interval=1.0)
+        stream = stream_events(prefix=prefix + "base.", since=since, reconcile_interval=1.0, idle_interval=1.0)
         handle = stream.run_in_background(base.add)
         try:
             before = _summary(_quiet_passes(meter, stream, 5))
@@ -179,7 +179,7 @@ def reconcile_cost(stack: ScaledStack, bulk: int, matching: int = 1000, late: in
 
         collector = Collector()
         mark = meter.mark()
-        stream = stream_events(prefix=prefix, since=since, reconcile_interval=1.0)
+        stream = stream_events(prefix=prefix, since=since, reconcile_interval=1.0, idle_interval=1.0)
         handle = stream.run_in_background(collector.add)
         try:
             wait_until(lambda: len(collector.events) >= matching, 300, interval=0.2, what="the catch-up")

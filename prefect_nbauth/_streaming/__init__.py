@@ -6,6 +6,8 @@ every (re)connect and read.
 
 - ``_engine``: :class:`StreamEngine`, the lifecycle, socket loop, reader loop
   and change notification; a product subclasses it and says what differs;
+- ``_cadence``: when the reader loop reads (hot, flowing, idle) and the
+  late-delivery bound that follows;
 - ``_shell``: :class:`Stream`, the public iterator / background shell;
 - ``_socket``: the websocket handshake (auth message, filter frame);
 - ``_rest``: REST reads with the stream's credential, and what an answer means;

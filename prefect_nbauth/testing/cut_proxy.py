@@ -305,7 +305,8 @@ class CutProxy:
         self._sockets.update({client_writer, up_writer})
         counter = _RequestCounter(self._record)
         first = await client_reader.read(65536)
-        while b"\r\n\r\n" not in first:  # the whole request head, to look at it
+        # The whole request head, to look at it (only for plain HTTP: TLS bytes pass as they are).
+        while b"\r\n\r\n" not in first and first[:1].isalpha() and len(first) < 65536:
             more = await client_reader.read(65536)
             if not more:
                 break

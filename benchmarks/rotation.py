@@ -53,12 +53,12 @@ LOAD = textwrap.dedent(
     mode, duration = sys.argv[1], float(sys.argv[2])
     if mode == "ours":
         import prefect_nbauth as nb
-        from prefect_nbauth import _session
+        from prefect_nbauth.session import current_login
         provider = nb.OAuth2ClientCredentials(os.environ["BENCH_TOKEN_URL"],
                                               os.environ["BENCH_CLIENT_ID"],
                                               os.environ.pop("BENCH_CLIENT_SECRET"))
         nb.login(os.environ["BENCH_API_URL"], headers={"Authorization": provider})
-        token = _session._current.tokens["header Authorization"]
+        token = current_login().tokens["header Authorization"]
     from prefect import flow, get_client
     if mode == "static":
         # Plain Prefect with one token, fetched now so that it is fresh when the load

@@ -14,36 +14,49 @@ Every public entry point (``login``, ``status``, ``logout``, ``refresh``,
    boundary and its ``__cause__``/``__context__`` detached: the frames inside
    (ours, httpx's, websockets', which held raw header values in their locals)
    are no longer reachable from the exception, ``sys.last_traceback`` or a
-   post-mortem debugger. What the frames were is kept as a note (file, line and
-   function only, no values), so a bug stays debuggable. Its message is scrubbed
-   of every form of the call's secrets and of every secret in force.
+   post-mortem debugger. The wrapper's own frame is marked ``__tracebackhide__``,
+   so IPython (and pytest) show the caller's line and the message, nothing of
+   ours. What the frames were (file, line and function only, no values) is kept
+   on the exception as ``__nbauth_frames__`` and logged at DEBUG, so a bug stays
+   debuggable. Every text the exception carries (its arguments, every string
+   attribute, its notes: ``UnicodeEncodeError.object`` included) passes the egress
+   (:func:`._redaction.scrub_text`). ``KeyboardInterrupt`` and ``SystemExit`` pass
+   untouched: Ctrl-C keeps its normal traceback.
 3. While the call runs, its secrets are in the log scrubber's set (a failing
    login has nothing "in force" yet, but httpcore/websockets may log an echo).
 
-``CONTAIN = False`` switches all of this off; the containment tests use it to
-show that they fail without it.
+``public`` refuses what it cannot cover: a coroutine function or a generator
+function returns before its body runs, so their errors would leave unwrapped.
+Streams are covered where their items come out (:mod:`._streaming._shell` calls
+:func:`contain`).
+
+``_redaction.CONTAIN = False`` switches all of this off (one switch for the egress
+and the boundary); the containment tests use it to show that they fail without it.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import traceback
 from collections.abc import Mapping
 from typing import Any, Callable, TypeVar
 
 from . import _redaction
-from ._secrets import Secret, redact
+from ._redaction import redact, scrub_text
+from ._secrets import Secret
 
-__all__ = ["CONTAIN", "masked_line", "public"]
+__all__ = ["contain", "masked_line", "public"]
 
-CONTAIN = True
+logger = logging.getLogger("prefect_nbauth")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_NOTE_PREFIX = "prefect_nbauth: traceback cut at the public API to keep secrets out of frame locals; it went through "
 _MAX_FRAMES = 12
+# Text attributes of built-in exceptions that are not in their __dict__ (set in C).
+_TEXT_ATTRIBUTES = ("object", "reason", "strerror", "filename", "filename2", "msg", "text", "doc", "name", "path")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -122,21 +135,43 @@ def _summary(exc: BaseException) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def _contain(exc: BaseException, held: list[Secret]) -> BaseException:
-    if not getattr(exc, "__nbauth_contained__", False):
-        note = _NOTE_PREFIX + (_summary(exc) or "nothing")
-        if hasattr(exc, "add_note"):
-            exc.add_note(note)
-        else:  # Python 3.10: kept for a debugger; not printed
-            exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
+def _scrub_all(exc: BaseException, raw: list[str]) -> None:
+    """Every text the exception carries through the egress (and the call's own secrets)."""
+    def clean(text: str) -> str:
+        return scrub_text(redact(text, *raw))
+
+    exc.args = tuple(clean(a) if isinstance(a, str) else a for a in exc.args)
+    for name in (*_TEXT_ATTRIBUTES, *vars(exc)):
         try:
+            value = getattr(exc, name, None)
+            if isinstance(value, str) and not name.startswith("__"):
+                setattr(exc, name, clean(value))
+            elif isinstance(value, bytes) and name == "object":  # UnicodeDecodeError
+                setattr(exc, name, clean(value.decode("utf-8", "replace")).encode("utf-8"))
+        except (AttributeError, TypeError):  # read-only or typed attributes stay as they are
+            continue
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        exc.__notes__ = [clean(n) if isinstance(n, str) else n for n in notes]  # type: ignore[attr-defined]
+
+
+def contain(exc: BaseException, held: list[Secret] | tuple[Secret, ...] = ()) -> BaseException:
+    """``exc`` as it may leave the package: no frames of ours, no context, every text scrubbed.
+
+    ``KeyboardInterrupt``, ``SystemExit`` and other non-``Exception`` errors are returned
+    untouched: they are the user's, and keep their whole traceback.
+    """
+    if not _redaction.CONTAIN or not isinstance(exc, Exception):
+        return exc
+    if not getattr(exc, "__nbauth_contained__", False):
+        frames = _summary(exc) or "nothing"
+        logger.debug("%s raised at the public API boundary; it went through %s", type(exc).__name__, frames)
+        try:
+            exc.__nbauth_frames__ = frames  # type: ignore[attr-defined]
             exc.__nbauth_contained__ = True  # type: ignore[attr-defined]
         except AttributeError:  # pragma: no cover - exceptions with __slots__
             pass
-    if isinstance(exc, Exception):
-        raw = [s.reveal() for s in held]
-        exc.args = tuple(_redaction.scrub_text(redact(a, *raw)) if isinstance(a, str) else a
-                         for a in exc.args)
+    _scrub_all(exc, [s.reveal() for s in held])
     exc.__cause__ = None
     exc.__context__ = None
     exc.__suppress_context__ = True
@@ -155,11 +190,17 @@ def public(*, secrets: tuple[str, ...] = (), maps: tuple[str, ...] = (),
              **{n: "url" for n in urls}, **{n: "line" for n in lines}}
 
     def decorate(func: F) -> F:
+        if inspect.iscoroutinefunction(func) or inspect.isgeneratorfunction(func) \
+                or inspect.isasyncgenfunction(func):
+            raise TypeError(f"@public cannot cover {func.__qualname__}: a coroutine or generator function "
+                            "returns before its body runs, so its errors would leave unwrapped. Wrap "
+                            "a plain function, and contain() the errors where items come out.")
         signature = inspect.signature(func)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not CONTAIN:
+            __tracebackhide__ = True  # IPython and pytest show the caller's line, not this one
+            if not _redaction.CONTAIN:
                 return func(*args, **kwargs)
             held: list[Secret] = []
             try:
@@ -176,8 +217,8 @@ def public(*, secrets: tuple[str, ...] = (), maps: tuple[str, ...] = (),
             try:
                 with _redaction.validating(held):
                     return func(*args, **kwargs)
-            except BaseException as exc:
-                raise _contain(exc, held) from None
+            except Exception as exc:
+                raise contain(exc, held) from None
 
         wrapper.__nbauth_public__ = True  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]

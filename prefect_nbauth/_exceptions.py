@@ -10,10 +10,17 @@
         └── NotPrefectServerError    it answered, but it is not a Prefect API
 
 Every message says what happened and what to do next, and never contains a
-secret: values are shown masked (``pnu_****abcd``) or not at all.
+secret: values are shown masked (``pnu_****abcd``) or not at all. Whatever a
+message quotes (a server's answer, a provider's complaint) passes the egress
+(:func:`._redaction.scrub_text`) when the error is made and again when it is shown,
+so a secret that becomes known after the error was raised is masked too.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from ._redaction import scrub_text
 
 __all__ = [
     "PrefectAuthError",
@@ -27,6 +34,15 @@ __all__ = [
 
 class PrefectAuthError(Exception):
     """Base class of every error prefect_nbauth raises."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(scrub_text(a) if isinstance(a, str) else a for a in args))
+
+    def __str__(self) -> str:
+        return scrub_text(super().__str__())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 class ConfigurationError(PrefectAuthError, ValueError):

@@ -14,7 +14,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from . import _headers
 from ._exceptions import ConfigurationError
-from ._secrets import Secret
+from ._secrets import Secret, auth_string_user
 
 __all__ = [
     "Credential",
@@ -50,11 +50,8 @@ class Credential:
 
     @property
     def username(self) -> str | None:
-        """The user name of an auth string: the part before its first ``:``, only if it has one."""
-        if self.auth_string is None:
-            return None
-        raw = self.auth_string.reveal()
-        return raw.split(":", 1)[0] if ":" in raw else None
+        """The user name of an auth string, when it names one (:func:`._secrets.auth_string_user`)."""
+        return auth_string_user(self.auth_string.reveal()) if self.auth_string is not None else None
 
     def authorization(self) -> str | None:
         """The Authorization header value Prefect will send for this credential."""

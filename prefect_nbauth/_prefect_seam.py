@@ -26,8 +26,10 @@ import logging
 from typing import Any
 
 from ._prefect_compat import require_seams
+from ._urls import same_origin
 
 __all__ = [
+    "cloud_api_url",
     "active_settings_context",
     "global_settings_context",
     "install_global_settings_context",
@@ -62,6 +64,14 @@ def local_settings_context_active() -> bool:
 
     current = prefect.context.SettingsContext.__var__.get(None)
     return current is not None and current is not prefect.context.GLOBAL_SETTINGS_CONTEXT
+
+
+def cloud_api_url(settings: Any = None) -> str:
+    """Prefect Cloud's API base (``PREFECT_CLOUD_API_URL``, no trailing slash) of ``settings``,
+    by default the process's (login() never changes it)."""
+    if settings is None:
+        settings = global_settings_context().settings
+    return str(settings.cloud.api_url).rstrip("/")
 
 
 def install_global_settings_context(context: Any) -> None:
@@ -344,20 +354,12 @@ def install_gateway_headers(headers_for: Any) -> None:
 _GUARDED = "__prefect_nbauth_redirect_guard__"
 
 
-def _origin_of(url: Any) -> tuple[str, str, int | None]:
-    import httpx
-
-    u = httpx.URL(str(url))
-    scheme = {"ws": "http", "wss": "https"}.get(u.scheme, u.scheme)
-    return scheme, u.host, u.port or {"http": 80, "https": 443}.get(scheme)
-
-
 def _strip_credentials_off_origin(request: Any) -> None:
     from prefect.settings import get_current_settings
 
     settings = get_current_settings()
     api_url = settings.api.url
-    if not api_url or _origin_of(request.url) == _origin_of(api_url):
+    if not api_url or same_origin(request.url, api_url):
         return
     for name in ["Authorization", *(settings.client.custom_headers or {}), *_headers_for(str(api_url))]:
         request.headers.pop(name, None)

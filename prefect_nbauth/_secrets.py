@@ -3,7 +3,9 @@
 A secret is wrapped in :class:`Secret` as soon as it enters the library, so that
 an accidental ``repr``, f-string, log line or pickled traceback shows the masked
 form. Code that needs the raw value calls :meth:`Secret.reveal` at the last
-moment (building a header), which is easy to grep for.
+moment (building a header), which is easy to grep for. Making a ``Secret``
+registers its value with the egress (:mod:`._redaction`), which from then on
+recognises it in any text that leaves the package.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["Secret", "compile_forms", "mask", "mask_auth_string", "redact", "secret_forms"]
+from . import _redaction
+
+__all__ = ["Secret", "auth_string_user", "mask", "mask_auth_string"]
 
 # Keep the recognisable prefix of Prefect Cloud keys: it tells a user which kind
 # of key they pasted without revealing anything usable.
@@ -44,87 +48,32 @@ def mask(value: str | None, *, visible: int = 4) -> str:
 
 
 def mask_auth_string(value: str | None) -> str:
-    """``user:****`` when the auth string has a ``:`` (a user name is known), else ``****``."""
+    """``user:****`` when the auth string names a user (:func:`auth_string_user`), else ``****``."""
     if not value:
         return mask(value)
-    if ":" in value:
-        user = value.split(":", 1)[0]
-        return f"{user}:****" if user else "****"
-    return "****"
+    user = auth_string_user(value)
+    return f"{user}:****" if user else "****"
 
 
-def secret_forms(value: str) -> set[str]:
-    """Every form in which ``value`` may come back in someone else's text.
+#: What a user name in an auth string looks like: lower-case letters, digits and . _ - @ +.
+_USER_NAME = re.compile(r"[a-z0-9][a-z0-9._@+-]{0,63}")
 
-    The raw value and its password part (after the first ``:``), each in the
-    encodings a server, a library or a log line may apply: base64 (standard and
-    URL-safe, padded and unpadded; Basic auth), percent-encoding (URLs, form
-    bodies), JSON and Python-repr escaping (frames, error bodies, log lines) and
-    hex. Matching is case-insensitive (see :func:`redact`), which also covers a
-    host name echoed back lower-cased.
+
+def auth_string_user(value: str | None) -> str | None:
+    """The user name of an auth string ``user:password``, or None when it has none.
+
+    Prefect compares the whole string, so the part before a ``:`` is a user name only by
+    convention. It is shown (``admin:****``, "logged in as admin") only when it looks like
+    one: up to 64 lower-case letters, digits and ``. _ - @ +``. A random string that
+    merely contains a ``:`` (``Zq7x:kd9…``) shows nothing of either side.
     """
-    import base64
-    import json
-    from urllib.parse import quote, quote_plus
-
-    bases = {value}
-    if ":" in value:
-        bases.add(value.split(":", 1)[1])
-    forms: set[str] = set()
-    for base in bases:
-        raw = base.encode("utf-8", "surrogatepass")
-        for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
-            text = encoded.decode("ascii")
-            forms.update({text, text.rstrip("=")})
-        forms.update({
-            base, quote(base, safe=""), quote(base), quote_plus(base), raw.hex(),
-            json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1],
-            repr(base)[1:-1], repr(json.dumps(base))[2:-2],
-            base.replace("'", "\\'"), base.replace('"', '\\"'),
-        })
-    # Very short forms would mask ordinary words; a password of 3 characters or less
-    # is not protected by masking anyway.
-    return {f for f in forms if len(f) >= _MIN_FORM}
+    if not value or ":" not in value:
+        return None
+    user = value.split(":", 1)[0]
+    return user if _USER_NAME.fullmatch(user) else None
 
 
-_MIN_FORM = 3
 _SCHEMES = ("basic", "bearer", "token")
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """Replace every form (:func:`secret_forms`) of each secret in ``text`` by ``****``.
-
-    Used on text that came from elsewhere (a server's error body, an
-    exception message from httpx) before it reaches a user.
-    """
-    forms: set[str] = set()
-    for secret in secrets:
-        if secret:
-            forms |= secret_forms(secret)
-    return compile_forms(forms).sub(text)
-
-
-class Forms:
-    """Matches any of a set of secret forms (case-insensitive) and masks them."""
-
-    def __init__(self, forms: set[str]) -> None:
-        ordered = sorted(forms, key=len, reverse=True)
-        self.empty = not ordered
-        self.pattern = re.compile("|".join(re.escape(f) for f in ordered) or r"(?!)", re.IGNORECASE)
-        # "****" must not complete a secret made of '*' with its neighbours: then use a
-        # filler that appears in no form.
-        chars = set("".join(ordered))
-        self.filler = next((c for c in "*#~\u2022\u00b7" if c not in chars), "?") * 4
-
-    def sub(self, text: str) -> str:
-        if self.empty or not text:
-            return text
-        return self.pattern.sub(self.filler, text)
-
-
-def compile_forms(forms: set[str]) -> Forms:
-    """One case-insensitive matcher of any of ``forms``, longest first."""
-    return Forms(forms)
 
 
 class Secret:
@@ -142,6 +91,7 @@ class Secret:
         if not isinstance(value, str):
             raise TypeError(f"a secret must be a str, not {type(value).__name__}")
         self._value = value
+        _redaction.remember_secret(value)
 
     def reveal(self) -> str:
         """The raw value. Call it only where the value leaves for the server."""

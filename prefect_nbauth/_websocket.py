@@ -1,6 +1,5 @@
 """What every websocket we open (or let Prefect open) to the API has in common.
 
-- :func:`ws_url`: the ``ws(s)://`` URL of an API path, from the ``http(s)://`` API URL;
 - :data:`SILENT`: the logger our connections log to. websockets logs every
   handshake header (``Authorization``) and every frame (Prefect's auth message
   with the raw token) at DEBUG on its own logger; this one is outside the
@@ -16,23 +15,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ._exceptions import ConfigurationError
-
-__all__ = ["SILENT", "connect_without_redirects", "without_redirects", "ws_url"]
+__all__ = ["SILENT", "connect_without_redirects", "without_redirects"]
 
 SILENT = logging.Logger("prefect_nbauth.websocket", level=logging.CRITICAL + 1)
 SILENT.propagate = False
 
 _NO_REDIRECTS = "__prefect_nbauth_no_redirects__"
-
-
-def ws_url(api_url: str, path: str) -> str:
-    """``http://h/api`` + ``events/out`` -> ``ws://h/api/events/out`` (``https`` -> ``wss``)."""
-    base = api_url.rstrip("/")
-    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
-        if base.startswith(http):
-            return ws + base[len(http):] + "/" + path.lstrip("/")
-    raise ConfigurationError("The Prefect API URL is not an http(s) URL; websockets need one.")
 
 
 def without_redirects(connect: Any) -> Any:

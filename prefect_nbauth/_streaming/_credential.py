@@ -14,7 +14,8 @@ import time
 from typing import Any, Callable
 
 from .._exceptions import AuthenticationError, ConfigurationError, CredentialProviderError
-from ._failures import Retryable, fingerprint
+from ..session import RefusalMemory, refresh_socket_credential, socket_credential
+from ._failures import Retryable
 
 __all__ = ["CredentialKeeper"]
 
@@ -36,7 +37,7 @@ class CredentialKeeper:
         self._what = what  # names the stream in messages
         self._restart = restart
         self._on_wait = on_wait
-        self._fresh: set[str] = set()
+        self._refusals = RefusalMemory()  # "refreshed and refused again": the login's own rule
         self._lock = asyncio.Lock()
         self._failed: AuthenticationError | None = None
         self.current: Any = None
@@ -47,8 +48,6 @@ class CredentialKeeper:
         return self._lock.locked()
 
     async def _read(self) -> Any:
-        from .._session import socket_credential
-
         try:
             credential = await asyncio.to_thread(socket_credential)
         except CredentialProviderError as exc:
@@ -73,7 +72,7 @@ class CredentialKeeper:
             )
 
     def accepted(self, credential: Any) -> None:
-        self._fresh.discard(fingerprint(credential))
+        self._refusals.accepted(credential.fingerprint)
 
     def _fail(self, how: str, status_code: int | None, why: str) -> AuthenticationError:
         self._failed = AuthenticationError(
@@ -86,25 +85,23 @@ class CredentialKeeper:
 
     async def rejected(self, used: Any, how: str, status_code: int | None = None) -> Any:
         """``used`` was refused: return a credential to retry with, or raise AuthenticationError."""
-        from .._session import refresh_socket_credential
-
         async with self._lock:
             if self._failed is not None:
                 raise self._failed
-            used_print = fingerprint(used)
-            if used_print in self._fresh:
+            used_print = used.fingerprint
+            if self._refusals.refused_again(used_print):
                 raise self._fail(how, status_code, "right after it was refreshed")
             current = await self._read()
-            if fingerprint(current) == used_print:
+            if current.fingerprint == used_print:
                 changed = await asyncio.to_thread(refresh_socket_credential, used)
                 if changed:
                     current = await self._read()
-            if fingerprint(current) == used_print and self.wait > 0:
+            if current.fingerprint == used_print and self.wait > 0:
                 current = await self._wait_for_new(used_print, how)
-            if fingerprint(current) == used_print:
+            if current.fingerprint == used_print:
                 waited = f" and no new credential appeared within {self.wait:g} s" if self.wait > 0 else ""
                 raise self._fail(how, status_code, f"and a refresh gave no new credential{waited}")
-            self._fresh.add(fingerprint(current))
+            self._refusals.refreshed_after_refusal(current.fingerprint)
             self.current = current
             return current
 
@@ -118,5 +115,5 @@ class CredentialKeeper:
         while True:
             await asyncio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
             current = await self._read()
-            if fingerprint(current) != used_print or time.monotonic() >= deadline:
+            if current.fingerprint != used_print or time.monotonic() >= deadline:
                 return current

@@ -12,6 +12,8 @@ import importlib
 from dataclasses import asdict
 from typing import Any, ClassVar
 
+from .._redaction import scrub_fields
+
 __all__ = ["DeliveredModel", "StateName", "StatsSnapshot", "delivered_model"]
 
 
@@ -28,6 +30,9 @@ class StatsSnapshot:
     _times: ClassVar[tuple[str, ...]] = ()
     live: int
     reconciled: int
+
+    def __post_init__(self) -> None:
+        scrub_fields(self)  # last_error and any other text pass the egress when a snapshot is taken
 
     @property
     def delivered(self) -> int:

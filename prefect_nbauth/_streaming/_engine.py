@@ -32,13 +32,14 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 from .._exceptions import PrefectAuthError
+from .._redaction import scrub_text
 from ._cadence import Schedule
 from ._credential import CredentialKeeper
 from ._failures import AuthRejected, Retryable, classify_closed, describe, wait_for
 from ._options import EngineOptions
 from ._outbox import END, Outbox
-from ._rest import RestReader
-from ._socket import open_socket, tls_settings
+from ._reader import RestReader
+from ._subscription import open_socket, tls_settings
 
 __all__ = ["StreamEngine", "loads"]
 
@@ -162,7 +163,7 @@ class StreamEngine:
 
     # ---------------------------------------------------------------- state
     def _record_error(self, message: str) -> None:
-        self.last_error = message
+        self.last_error = scrub_text(message)  # the one egress: others' text may quote a secret
         self.last_error_at = datetime.now(timezone.utc)
         self.logger.info("%s: %s", self.label, message)
         self._changed()

@@ -12,14 +12,12 @@ elsewhere goes through :func:`scrub` with the credential's values first.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any
 
 from .._exceptions import PrefectAuthError
-from .._redaction import scrub_text
-from .._secrets import redact
+from .._redaction import redact, scrub_text
 
-__all__ = ["AuthRejected", "Retryable", "classify_closed", "describe", "fingerprint", "scrub", "wait_for"]
+__all__ = ["AuthRejected", "Retryable", "classify_closed", "describe", "scrub", "wait_for"]
 
 
 async def wait_for(awaitable: Any, timeout: float | None) -> Any:
@@ -53,28 +51,11 @@ class Retryable(Exception):
     """A failure that may pass: try again after a backoff."""
 
 
-def _secrets_of(credential: Any) -> list[str]:
-    values = [v for v in credential.headers.values()]
-    values += [v.split(" ", 1)[-1] for v in credential.headers.values() if " " in v]
-    if credential.auth_token:
-        values.append(credential.auth_token)
-    return values
-
-
 def scrub(text: str, credential: Any) -> str:
     """Others' text without the credential (every form), any secret in force, or an auth frame."""
     if credential is not None:
-        text = redact(text, *_secrets_of(credential))
+        text = redact(text, *(value.reveal() for value in credential.secrets()))
     return scrub_text(text)
-
-
-def fingerprint(credential: Any) -> str:
-    """Identifies a credential without keeping another copy of its values around."""
-    digest = hashlib.sha256()
-    for name, value in sorted(credential.headers.items()):
-        digest.update(f"{name.lower()}\0{value}\0".encode())
-    digest.update(f"token\0{credential.auth_token or ''}".encode())
-    return digest.hexdigest()
 
 
 def _close_code(exc: BaseException) -> int | None:

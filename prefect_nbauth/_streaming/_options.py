@@ -84,8 +84,8 @@ def check_backoff(backoff: Any) -> Callable[[], Iterator[float]]:
 
 def api_url_to_stream(what: str) -> str:
     """The API URL in force (no trailing slash), or ConfigurationError saying how to log in."""
-    from .._session import socket_credential
-    from ._socket import socket_url
+    from ..session import socket_credential
+    from ._subscription import socket_url
 
     credential = socket_credential()
     if not credential.api_url:

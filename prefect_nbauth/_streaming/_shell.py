@@ -15,6 +15,7 @@ import threading
 import weakref
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
+from .._boundary import contain
 from .._exceptions import ConfigurationError
 from ._engine import StreamEngine
 from ._outbox import END
@@ -61,8 +62,12 @@ class Stream(Generic[ItemT, StateT, StatsT]):
 
     @property
     def error(self) -> BaseException | None:
-        """The error that ended the stream (AuthenticationError, NotPrefectServerError…), if any."""
-        return self._engine.error
+        """The error that ended the stream (AuthenticationError, NotPrefectServerError…), if any.
+
+        As every error that leaves the package: no frames of ours, every text scrubbed.
+        """
+        error = self._engine.error
+        return contain(error) if error is not None else None
 
     @property
     def api_url(self) -> str:
@@ -116,7 +121,7 @@ class Stream(Generic[ItemT, StateT, StatsT]):
             if self._task is not None:
                 await asyncio.shield(self._task)
             if self._engine.error is not None:
-                raise self._engine.error
+                raise contain(self._engine.error)  # iteration is a door of the public API too
             raise StopAsyncIteration
         result: ItemT = item
         return result
@@ -131,7 +136,7 @@ class Stream(Generic[ItemT, StateT, StatsT]):
                 yield item
             self._engine.wait_finished(10)
             if self._engine.error is not None:
-                raise self._engine.error
+                raise contain(self._engine.error)  # iteration is a door of the public API too
         finally:
             self.close()
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import time
 
+from .. import _prefect_seam as seam
 from .._boundary import public
 from .._exceptions import ConfigurationError
 from .._inputs import check_api_url, check_timeout, is_cloud_url
@@ -65,8 +66,8 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
     """
     from prefect.settings import get_current_settings
 
-    from .._session import socket_credential
     from .._tls import ssl_context
+    from ..session import socket_credential
 
     timeout = check_timeout(timeout)
     started = time.monotonic()
@@ -83,16 +84,16 @@ def audit(api_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> Au
         url = check_api_url(api_url)
     use_credential = configured is not None and url == check_api_url(configured)
     settings = get_current_settings()
-    cloud_api = str(settings.cloud.api_url).rstrip("/")
+    cloud_api = seam.cloud_api_url(settings)
     is_cloud = is_cloud_url(url, cloud_api)
 
-    prober = Prober(url, dict(credential.headers), credential.auth_token,
+    prober = Prober(url, credential.raw_headers(), credential.raw_auth_token(),
                     verify=ssl_context(settings), timeout=timeout, use_credential=use_credential)
     try:
         seen = gather(prober, settings, is_cloud)
     finally:
         prober.close()
-    sends = client_sends(dict(credential.headers)) if use_credential else "nothing (another URL)"
+    sends = client_sends(credential.raw_headers()) if use_credential else "nothing (another URL)"
     report = AuditReport(api_url=url, client_sends=sends, server_version=seen.version,
                          server_auth=seen.advertised, findings=tuple(judge(seen)),
                          seconds=time.monotonic() - started, credential_used=use_credential)

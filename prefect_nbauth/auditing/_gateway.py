@@ -21,44 +21,15 @@ What that finds:
 
 from __future__ import annotations
 
-import base64
-import secrets
 from typing import TYPE_CHECKING
 
 from ._report import Finding, Outcome
 
-if TYPE_CHECKING:  # _prober imports this module: the types only, to keep imports one-way
+if TYPE_CHECKING:
     from ._evidence import Evidence
     from ._prober import HttpAnswer
 
-__all__ = ["gateway_headers", "prefect_check", "prefect_check_finding", "wrong_prefect_headers"]
-
-
-def _is_prefect_authorization(value: str, token: str | None) -> bool:
-    if not token:
-        return False
-    scheme, _, rest = value.partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            return base64.b64decode(rest.strip()).decode("utf-8") == token
-        except (ValueError, UnicodeDecodeError):
-            return False
-    return scheme.lower() == "bearer" and rest.strip() == token
-
-
-def gateway_headers(headers: dict[str, str], token: str | None) -> dict[str, str]:
-    """The headers in force that are not Prefect's own credential (a gateway's)."""
-    return {name: value for name, value in headers.items()
-            if not (name.lower() == "authorization" and _is_prefect_authorization(value, token))}
-
-
-def wrong_prefect_headers(headers: dict[str, str], token: str | None) -> dict[str, str]:
-    """The gateway's headers as they are, and a random wrong Prefect Basic credential."""
-    kept = gateway_headers(headers, token)
-    if not any(n.lower() == "authorization" for n in kept):
-        raw = f"nbauth-audit:{secrets.token_urlsafe(18)}".encode()
-        kept["Authorization"] = "Basic " + base64.b64encode(raw).decode()
-    return kept
+__all__ = ["prefect_check", "prefect_check_finding"]
 
 
 def prefect_check(seen: Evidence) -> Finding | None:

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._headers import basic
-from .._websocket import SILENT, ws_url
-from ._gateway import gateway_headers, wrong_prefect_headers
+from .._urls import same_origin, shown_origin, ws_url
+from .._websocket import SILENT
+from ._credentials import gateway_headers, wrong_prefect_headers
 
 if TYPE_CHECKING:
     from websockets.sync.connection import Connection
@@ -57,26 +58,15 @@ class SocketAnswer:
     error: str = ""
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
-
-
 def _cross_origin(base: str, location: str) -> bool:
-    if not location:
+    if not location or not urlsplit(location).netloc:  # relative: same origin
         return False
-    target = urlsplit(location)
-    if not target.netloc:  # relative: same origin
-        return False
-    return _origin(base) != _origin(location)
+    return not same_origin(base, location)
 
 
 def where(location: str) -> str:
     """What of a redirect target a finding shows: its origin, never its path or query."""
-    parts = urlsplit(location)
-    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else location[:100]
+    return shown_origin(location) if urlsplit(location).netloc else location[:100]
 
 
 def _wrong_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -11,10 +11,16 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from .._redaction import scrub_fields
+
 __all__ = ["AuditReport", "Finding", "Outcome"]
 
 
 class Outcome(str, Enum):
+    """What one check of the audit found: ``PASS`` (the server refuses what it should),
+    ``FAIL`` (it lets through what it should refuse; the finding says what to change) or
+    ``NOT_APPLICABLE`` (the check could not run here, with the reason)."""
+
     PASS = "pass"
     FAIL = "fail"
     NOT_APPLICABLE = "n/a"
@@ -33,6 +39,9 @@ class Finding:
     detail: str
     fix: str = ""
 
+    def __post_init__(self) -> None:
+        scrub_fields(self)  # a detail quotes what the server answered
+
 
 @dataclass(frozen=True)
 class AuditReport:
@@ -45,6 +54,9 @@ class AuditReport:
     findings: tuple[Finding, ...]
     seconds: float
     credential_used: bool = field(default=True)  # False: api_url was not the configured one
+
+    def __post_init__(self) -> None:
+        scrub_fields(self)
 
     @property
     def ok(self) -> bool:

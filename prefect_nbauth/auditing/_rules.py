@@ -7,10 +7,10 @@ putting it here (and, if it needs an answer no probe gets yet, one probe in ``_e
 
 from __future__ import annotations
 
-from . import _auth_mode, _gateway, _rest, _server_version, _transport
+from . import _auth_mode, _gateway, _rest_rules, _server_version, _transport
 from ._evidence import Evidence, Rule
 from ._report import Finding
-from ._sockets import SOCKET_RULES
+from ._socket_rules import SOCKET_RULES
 
 __all__ = ["RULES", "judge"]
 
@@ -18,12 +18,12 @@ RULES: tuple[Rule, ...] = (
     _transport.transport,
     _transport.tls_verification,
     _auth_mode.advertised_auth,
-    _rest.no_credential,
-    _rest.wrong_credential,
-    _rest.your_credential,
+    _rest_rules.no_credential,
+    _rest_rules.wrong_credential,
+    _rest_rules.your_credential,
     _gateway.prefect_check,
-    _rest.public_endpoints,
-    _rest.health_exemption,
+    _rest_rules.public_endpoints,
+    _rest_rules.health_exemption,
     *SOCKET_RULES,
     _transport.redirects,
     _server_version.server_version,

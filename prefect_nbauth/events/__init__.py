@@ -6,23 +6,14 @@ stream's own:
 
 - ``_stream``: the public API (:func:`stream_events`, :class:`EventStream`);
 - ``_engine``: what an event frame means, bursts, outage windows, when to pass;
-- ``_rest``: ``/events/filter`` reads (counts, pages of 50, next-page links);
+- ``_pages``: ``/events/filter`` reads (counts, pages of 50, next-page links);
 - ``_reconcile``: counting passes that find what the websocket missed;
 - ``_ledger``: bounded memory of what was delivered;
 - ``_filter``: input checks and the ``EventFilter`` sent to the server.
 """
 from __future__ import annotations
 
-from .._streaming._options import exponential_backoff
-from .._streaming._shell import BackgroundStream
-from ._engine import StreamState, StreamStats
+from ._engine import EventStreamState, EventStreamStats
 from ._stream import EventStream, stream_events
 
-__all__ = [
-    "BackgroundStream",
-    "EventStream",
-    "StreamState",
-    "StreamStats",
-    "exponential_backoff",
-    "stream_events",
-]
+__all__ = ["EventStream", "EventStreamState", "EventStreamStats", "stream_events"]

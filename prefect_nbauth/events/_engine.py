@@ -25,17 +25,22 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 from uuid import UUID
 
-from .._streaming._cadence import Cadence
-from .._streaming._delivered import DeliveredModel, StateName, StatsSnapshot
-from .._streaming._engine import StreamEngine
-from .._streaming._options import EngineOptions
-from .._streaming._time import from_us, to_us
+from .._streaming import (
+    Cadence,
+    DeliveredModel,
+    EngineOptions,
+    StateName,
+    StatsSnapshot,
+    StreamEngine,
+    from_us,
+    to_us,
+)
 from ._filter import StreamFilter
 from ._ledger import Ledger
+from ._pages import RestEvents
 from ._reconcile import Reconciler
-from ._rest import RestEvents
 
-__all__ = ["StreamState", "StreamStats"]
+__all__ = ["EventStreamState", "EventStreamStats"]
 
 # Prefect's server queue per subscriber (server/events/stream.py SUBSCRIPTION_BACKLOG):
 # this many live events within a second means it may have overflowed.
@@ -43,7 +48,7 @@ _BURST = 256
 _HOT_FOR = 5.0  # quick passes for this long after a reconnect, a burst or a pass that found events
 
 
-class StreamState(StateName):
+class EventStreamState(StateName):
     """What an :class:`EventStream` is doing now (a ``str``, for widgets)."""
 
     CONNECTING = "connecting"  # before the first websocket connection
@@ -54,7 +59,7 @@ class StreamState(StateName):
 
 
 @dataclass(frozen=True)
-class StreamStats(StatsSnapshot):
+class EventStreamStats(StatsSnapshot):
     """Counters of one stream; a snapshot, safe to read from any thread."""
 
     live: int = 0  # delivered from the websocket
@@ -134,17 +139,17 @@ class _Engine(StreamEngine):
 
     # ---------------------------------------------------------------- state
     @property
-    def state(self) -> StreamState:
+    def state(self) -> EventStreamState:
         if self._stopped:
-            return StreamState.STOPPED
+            return EventStreamState.STOPPED
         if not self._ws_up:
-            return StreamState.RECONNECTING if self._ever_connected else StreamState.CONNECTING
+            return EventStreamState.RECONNECTING if self._ever_connected else EventStreamState.CONNECTING
         if self._catching_up or self._recovering:
-            return StreamState.RECONCILING
-        return StreamState.CONNECTED
+            return EventStreamState.RECONCILING
+        return EventStreamState.CONNECTED
 
-    def stats(self) -> StreamStats:
-        return StreamStats(
+    def stats(self) -> EventStreamStats:
+        return EventStreamStats(
             live=self.c_live, reconciled=self.c_reconciled, duplicates=self.c_duplicates,
             malformed=self.c_malformed, reconnects=self.c_reconnects, passes=self.c_passes,
             late=self.c_late, tracked=len(self.ledger),
@@ -155,7 +160,7 @@ class _Engine(StreamEngine):
         )
 
     def late_bound(self) -> float:
-        """The late-delivery bound in force now (see :class:`StreamStats`)."""
+        """The late-delivery bound in force now (see :class:`EventStreamStats`)."""
         return self.opt.reconcile_interval if self._socket_lost() else self._cadence.bound()
 
     # ------------------------------------------------------------ websocket

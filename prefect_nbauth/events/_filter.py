@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 from .._exceptions import ConfigurationError
-from .._streaming._time import TimedFilter, check_since, iso_us, to_us
+from .._streaming import TimedFilter, check_since, iso_us, to_us
 
 __all__ = ["StreamFilter", "build_filter"]
 

@@ -31,10 +31,10 @@ import time
 from typing import Any, Awaitable, Callable, Sequence
 from uuid import UUID
 
-from .._streaming._rest import stamp_us
+from .._streaming import stamp_us
 from ._filter import StreamFilter
 from ._ledger import Ledger
-from ._rest import RestEvents
+from ._pages import RestEvents
 
 __all__ = ["Reconciler"]
 

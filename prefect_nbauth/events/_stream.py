@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from .._boundary import public
 from .._exceptions import ConfigurationError
-from .._streaming._options import (
+from .._streaming import (
+    Stream,
     api_url_to_stream,
     check_backoff,
     check_count,
     check_seconds,
     resolve_idle_interval,
 )
-from .._streaming._shell import Stream
-from ._engine import StreamState, StreamStats, _Engine, _Options
+from ._engine import EventStreamState, EventStreamStats, _Engine, _Options
 from ._filter import build_filter
 
 if TYPE_CHECKING:
@@ -30,14 +30,14 @@ if TYPE_CHECKING:
 __all__ = ["EventStream", "stream_events"]
 
 
-class EventStream(Stream["ReceivedEvent", StreamState, StreamStats]):
+class EventStream(Stream["ReceivedEvent", EventStreamState, EventStreamStats]):
     """A running (or not yet started) event subscription; see :func:`stream_events`.
 
     Iterate it with ``async for`` (on the current event loop) or ``for`` (on a
     background thread), or hand it callbacks with :meth:`run_in_background`.
     A stream runs once; close it with :meth:`close`/:meth:`aclose` or a
-    ``with``/``async with`` block. ``state`` is a :class:`StreamState`,
-    ``stats`` a :class:`StreamStats`.
+    ``with``/``async with`` block. ``state`` is a :class:`EventStreamState`,
+    ``stats`` a :class:`EventStreamStats`.
     """
 
     def __init__(self, engine: _Engine) -> None:
@@ -97,8 +97,8 @@ def stream_events(
 
     The credential in force is taken anew on every (re)connect; a rejection
     costs one refresh, then up to ``credential_wait`` seconds for a new
-    ``login()``, then ``AuthenticationError``. ``stream.state``: a
-    :class:`StreamState`, ``stream.stats``: a :class:`StreamStats`. It
+    ``login()``, then ``AuthenticationError``. ``stream.state``: an
+    :class:`EventStreamState`, ``stream.stats``: an :class:`EventStreamStats`. It
     reconnects for ever with ``backoff`` (a zero-argument callable returning
     delays; jittered, capped at 5 s by default) and ends when closed or on an
     error (``stream.error``, raised by the iterator). ``ConfigurationError``

@@ -14,6 +14,7 @@ event stream, not on top of it. What is the log stream's own:
 """
 from __future__ import annotations
 
+from ._filter import build_log_filter
 from ._stream import LogStream, LogStreamState, LogStreamStats, stream_logs
 
-__all__ = ["LogStream", "LogStreamState", "LogStreamStats", "stream_logs"]
+__all__ = ["LogStream", "LogStreamState", "LogStreamStats", "build_log_filter", "stream_logs"]

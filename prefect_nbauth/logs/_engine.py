@@ -45,12 +45,19 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
-from .._streaming._cadence import Cadence
-from .._streaming._delivered import DeliveredModel, StateName, StatsSnapshot
-from .._streaming._engine import StreamEngine
-from .._streaming._failures import AuthRejected, Retryable, describe, scrub
-from .._streaming._options import EngineOptions
-from .._streaming._time import from_us
+from .._streaming import (
+    AuthRejected,
+    Cadence,
+    DeliveredModel,
+    EngineOptions,
+    Retryable,
+    StateName,
+    StatsSnapshot,
+    StreamEngine,
+    describe,
+    from_us,
+    scrub,
+)
 from ._filter import LogStreamFilter
 from ._live import LiveGate
 from ._reconcile import PAGE, RestLogs, read_range, timestamp_us

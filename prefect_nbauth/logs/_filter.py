@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from .._exceptions import ConfigurationError
-from .._streaming._time import TimedFilter, check_since, iso_us
+from .._streaming import TimedFilter, check_since, iso_us
 
 __all__ = ["LogStreamFilter", "build_log_filter", "parse_level", "parse_since"]
 

@@ -10,7 +10,7 @@ timestamp of the last one; logs already delivered are recognised by id. A full
 page of one single timestamp cannot move the keyset; it is paged through by
 offset within that timestamp.
 
-:class:`RestLogs` is the shared :class:`~prefect_nbauth._streaming._rest.RestReader`
+:class:`RestLogs` is the shared :class:`~prefect_nbauth._streaming._reader.RestReader`
 (the stream's credential, one refresh per rejection) with the log pages on top.
 """
 
@@ -20,8 +20,7 @@ from typing import Any, Awaitable, Callable
 
 import httpx
 
-from .._streaming._failures import Retryable
-from .._streaming._rest import RestReader, stamp_us
+from .._streaming import RestReader, Retryable, stamp_us
 from ._filter import LogStreamFilter
 
 __all__ = ["RestLogs", "read_range", "timestamp_us"]

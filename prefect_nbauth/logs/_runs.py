@@ -29,7 +29,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
-from .._streaming._failures import Retryable
+from .._streaming import Retryable
 from ._filter import LogStreamFilter
 
 __all__ = ["ACTIVE", "FINAL", "TAIL", "RunActivity", "read_run_states", "signal_filter"]

@@ -11,15 +11,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from .._boundary import public
 from .._exceptions import ConfigurationError
-from .._streaming._options import (
+from .._streaming import (
+    Stream,
     api_url_to_stream,
     check_backoff,
     check_count,
     check_seconds,
     resolve_idle_interval,
 )
-from .._streaming._shell import Stream
 from ._engine import LogStreamState, LogStreamStats, _LogEngine, _Options
 from ._filter import build_log_filter
 
@@ -46,6 +47,7 @@ class LogStream(Stream["Log", LogStreamState, LogStreamStats]):
         super().__init__(engine)
 
 
+@public()
 def stream_logs(
     flow_run_id: Any = None,
     task_run_id: Any = None,

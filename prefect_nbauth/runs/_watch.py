@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from uuid import UUID
 
+from .._boundary import public
 from .._exceptions import ConfigurationError
 
 __all__ = ["RunWatch", "StateChange", "TaskRunInfo", "run_id_of", "watch"]
@@ -121,8 +122,8 @@ class RunWatch:
 
     def start(self) -> "RunWatch":
         # Imported here: `import prefect_nbauth` must stay light (streams import httpx/websockets).
-        from ..events._stream import stream_events
-        from ..logs._stream import stream_logs
+        from ..events import stream_events
+        from ..logs import stream_logs
 
         self._poll()  # name, state and tasks before anything is shown; raises on a wrong id
         now = datetime.now(timezone.utc)
@@ -320,7 +321,7 @@ class RunWatch:
                     self._poll()
                     self.error = None
                 except Exception as exc:  # noqa: BLE001 - shown, the watch goes on
-                    from .._streaming._failures import describe
+                    from .._streaming import describe
 
                     self.error = f"reading the run: {describe(exc)}"
                     self._changed()
@@ -338,12 +339,13 @@ class RunWatch:
         self._changed()
 
 
+@public()
 def watch(run: Any, *, level: str | int | None = None, on_change: Callable[[RunWatch], None] | None = None,
           quiet: float = 3.0) -> RunWatch:
     """Follow one flow run until it is final: ``watch(run).wait()``, then ``print(...)``.
 
     ``run`` is a flow run id, the ``FlowRun`` that ``run_deployment()`` returns, or the
     ``State`` of ``my_flow(return_state=True)``. In a notebook,
-    ``prefect_nbauth.notebook.widgets.watch(run)`` shows the same as a live widget.
+    ``prefect_nbauth.widgets.FlowRunWidget(run)`` shows the same as a live widget (``%prefect_watch``).
     """
     return RunWatch(run_id_of(run), level=level, on_change=on_change, quiet=quiet).start()

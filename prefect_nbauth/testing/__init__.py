@@ -23,58 +23,60 @@ What is here:
   front of a real server. Prefect Cloud itself cannot be reached from tests.
 - :class:`RotatingGateway`: an OAuth2-proxy stand-in that issues short-lived JWTs
   (client-credentials grant) and checks them on every request and websocket.
-- :func:`wait_until`, :func:`free_port`: waiting on a condition (never a fixed
-  sleep) and a free loopback port.
+- :func:`wait_until`, :func:`free_port`, :func:`isolated_env`: waiting on a condition
+  (never a fixed sleep), a free loopback port, and an environment without ``PREFECT_*``.
 
 The gateways need the ``testing`` extra (``pip install prefect-nbauth[testing]``:
-uvicorn, starlette, websockets, PyJWT); they are imported only when used.
+uvicorn, starlette and PyJWT; ``comm`` for :mod:`.widgets`); without it, asking for one
+says which extra to install. Nothing here is imported until it is asked for.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._server import (
-    PrefectServer,
-    auth_server,
-    basic_auth_header,
-    free_port,
-    isolated_env,
-)
-from ._wait import wait_until
-
 if TYPE_CHECKING:
     from ._cloud import CloudGateway, CloudKey, CloudWorkspace
     from ._gateway import RotatingGateway
-    from ._loopback import LoopbackServer
+    from ._server import PrefectServer, auth_server, free_port, isolated_env
+    from ._wait import wait_until
 
 __all__ = [
     "CloudGateway",
     "CloudKey",
     "CloudWorkspace",
-    "LoopbackServer",
     "PrefectServer",
     "RotatingGateway",
     "auth_server",
-    "basic_auth_header",
     "free_port",
     "isolated_env",
     "wait_until",
 ]
 
+# Everything is loaded when first asked for: the pytest plugin (imported by every pytest run
+# where this package is installed) imports this package, and the gateways need uvicorn,
+# starlette and PyJWT (the ``testing`` extra).
 _LAZY = {
     "CloudGateway": "._cloud",
     "CloudKey": "._cloud",
     "CloudWorkspace": "._cloud",
-    "LoopbackServer": "._loopback",
+    "PrefectServer": "._server",
     "RotatingGateway": "._gateway",
+    "auth_server": "._server",
+    "free_port": "._server",
+    "isolated_env": "._server",
+    "wait_until": "._wait",
 }
 
 
 def __getattr__(name: str) -> Any:
-    # The gateways import uvicorn/starlette/jwt: only when someone asks for them.
-    if name in _LAZY:
-        import importlib
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from ._extras import import_harness
 
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_harness(module, __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

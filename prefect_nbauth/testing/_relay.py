@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect as ws_connect
 
+from .._urls import to_ws
 from ._server import basic_auth_header
 
 __all__ = [
@@ -107,7 +108,7 @@ def with_query(url: str, query: str) -> str:
 
 
 def websocket_url(http_url: str) -> str:
-    return http_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    return to_ws(http_url)
 
 
 def offered_subprotocols(headers: Any) -> list[str]:

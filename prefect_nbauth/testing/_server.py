@@ -19,7 +19,6 @@ Clean-up guarantees:
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import os
 import shutil
@@ -34,6 +33,7 @@ from typing import Any, Iterator
 
 import httpx
 
+from .._headers import basic
 from ._process import die_with_parent
 
 __all__ = [
@@ -94,9 +94,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def basic_auth_header(auth_string: str) -> dict[str, str]:
-    """The ``Authorization`` header Prefect clients send for an auth string."""
-    token = base64.b64encode(auth_string.encode("utf-8")).decode("ascii")
-    return {"Authorization": f"Basic {token}"}
+    """The ``Authorization`` header Prefect clients send for an auth string (:func:`.._headers.basic`)."""
+    return {"Authorization": basic(auth_string)}
 
 
 def isolated_env(**overrides: str) -> dict[str, str]:

@@ -24,6 +24,7 @@ import httpx
 from websockets.sync.client import connect as sync_connect
 from websockets.typing import Subprotocol
 
+from .._urls import ws_url
 from ._wait import wait_until
 
 __all__ = [
@@ -49,7 +50,7 @@ def event_payload(name: str, index: int, *, resource: str | None = None,
 
 
 def _events_in(api_url: str, auth_string: str | None) -> Any:
-    url = api_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/events/in"
+    url = ws_url(api_url, "events/in")
     ws = sync_connect(url, subprotocols=[Subprotocol("prefect")], open_timeout=10, max_size=None)
     ws.send(json.dumps({"type": "auth", "token": auth_string}))
     answer = json.loads(ws.recv(timeout=10))

@@ -84,9 +84,9 @@ def events_roundtrip(timeout: float = 30) -> str:
 
 
 def status_dict(**kwargs: Any) -> dict[str, Any]:
-    import prefect_nbauth
+    from ..session import status
 
-    return prefect_nbauth.status(**kwargs).to_dict()
+    return status(**kwargs).to_dict()
 
 
 def emit(result: Any) -> None:

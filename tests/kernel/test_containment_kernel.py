@@ -67,9 +67,8 @@ for name in ("prefect", "prefect_nbauth", "websockets", "httpx", "httpcore"):
 logging.getLogger("prefect").addHandler(keep)   # Prefect's loggers do not propagate
 import prefect_nbauth as nb
 if os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF") == "1":
-    from prefect_nbauth import _boundary, _redaction
-    _boundary.CONTAIN = False
-    _redaction._scrub = lambda record: None
+    from prefect_nbauth import _redaction
+    _redaction.CONTAIN = False
 
 def wait_for(condition, timeout=90):
     deadline = time.monotonic() + timeout

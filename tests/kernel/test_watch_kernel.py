@@ -67,7 +67,7 @@ def _cells(api_url: str, ok_run: str, failing_run: str) -> list[str]:
         "    time.sleep(0.05)\n"
         "print('LOGS:', logs_widget.lines()[-1][1], logs_widget.lines()[-1][2])\n"
         "logs_widget.stop()",
-        f"import prefect_nbauth\nfailing = prefect_nbauth.notebook.widgets.watch('{failing_run}')\nfailing",
+        f"import prefect_nbauth\nfailing = prefect_nbauth.widgets.FlowRunWidget('{failing_run}')\nfailing",
         f"process = start_flow('{failing_run}', 5, True)",
         report.replace("{tag}", "WATCH FAILED"),
     ]

@@ -89,7 +89,7 @@ def make_event(name: str, resource: str = "nbauth.test", **payload: Any) -> Any:
 
 
 def test_importing_the_core_imports_neither_ipython_nor_ipywidgets() -> None:
-    code = ("import json, sys; import prefect_nbauth, prefect_nbauth._listeners; "
+    code = ("import json, sys; import prefect_nbauth, prefect_nbauth.session._listeners; "
             "print(json.dumps(sorted(m for m in ('IPython', 'ipywidgets', 'ipykernel', 'comm') "
             "if m in sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -103,7 +103,7 @@ def test_importing_the_core_imports_neither_ipython_nor_ipywidgets() -> None:
 
 
 def test_listeners_subscribe_notify_unsubscribe() -> None:
-    from prefect_nbauth import _listeners
+    from prefect_nbauth.session import _listeners
 
     seen: list[str] = []
 
@@ -307,13 +307,13 @@ def test_errors_lead_with_a_sentence_and_show_at_most_scheme_and_host(comm_log: 
 
 
 def test_a_login_or_logout_elsewhere_clears_a_stale_error(comm_log: list[dict[str, Any]]) -> None:
-    from prefect_nbauth import _listeners
+    from prefect_nbauth.session import _listeners
     from prefect_nbauth.widgets import LoginWidget
 
     form = LoginWidget(api_url="http://127.0.0.1:9/api")
     form._button.click()
     assert 'class="pnb-error"' in form._message.value
-    _listeners.notify("login")  # as _session does after login() / %prefect_login elsewhere
+    _listeners.notify("login")  # as login() does after login() / %prefect_login elsewhere
     assert "pnb-error" not in form._message.value and "Logged in from elsewhere" in form.message
     form._button.click()
     assert 'class="pnb-error"' in form._message.value
@@ -382,12 +382,12 @@ def test_status_widget_shows_mode_and_countdown(comm_log: list[dict[str, Any]]) 
 
 
 def test_status_widget_follows_notifications_and_closes_cleanly(comm_log: list[dict[str, Any]]) -> None:
-    from prefect_nbauth import _listeners
+    from prefect_nbauth.session import _listeners
     from prefect_nbauth.widgets import AuthStatusWidget
 
     widget = AuthStatusWidget(check_server=False)
     before = widget._generation
-    _listeners.notify("login")  # as _session will after a login
+    _listeners.notify("login")  # as login() will
     wait_until(lambda: widget._generation > before, 5, "the widget to re-read the status")
     widget.close()
     from prefect_nbauth.notebook.widgets.status import _WATCHER
@@ -661,7 +661,7 @@ emit(out)
 
 
 def test_event_widget_restarts_after_a_login_when_it_could_not_start(comm_log: list[dict[str, Any]]) -> None:
-    from prefect_nbauth import _listeners
+    from prefect_nbauth.session import _listeners
     from prefect_nbauth.widgets import EventStreamWidget
 
     fake = FakeFactory()
@@ -675,7 +675,7 @@ def test_event_widget_restarts_after_a_login_when_it_could_not_start(comm_log: l
 
     widget = EventStreamWidget(prefix="nbauth.", stream_factory=factory)
     assert widget.stream is None and "No Prefect API URL" in repr(widget)
-    _listeners.notify("login")  # as _session does after login()
+    _listeners.notify("login")  # as login() does after login()
     wait_until(lambda: widget.stream is not None, 10, "the stream to restart after the login")
     assert calls[1]["prefix"] == ["nbauth."]
     wait_until(lambda: "<b>connected</b>" in widget._view.value, 5, "the restarted stream's state")

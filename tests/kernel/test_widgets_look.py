@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from test_widgets import FakeFactory, make_event
 
-from prefect_nbauth._status import AuthMode, AuthStatus
+from prefect_nbauth.session._auth_status import AuthMode, AuthStatus
 from prefect_nbauth.testing import wait_until
 
 # A colour that is not a JupyterLab variable: hex, rgb()/hsl(), or a CSS colour name.

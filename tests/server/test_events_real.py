@@ -337,7 +337,7 @@ from prefect_nbauth.testing.events import Collector, emit_events
 from prefect_nbauth.testing import wait_until
 import prefect_nbauth as nb
 from prefect_nbauth.events._stream import stream_events
-from prefect_nbauth._session import socket_credential
+from prefect_nbauth.session import socket_credential
 
 template = os.environ.get("EVENTS_TEMPLATE_DB")
 if template and Path(template).exists():
@@ -362,7 +362,7 @@ try:
     collector.wait_ids(ids, 60)
     # Revoke the token in use, then cut the socket: the reconnect gets HTTP 401 on the
     # upgrade and must refresh once (a new token from the OAuth2 endpoint).
-    token = socket_credential().headers["Authorization"].split(" ", 1)[1]
+    token = socket_credential().raw_headers()["Authorization"].split(" ", 1)[1]
     gateway.revoke(token)
     before = proxy.arm()
     ids += emit_events(server.api_url, AUTH, name + "b", 100)

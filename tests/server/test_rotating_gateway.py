@@ -136,10 +136,10 @@ def test_token_endpoint_modes(gateway):
 
 def test_oauthlib_provider_of_the_package_gets_a_token(gateway):
     """The package's own client-credentials provider speaks this endpoint's dialect."""
-    from prefect_nbauth._providers import OAuth2ClientCredentials
+    from prefect_nbauth import OAuth2ClientCredentials
 
     token = OAuth2ClientCredentials(
-        gateway.token_url, gateway.client_id, gateway.client_secret).fetch()
+        gateway.token_url, gateway.client_id, gateway.client_secret).obtain()
     assert gateway._verify(token.value.reveal()) is None
     assert token.expires_at is not None
     assert abs(token.expires_at.timestamp() - (time.time() + 2)) < 1.5

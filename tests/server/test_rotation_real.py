@@ -72,15 +72,15 @@ emit({"sync": statuses, "async": asyncio.run(async_client()), "gateway": gateway
 
 def test_a_revoked_token_is_replaced_on_the_next_call(auth_server, run_scenario):
     result = run_scenario(prelude(auth_server, lifetime=30) + """
-from prefect_nbauth import _session
+from prefect_nbauth.session import current_login
 with get_client(sync_client=True) as client:
     client.read_flows(limit=1)
-    current = _session._current.tokens["header Authorization"].token.value.reveal()
+    current = current_login().tokens["header Authorization"].token.value.reveal()
     gateway.revoke(current)
     before = gateway.counters()
     client.read_flows(limit=1)                     # 401 revoked -> one refresh -> retried
     after = gateway.counters()
-new = _session._current.tokens["header Authorization"].token.value.reveal()
+new = current_login().tokens["header Authorization"].token.value.reveal()
 emit({"before": before, "after": after, "replaced": new != current})
 """)
     assert result["replaced"] is True
@@ -126,8 +126,8 @@ wait_for(lambda: gateway.issued >= issued_before + 4)   # four expiries' worth o
 stop.set()
 for t in threads: t.join(30)
 elapsed = time.monotonic() - started
-from prefect_nbauth import _session
-token = _session._current.tokens["header Authorization"]
+from prefect_nbauth.session import current_login
+token = current_login().tokens["header Authorization"]
 in_force = token.token
 # Each token is used from its issue until the refresh point (expiry minus the margin).
 period = (in_force.expires_at - in_force.obtained_at).total_seconds() - token.margin_for(in_force)
@@ -144,8 +144,8 @@ emit({"failures": failures, "calls": calls[0], "refreshes": gateway.issued - iss
 
 def test_provider_failure_keeps_the_token_and_is_reported(auth_server, run_scenario):
     result = run_scenario(prelude(auth_server, lifetime=4) + """
-from prefect_nbauth import _session
-token = _session._current.tokens["header Authorization"]
+from prefect_nbauth.session import current_login
+token = current_login().tokens["header Authorization"]
 gateway.token_endpoint_mode = "down"
 failures_before = token.failures
 wait_for(lambda: token.failures > failures_before)      # the proactive refresh failed
@@ -163,7 +163,7 @@ emit({"still": still, "warnings": warnings, "after": read_flows_sync(),
 
 def test_second_401_after_refresh_raises_authentication_error(auth_server, run_scenario):
     result = run_scenario(prelude(auth_server, lifetime=30) + """
-from prefect_nbauth import _session
+from prefect_nbauth.session import current_login
 # From now on the gateway revokes every token it issues, and the current one.
 issue = gateway.issue
 def issue_revoked(*args, **kwargs):
@@ -171,7 +171,7 @@ def issue_revoked(*args, **kwargs):
     gateway.revoke(token)
     return token
 gateway.issue = issue_revoked
-gateway.revoke(_session._current.tokens["header Authorization"].token.value.reveal())
+gateway.revoke(current_login().tokens["header Authorization"].token.value.reveal())
 try:
     with get_client(sync_client=True) as client:
         client.read_flows(limit=1)

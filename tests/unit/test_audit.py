@@ -29,7 +29,7 @@ from prefect_nbauth import ConfigurationError, ServerUnreachableError
 from prefect_nbauth.auditing import AuditReport, Finding, Outcome, _transport, audit
 from prefect_nbauth.auditing._prober import SocketAnswer
 from prefect_nbauth.auditing._server_version import version_finding
-from prefect_nbauth.auditing._sockets import judge_socket
+from prefect_nbauth.auditing._socket_rules import judge_socket
 from prefect_nbauth.testing._server import free_port
 from prefect_nbauth.testing.canaries import assert_no_secret
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import httpx
 import pytest
 
 from prefect_nbauth import AuthenticationError
-from prefect_nbauth._auth import NbAuth
+from prefect_nbauth.session._http_auth import NbAuth
 
 API = "http://prefect.test/api"
 
 
 class FakeRotation:
-    """The part of _session._Rotation that NbAuth uses; tokens are 't0', 't1', ..."""
+    """The part of session._rotation.Rotation that NbAuth uses; tokens are 't0', 't1', ..."""
 
     def __init__(self, accepted: set[str], expired: bool = False) -> None:
         self.token = "t0"
@@ -37,6 +38,12 @@ class FakeRotation:
     def apply(self, request: httpx.Request) -> str:
         request.headers["Authorization"] = f"Bearer {self.token}"
         return self.token
+
+    def succeeded(self, used: object) -> None:
+        pass
+
+    def refused_again(self, used: object) -> bool:
+        return False  # the "refused again" memory is the real Rotation's (test_socket_auth.py)
 
     def refresh_after_rejection(self, used: str) -> bool:
         self.refresh_threads.append(threading.current_thread().name)
@@ -111,10 +118,26 @@ def test_requests_elsewhere_and_no_login_pass_through_untouched() -> None:
     assert rotation.refresh_threads == []
 
 
-def test_flow_code_is_shared() -> None:
-    """The sync and async drivers run the same generator (no second copy of the logic)."""
-    assert NbAuth.sync_auth_flow is not NbAuth.async_auth_flow
-    source_sync = NbAuth.sync_auth_flow.__code__.co_names
-    source_async = NbAuth.async_auth_flow.__code__.co_names
-    assert "_flow" in source_sync and "_flow" in source_async
-    assert "refresh_after_rejection" not in source_sync + source_async
+def test_both_drivers_run_the_one_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sync and async drivers run the same generator: change it, and both change."""
+    calls: list[object] = []
+
+    def flow(self: NbAuth, request: httpx.Request) -> Any:
+        calls.append(request.url.path)
+        request.headers["X-Flow"] = "the one flow"
+        response = yield request
+        calls.append(response.status_code)
+
+    monkeypatch.setattr(NbAuth, "_flow", flow)
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(200 if r.headers.get("X-Flow") == "the one flow" else 500))
+    auth = NbAuth(lambda: None)
+    with httpx.Client(transport=transport, auth=auth) as client:
+        assert client.get(API + "/sync").status_code == 200
+
+    async def run() -> int:
+        async with httpx.AsyncClient(transport=transport, auth=auth) as client:
+            return (await client.get(API + "/async")).status_code
+
+    assert asyncio.run(run()) == 200
+    assert calls == ["/api/sync", 200, "/api/async", 200]

@@ -17,7 +17,7 @@ back in a chosen form (item 7 of the issue). Real-server and real-kernel cases
 are in ``test_containment_kernel.py``.
 
 To see these tests fail, switch containment off: ``NBAUTH_TEST_CONTAINMENT_OFF=1``
-makes the fixture below set ``prefect_nbauth._boundary.CONTAIN = False`` (no
+makes the fixture below set ``prefect_nbauth._redaction.CONTAIN = False`` (no
 boundary: raw secrets in frame locals, inner frames reachable, messages not
 scrubbed by the boundary) and turn the log scrubber into a no-op.
 """
@@ -46,7 +46,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 import prefect_nbauth as nb
-from prefect_nbauth.testing import LoopbackServer
+from prefect_nbauth.testing._loopback import LoopbackServer
 from prefect_nbauth.testing._server import free_port
 from prefect_nbauth.testing.canaries import leaks, make_canary
 
@@ -65,11 +65,9 @@ def all_secrets() -> list[str]:
 @pytest.fixture(autouse=True)
 def containment(monkeypatch: pytest.MonkeyPatch) -> None:
     if CONTAINMENT_OFF:
-        from prefect_nbauth import _boundary, _redaction
+        from prefect_nbauth import _redaction
 
-        monkeypatch.setattr(_boundary, "CONTAIN", False)
-        monkeypatch.setattr(_redaction, "scrub_text", lambda text: text)
-        monkeypatch.setattr(_redaction, "_scrub", lambda record: None)
+        monkeypatch.setattr(_redaction, "CONTAIN", False)  # the one switch: egress and boundary
 
 
 @pytest.fixture(autouse=True)
@@ -268,8 +266,10 @@ LOCALS_CASES: dict[str, Callable[[EchoServer], Callable[[], Any]]] = {
     "secret as the URL": lambda e: lambda: nb.login(S["auth"]),
     "bearer header": lambda e: lambda: nb.login(_down_url(), headers={"Authorization": "Bearer " + S["auth"]},
                                                 timeout=5),
-    "provider raising": lambda e: lambda: nb.login(
-        e.api_url, auth_string=nb.CallableToken(functools.partial(_fail_with, S["auth"]))),
+    # The provider quotes the secret in force (a secret nobody has shown the process cannot be
+    # recognised: docs/security.md says so); logging in first makes that true whatever ran before.
+    "provider raising": lambda e: (nb.login(e.api_url, auth_string=S["auth"]), lambda: nb.login(
+        e.api_url, auth_string=nb.CallableToken(functools.partial(_fail_with, S["auth"]))))[1],
     "status(timeout=-1) after login": lambda e: (nb.login(e.api_url, auth_string=S["auth"]),
                                                  lambda: nb.status(timeout=-1))[1],
 }
@@ -283,8 +283,9 @@ def _fail_with(secret: str) -> str:
 def test_frame_locals_and_messages_hold_no_secret(echo: EchoServer, case: str) -> None:
     exc = _raised(LOCALS_CASES[case](echo))
     assert isinstance(exc, nb.PrefectAuthError), repr(exc)
-    text = assert_contained(exc)
-    assert "traceback cut at the public API" in text  # the boundary kept a secret-free summary
+    text = assert_contained(exc, getattr(exc, "__nbauth_frames__", ""))
+    assert "traceback cut at the public API" not in text  # no noise for the person reading it
+    assert exc.__nbauth_frames__  # the boundary kept a secret-free summary, for a debugger
     if case == "non-ascii":
         assert isinstance(exc, nb.ConfigurationError)
 
@@ -294,8 +295,9 @@ def test_the_traceback_stops_at_the_boundary(echo: EchoServer) -> None:
     frames = traceback.extract_tb(exc.__traceback__)
     assert [f.name for f in frames][-1] == "wrapper"  # nothing inside login() is reachable
     assert exc.__cause__ is None and exc.__context__ is None
-    notes = "".join(getattr(exc, "__notes__", []))
-    assert "_probe.py" in notes and "login" in notes  # still debuggable: where it went
+    frames_seen = exc.__nbauth_frames__
+    assert "_probe.py" in frames_seen and "login" in frames_seen  # still debuggable: where it went
+    assert not getattr(exc, "__notes__", [])  # and none of that is printed under the message
 
 
 # ---------------------------------------------------------------- 1. masks / colon-less
@@ -535,8 +537,8 @@ def test_gateway_headers_are_not_in_prefects_settings_yet_prefect_sends_them(ech
 
 def test_a_rotating_token_never_goes_to_a_host_or_path_that_merely_starts_alike(echo: EchoServer) -> None:
     from prefect_nbauth._inputs import is_cloud_url
-    from prefect_nbauth._session import _NB_AUTH
     from prefect_nbauth._urls import is_under
+    from prefect_nbauth.session._rotation import NB_AUTH as _NB_AUTH
 
     assert not is_under("https://gw.example.com.evil.net/api/flows", "https://gw.example.com/api")
     assert not is_under("https://gw.example.com/apix", "https://gw.example.com/api")
@@ -578,8 +580,8 @@ config.HistoryManager.hist_file = HISTORY
 ip = InteractiveShell.instance(config=config)
 ip.run_line_magic("load_ext", "prefect_nbauth")
 if os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF") == "1":
-    import prefect_nbauth._boundary as b
-    b.CONTAIN = False
+    import prefect_nbauth._redaction as r
+    r.CONTAIN = False
 
 def run(line):
     out, err = io.StringIO(), io.StringIO()
@@ -631,8 +633,8 @@ import prefect_nbauth as nb
 ip = InteractiveShell.instance()
 ip.run_line_magic("load_ext", "prefect_nbauth")
 if os.environ.get("NBAUTH_TEST_CONTAINMENT_OFF") == "1":
-    import prefect_nbauth._boundary as b
-    b.CONTAIN = False
+    import prefect_nbauth._redaction as r
+    r.CONTAIN = False
 print(nb.login(os.environ["NB_URL"], auth_string=os.environ["NB_AUTH"]).mode)
 
 results = []
@@ -669,6 +671,6 @@ def test_the_run_magics_are_behind_the_boundary(run_scenario) -> None:
         assert shown.startswith("UsageError: ") and "Traceback" not in shown, shown
         assert leaks(shown, secret) == [], f"{line.split()[0]} echoed the secret"
         assert result["last_frame"] == "wrapper", f"{line.split()[0]}: the traceback reaches into the magic"
-        assert "traceback cut at the public API" in result["notes"]
+        assert result["notes"] == ""  # no frame list printed under the message
     assert "not a run id" in results[0]["shown"] and "Unknown log level" in results[1]["shown"]
     assert "not understood" in results[2]["shown"] and "not a flow run id" in results[3]["shown"]

@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import prefect_nbauth as nb
+from prefect_nbauth import exponential_backoff
 from prefect_nbauth._streaming._outbox import END, Outbox
 from prefect_nbauth._streaming._time import iso_us, to_us
 from prefect_nbauth.events import (
     EventStream,
-    StreamState,
-    StreamStats,
-    exponential_backoff,
+    EventStreamState,
+    EventStreamStats,
     stream_events,
 )
 from prefect_nbauth.events._filter import build_filter
@@ -331,9 +331,9 @@ def test_outbox_hands_over_between_threads_with_backpressure():
 
 
 def test_stats_and_state_are_plain_values():
-    stats = StreamStats(live=2, reconciled=3)
+    stats = EventStreamStats(live=2, reconciled=3)
     assert stats.delivered == 5 and stats.to_dict()["delivered"] == 5
-    assert StreamState.CONNECTED == "connected" and str(StreamState.STOPPED) == "stopped"
+    assert EventStreamState.CONNECTED == "connected" and str(EventStreamState.STOPPED) == "stopped"
 
 
 def test_importing_the_stream_pulls_in_neither_ipython_nor_prefect():
@@ -503,7 +503,7 @@ def test_malformed_frames_are_counted_and_skipped():
               {"type": "event", "event": {"id": str(uuid.uuid4()), "event": 3}}, b"\x00\x01",
               {"type": "event"}, [1, 2], {"type": "event", "event": good}, {"type": "event", "event": good}]
     with FakePrefect(frames=frames) as fake:
-        async def run() -> tuple[list[Any], StreamStats]:
+        async def run() -> tuple[list[Any], EventStreamStats]:
             with _settings(fake.api_url):
                 async with stream_events(prefix="p.", since=EARLIER) as stream:
                     got = await _first_events(stream, 1)
@@ -526,7 +526,7 @@ def test_rejected_credential_ends_the_stream_without_the_secret():
                 stream = stream_events(credential_wait=0)
                 with pytest.raises(nb.AuthenticationError) as info:
                     await _first_events(stream, 1)
-                assert stream.state == StreamState.STOPPED
+                assert stream.state == EventStreamState.STOPPED
                 return stream, info.value
 
         stream, error = asyncio.run(run())
@@ -538,24 +538,26 @@ def test_rejected_credential_ends_the_stream_without_the_secret():
 
 def test_http_401_on_the_upgrade_refreshes_once_then_ends(monkeypatch):
     """401 on the upgrade → one refresh; the new credential is refused too → AuthenticationError."""
-    import prefect_nbauth._session as session
+    import prefect_nbauth._streaming._credential as keeper
+    from prefect_nbauth._secrets import Secret
+    from prefect_nbauth.session import SocketCredential
 
     refreshes: list[Any] = []
-    real = session.socket_credential
+    real = keeper.socket_credential
 
     def rotating_credential() -> Any:
         credential = real()
         token = f"token-{len(refreshes)}"
-        return session.SocketCredential(api_url=credential.api_url,
-                                        headers={**credential.headers, "X-Gateway-Token": token},
-                                        auth_token=credential.auth_token, generation=(len(refreshes),))
+        return SocketCredential(api_url=credential.api_url,
+                                headers={**credential.headers, "X-Gateway-Token": Secret(token)},
+                                auth_token=credential.auth_token)
 
     def refresh(used: Any) -> bool:
-        refreshes.append(used.generation)
+        refreshes.append(used.headers["X-Gateway-Token"].reveal())
         return True
 
-    monkeypatch.setattr(session, "socket_credential", rotating_credential)
-    monkeypatch.setattr(session, "refresh_socket_credential", refresh)
+    monkeypatch.setattr(keeper, "socket_credential", rotating_credential)
+    monkeypatch.setattr(keeper, "refresh_socket_credential", refresh)
     with FakePrefect(deny_upgrade=401) as fake:
         async def run() -> BaseException:
             with _settings(fake.api_url):
@@ -565,7 +567,7 @@ def test_http_401_on_the_upgrade_refreshes_once_then_ends(monkeypatch):
                 return info.value
 
         error = asyncio.run(run())
-    assert refreshes == [(0,)]  # exactly one refresh, for the credential first used
+    assert refreshes == ["token-0"]  # exactly one refresh, for the credential first used
     tokens = [u["headers"].get("x-gateway-token") for u in fake.upgrades]
     assert tokens[:2] == ["token-0", "token-1"] and len(tokens) == 2
     assert "HTTP 401 on the websocket upgrade" in str(error) and error.status_code == 401
@@ -590,7 +592,7 @@ def test_unreachable_server_keeps_retrying_and_reports_it():
 
     url = f"http://127.0.0.1:{free_port()}/api"
 
-    async def run() -> tuple[StreamState, StreamStats, StreamState]:
+    async def run() -> tuple[EventStreamState, EventStreamStats, EventStreamState]:
         with _settings(url, SECRET):
             stream = stream_events(backoff=lambda: exponential_backoff(0.01, 2, 0.05))
             task = asyncio.ensure_future(_first_events(stream, 1, timeout=60))
@@ -604,7 +606,7 @@ def test_unreachable_server_keeps_retrying_and_reports_it():
             return state, stats, stream.state
 
     state, stats, final = asyncio.run(run())
-    assert state == StreamState.CONNECTING and final == StreamState.STOPPED
+    assert state == EventStreamState.CONNECTING and final == EventStreamState.STOPPED
     assert "127.0.0.1" in stats.last_error and SECRET not in stats.last_error
 
 
@@ -627,7 +629,7 @@ def test_sync_iteration_runs_on_a_thread_and_a_stream_runs_once():
                 got.append(str(event.id))
                 if len(got) == 3:
                     break
-            assert stream.wait(10) and stream.state == StreamState.STOPPED
+            assert stream.wait(10) and stream.state == EventStreamState.STOPPED
             with pytest.raises(RuntimeError, match="runs once"):
                 next(iter(stream))
 

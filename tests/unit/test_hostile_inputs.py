@@ -41,10 +41,10 @@ from prefect_nbauth._inputs import (
     check_auth_string,
     check_headers,
 )
-from prefect_nbauth._probe import MAX_BODY, probe_cloud, probe_server
-from prefect_nbauth._secrets import redact
-from prefect_nbauth._sources import CREDENTIAL_SETTINGS, _normalise, _read_toml
-from prefect_nbauth._status import expiry_of, jwt_claims
+from prefect_nbauth._jwt import expiry_of, jwt_claims
+from prefect_nbauth._redaction import redact
+from prefect_nbauth.session._probe import MAX_BODY, probe_cloud, probe_server
+from prefect_nbauth.session._sources import CREDENTIAL_SETTINGS, _normalise, _read_toml
 from prefect_nbauth.testing.canaries import assert_no_secret
 
 CANARY = "Zq9x-CANARY-s3cr3t"
@@ -180,14 +180,17 @@ _SECRET = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs"
 
 
 @FAST
-@given(_SECRET, st.text(max_size=40), st.text(max_size=40), st.integers(1, 3))
+@given(_SECRET.filter(lambda s: len(s) >= 8),  # shorter: only as a whole word (test_secrets)
+       st.text(max_size=40), st.text(max_size=40), st.integers(1, 3))
 def test_redact_removes_every_occurrence(secret: str, before: str, after: str, times: int) -> None:
     text = before + (secret + after) * times
     assert secret not in redact(text, secret)
 
 
 def test_redact_cannot_rebuild_the_secret_from_its_own_mask() -> None:
-    assert "a***" not in redact("aa***", "a***")
+    # The filler is never a character of the secret: "****" beside a '*' cannot spell it again.
+    assert "a***" not in redact("x a*** y", "a***")
+    assert "*a******" not in redact("x *a****** y", "*a******")
 
 
 @FAST

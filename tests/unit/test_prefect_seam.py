@@ -83,7 +83,7 @@ def test_rotation_seams_exist(run_scenario):
         from prefect.client.base import PrefectHttpxAsyncClient, PrefectHttpxSyncClient
         from prefect.events.clients import PrefectEventsClient, PrefectEventSubscriber
         from prefect_nbauth import _prefect_seam as seam
-        from prefect_nbauth._auth import NbAuth
+        from prefect_nbauth.session._http_auth import NbAuth
         from prefect_nbauth.testing.probes import emit
         checks = {}
         for cls in (PrefectEventsClient, PrefectEventSubscriber):

@@ -16,12 +16,15 @@ import pytest
 from prefect_nbauth import (
     CallableToken,
     CommandToken,
+    CredentialProvider,
     CredentialProviderError,
     EnvToken,
     FileToken,
     OAuth2ClientCredentials,
     StaticToken,
+    Token,
 )
+from prefect_nbauth._secrets import Secret
 
 CANARY = "tok-CANARY-5d1e7a"
 
@@ -35,7 +38,7 @@ def make_jwt(exp: float | None, sub: str = "svc") -> str:
 
 
 def test_static_token_and_ttl() -> None:
-    token = StaticToken("abc", ttl=60).fetch()
+    token = StaticToken("abc", ttl=60).obtain()
     assert token.value.reveal() == "abc"
     assert token.expires_at is not None and 55 < token.remaining() <= 60
     assert not StaticToken("abc").refreshable
@@ -43,90 +46,91 @@ def test_static_token_and_ttl() -> None:
 
 def test_jwt_exp_is_read_without_verifying() -> None:
     exp = time.time() + 120
-    token = StaticToken(make_jwt(exp)).fetch()
+    token = StaticToken(make_jwt(exp)).obtain()
     assert token.expires_at == datetime.fromtimestamp(exp, tz=timezone.utc)
-    assert StaticToken(make_jwt(None)).fetch().expires_at is None  # no exp, no ttl: unknown
+    assert StaticToken(make_jwt(None)).obtain().expires_at is None  # no exp, no ttl: unknown
 
 
 def test_env_token_rereads(monkeypatch: pytest.MonkeyPatch) -> None:
     provider = EnvToken("NBAUTH_TEST_TOKEN")
     monkeypatch.setenv("NBAUTH_TEST_TOKEN", "one")
-    assert provider.fetch().value.reveal() == "one"
+    assert provider.obtain().value.reveal() == "one"
     monkeypatch.setenv("NBAUTH_TEST_TOKEN", "two")
-    assert provider.fetch().value.reveal() == "two"
+    assert provider.obtain().value.reveal() == "two"
     monkeypatch.delenv("NBAUTH_TEST_TOKEN")
     with pytest.raises(CredentialProviderError, match="NBAUTH_TEST_TOKEN is not set"):
-        provider.fetch()
+        provider.obtain()
 
 
-def test_file_token_rereads_only_when_the_file_changes(tmp_path) -> None:
+def test_file_token_gives_the_same_token_until_the_file_changes(tmp_path) -> None:
     path = tmp_path / "token"
     path.write_text("first\n")
-    provider = FileToken(path)
-    first = provider.fetch()
+    provider = FileToken(path, ttl=60)
+    first = provider.obtain()
     assert first.value.reveal() == "first"
-    assert provider.fetch() is first  # unchanged file: the same token, no re-read
+    # Unchanged file: the same token, whose expiry does not move for having been read again.
+    assert provider.obtain(previous=first) is first
     path.write_text("second-longer\n")
-    assert provider.fetch().value.reveal() == "second-longer"
+    assert provider.obtain(previous=first).value.reveal() == "second-longer"
     path.unlink()
     with pytest.raises(CredentialProviderError, match="does not exist"):
-        provider.fetch()
+        provider.obtain()
 
 
 def test_command_token(tmp_path) -> None:
-    token = CommandToken([sys.executable, "-c", "print('from-command')"]).fetch()
+    token = CommandToken([sys.executable, "-c", "print('from-command')"]).obtain()
     assert token.value.reveal() == "from-command"
     with pytest.raises(CredentialProviderError, match="exited with status 3: not logged in"):
         CommandToken([sys.executable, "-c",
-                      "import sys; print('not logged in', file=sys.stderr); sys.exit(3)"]).fetch()
+                      "import sys; print('not logged in', file=sys.stderr); sys.exit(3)"]).obtain()
     with pytest.raises(CredentialProviderError, match="was not found"):
-        CommandToken("definitely-not-a-command-nbauth").fetch()
+        CommandToken("definitely-not-a-command-nbauth").obtain()
     with pytest.raises(CredentialProviderError, match="did not finish within 0.5 s"):
-        CommandToken([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5).fetch()
+        CommandToken([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5).obtain()
     with pytest.raises(CredentialProviderError, match="empty token"):
-        CommandToken([sys.executable, "-c", "pass"]).fetch()
+        CommandToken([sys.executable, "-c", "pass"]).obtain()
     with pytest.raises(CredentialProviderError, match="printed no token, only on stderr: please run login"):
-        CommandToken([sys.executable, "-c", "import sys; print('please run login', file=sys.stderr)"]).fetch()
+        CommandToken([sys.executable, "-c", "import sys; print('please run login', file=sys.stderr)"]).obtain()
     # A warning on stderr beside a token on stdout is normal (gcloud does it).
     token = CommandToken([sys.executable, "-c",
-                          "import sys; print('WARNING: old sdk', file=sys.stderr); print('tok')"]).fetch()
+                          "import sys; print('WARNING: old sdk', file=sys.stderr); print('tok')"]).obtain()
     assert token.value.reveal() == "tok"
 
 
 def test_command_failure_never_prints_the_token() -> None:
     code = f"import sys; print('{CANARY}'); print('{CANARY} rejected', file=sys.stderr); sys.exit(1)"
     with pytest.raises(CredentialProviderError) as info:
-        CommandToken([sys.executable, "-c", code]).fetch()
+        CommandToken([sys.executable, "-c", code]).obtain()
     assert CANARY not in str(info.value)
 
 
 def test_callable_token_sync_async_tuple_and_failures() -> None:
-    assert CallableToken(lambda: "sync").fetch().value.reveal() == "sync"
+    assert CallableToken(lambda: "sync").obtain().value.reveal() == "sync"
 
     async def produce() -> str:
         await asyncio.sleep(0)
         return "async"
 
-    assert CallableToken(produce).fetch().value.reveal() == "async"
+    assert CallableToken(produce).obtain().value.reveal() == "async"
     later = datetime.now(timezone.utc) + timedelta(seconds=30)
-    assert CallableToken(lambda: ("t", later)).fetch().expires_at == later
-    assert 25 < CallableToken(lambda: ("t", 30)).fetch().remaining() <= 30
+    assert CallableToken(lambda: ("t", later)).obtain().expires_at == later
+    assert 25 < CallableToken(lambda: ("t", 30)).obtain().remaining() <= 30
 
     def boom() -> str:
         raise RuntimeError("vault sealed")
 
     with pytest.raises(CredentialProviderError, match="raised RuntimeError: vault sealed"):
-        CallableToken(boom).fetch()
+        CallableToken(boom).obtain()
     release = threading.Event()
     with pytest.raises(CredentialProviderError, match="did not return within 0.2 s"):
-        CallableToken(lambda: release.wait(30), timeout=0.2).fetch()
+        CallableToken(lambda: release.wait(30), timeout=0.2).obtain()
     release.set()
     for bad, fragment in [("", "empty"), ("a\nb", "several lines"), (42, "returned int"),
                           ("x" * 70000, "not a token")]:
         with pytest.raises(CredentialProviderError, match=fragment):
-            CallableToken(lambda bad=bad: bad).fetch()
+            CallableToken(lambda bad=bad: bad).obtain()
     with pytest.raises(CredentialProviderError, match="naive"):
-        CallableToken(lambda: ("t", datetime.now())).fetch()
+        CallableToken(lambda: ("t", datetime.now())).obtain()
 
 
 def _token_endpoint(mode: str, seen: list[httpx.Request]) -> httpx.MockTransport:
@@ -163,27 +167,27 @@ def test_oauth2_client_credentials(monkeypatch: pytest.MonkeyPatch, mode: str, f
     monkeypatch.setattr(httpx, "post", post)
     provider = OAuth2ClientCredentials("https://idp.example/token", "nbauth", "client-secret", scope="prefect")
     if fragment is None:
-        token = provider.fetch()
+        token = provider.obtain()
         assert token.value.reveal() == CANARY and 0.5 < token.remaining() <= 1  # less the rounding
         body = seen[0].content.decode()
         assert "grant_type=client_credentials" in body and "scope=prefect" in body
         assert seen[0].headers["authorization"].startswith("Basic ")
     else:
         with pytest.raises(CredentialProviderError, match=fragment) as info:
-            provider.fetch()
+            provider.obtain()
         assert "client-secret" not in str(info.value) and CANARY not in str(info.value)
     assert real_post is not post
 
 
 def test_oauth2_endpoint_unreachable() -> None:
     with pytest.raises(CredentialProviderError, match="could not be reached"):
-        OAuth2ClientCredentials("http://127.0.0.1:9/token", "id", "secret", timeout=2).fetch()
+        OAuth2ClientCredentials("http://127.0.0.1:9/token", "id", "secret", timeout=2).obtain()
 
 
 def test_expiry_comes_from_the_token_and_allows_for_whole_second_rounding() -> None:
     import jwt as pyjwt
 
-    from prefect_nbauth._providers import expiry_from_response
+    from prefect_nbauth.session.providers._oauth2 import expiry_from_response
 
     sent = 1_800_000_000.0
     # An opaque token: expires_in counted from the request, less the issuer's rounding.
@@ -194,3 +198,99 @@ def test_expiry_comes_from_the_token_and_allows_for_whole_second_rounding() -> N
     # A JWT says itself when it ends (its exp already holds the issuer's rounding).
     token = pyjwt.encode({"exp": int(sent) + 7, "iat": int(sent) + 2}, "k" * 32, algorithm="HS256")
     assert expiry_from_response(token, 5, sent).timestamp() == sent + 7
+
+
+# ------------------------------------------------------------ the provider protocol
+
+
+class _Returns(CredentialProvider):
+    """A user's provider: overrides fetch() only, returning whatever it was given."""
+
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+    def fetch(self):
+        return self.result
+
+
+def test_a_provider_overrides_fetch_and_may_return_a_string_a_pair_or_a_token() -> None:
+    assert _Returns("plain").obtain().value.reveal() == "plain"
+    assert _Returns(b"bytes\n").obtain().value.reveal() == "bytes"
+    pair = _Returns(("paired", 2.0)).obtain()
+    assert pair.value.reveal() == "paired" and 1.0 < pair.remaining() <= 2.0
+    later = datetime.now(timezone.utc) + timedelta(minutes=5)
+    assert _Returns(("dated", later)).obtain().expires_at == later
+    assert _Returns(("unknown", None)).obtain().expires_at is None
+    given = Token(Secret("as-token"), later)
+    assert _Returns(given).obtain() is given
+
+
+def test_an_async_fetch_is_awaited_even_from_a_running_event_loop() -> None:
+    class AsyncProvider(CredentialProvider):
+        async def fetch(self):
+            await asyncio.sleep(0)
+            return "from-async", 30
+
+    async def inside_a_loop() -> Token:  # a notebook cell runs on a loop: asyncio.run would fail
+        return AsyncProvider().obtain()
+
+    token = asyncio.run(inside_a_loop())
+    assert token.value.reveal() == "from-async" and token.remaining() > 25
+
+
+@pytest.mark.parametrize("result, fragment", [
+    (("t", "soon"), "seconds to live or a timezone-aware datetime"),
+    (("t", True), "seconds to live"),
+    (("t", 1, 2), "tuple of 3"),
+    (None, "returned NoneType"),
+    ("", "empty token"),
+    ("two\nlines", "several lines"),
+])
+def test_what_fetch_returns_is_checked_outside_the_override(result: object, fragment: str) -> None:
+    with pytest.raises(CredentialProviderError, match=fragment):
+        _Returns(result).obtain()
+
+
+def test_a_provider_bug_becomes_an_error_naming_the_provider_never_the_token() -> None:
+    class Leaky(CredentialProvider):
+        def describe(self) -> str:
+            return "leaky vault"
+
+        def fetch(self):
+            raise KeyError(f"lease for token {CANARY} revoked")
+
+    remember = _Returns(CANARY)
+    remember.obtain()  # the token was seen: from now on the egress knows it
+    with pytest.raises(CredentialProviderError) as info:
+        Leaky().obtain()
+    message = str(info.value)
+    assert message.startswith("leaky vault failed: KeyError:") and CANARY not in message
+    assert info.value.__cause__ is None and info.value.__context__ is None or CANARY not in repr(
+        info.value.__context__)
+
+
+def test_a_provider_without_fetch_and_old_style_overrides_are_refused_clearly() -> None:
+    class Forgot(CredentialProvider):
+        pass
+
+    with pytest.raises(CredentialProviderError, match="does not implement fetch"):
+        Forgot().obtain()
+    with pytest.raises(TypeError, match="the method to override is fetch"):
+        class OldStyle(CredentialProvider):  # noqa: F841 - the class statement is the test
+            def _fetch(self):
+                return "x"
+    with pytest.raises(TypeError, match="override fetch\\(\\) instead"):
+        class SkipsChecks(CredentialProvider):  # noqa: F841
+            def obtain(self, previous=None):
+                return Token(Secret("x"))
+
+
+def test_the_built_in_providers_use_the_same_protocol() -> None:
+    import prefect_nbauth
+
+    for name in ("StaticToken", "EnvToken", "FileToken", "CommandToken", "CallableToken",
+                 "OAuth2ClientCredentials"):
+        cls = getattr(prefect_nbauth, name)
+        assert "fetch" in cls.__dict__ and "obtain" not in cls.__dict__, name
+    assert StaticToken("x").refreshable is False and EnvToken("X").refreshable is True
+    assert repr(StaticToken(CANARY)) == "<the given value>"

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from prefect_nbauth import AuthenticationError, CredentialProvider, CredentialProviderError, Token
-from prefect_nbauth._auth import NbAuth
-from prefect_nbauth._refresh import RefreshingToken
 from prefect_nbauth._secrets import Secret
+from prefect_nbauth.session._http_auth import NbAuth
+from prefect_nbauth.session._refreshing import RefreshingToken
 
 
 class CountingProvider(CredentialProvider):
@@ -154,6 +154,12 @@ class FakeRotation:
     def rejected_twice_message(self) -> str:
         return "rejected twice"
 
+    def succeeded(self, used: object) -> None:
+        pass
+
+    def refused_again(self, used: object) -> bool:
+        return False  # the "refused again" memory is the real Rotation's (test_socket_auth.py)
+
 
 def _server(accepted: set[str], seen: list[str]) -> httpx.MockTransport:
     def handler(request: httpx.Request) -> httpx.Response:
@@ -214,8 +220,8 @@ def test_auth_leaves_other_hosts_and_inactive_logins_alone() -> None:
 
 
 def test_the_default_margin_covers_a_second_of_clock_skew() -> None:
-    from prefect_nbauth._providers import StaticToken
-    from prefect_nbauth._refresh import CLOCK_SKEW
+    from prefect_nbauth.session._refreshing import CLOCK_SKEW
+    from prefect_nbauth.session.providers import StaticToken
 
     now = datetime.now(timezone.utc)
     refreshing = RefreshingToken(StaticToken("x"), slot="header X")

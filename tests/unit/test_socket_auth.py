@@ -17,7 +17,7 @@ from websockets.frames import Close
 from websockets.http11 import Response
 
 from prefect_nbauth import _prefect_seam as seam
-from prefect_nbauth._socket_auth import auth_rejection
+from prefect_nbauth.session._socket_credential import auth_rejection
 
 
 def _status(code: int) -> InvalidStatus:
@@ -121,3 +121,90 @@ def test_the_latest_socket_refresh_is_the_one_in_force(unwrapped_seam: None) -> 
         asyncio.run(_events_client(_StubConnect(refusals=0))._reconnect())
     assert calls == ["second"]
     assert all(getattr(cls._reconnect, "__wrapped__", None) for cls in seam.socket_client_classes())
+
+
+# ---------------------------------------------- the login's rules, with a real Rotation
+
+
+class _Counting:
+    """A provider issuing token-1, token-2, …: counts how often the login asked it."""
+
+    def __new__(cls) -> Any:
+        from prefect_nbauth import CredentialProvider
+
+        class Counting(CredentialProvider):
+            calls = 0
+
+            def fetch(self) -> Any:
+                type(self).calls += 1
+                return f"gateway-token-{type(self).calls}", 3600
+
+        return Counting()
+
+
+@pytest.fixture
+def gateway_login(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A login in force with one rotating gateway header, without a server (the state, as login() leaves it)."""
+    from prefect_nbauth import _prefect_seam
+    from prefect_nbauth._inputs import Credential
+    from prefect_nbauth._secrets import Secret
+    from prefect_nbauth.session import _rotation, _state
+    from prefect_nbauth.session._refreshing import RefreshingToken
+
+    monkeypatch.setattr(_rotation, "_REFUSALS", _rotation.RefusalMemory())
+    provider = _Counting()
+    token = RefreshingToken(provider, slot="header X-Gateway")
+    first = token.fetch_initial()
+    context = _prefect_seam.global_settings_context()
+    login = _state.Login(original=context, installed=context,
+                         credential=Credential(api_url="http://127.0.0.1:9/api",
+                                               headers={"X-Gateway": Secret(first.value.reveal())}),
+                         identity=None, workspace=None, server_version=None, server_auth=None,
+                         persisted_to=None, tokens={"header X-Gateway": token})
+    with _state.lock:
+        _state.replace(login)
+    try:
+        yield provider, token
+    finally:
+        with _state.lock:
+            _state.replace(None)
+
+
+def test_a_socket_refused_again_after_its_refresh_is_not_refreshed_again(gateway_login: Any) -> None:
+    """The "refreshed and refused again" rule: one refresh per refusal, none for the fresh token's."""
+    from prefect_nbauth.session._socket_credential import refresh_after_rejection
+
+    provider, token = gateway_login
+    used = {"header X-Gateway": token.token}
+    assert asyncio.run(refresh_after_rejection(_status(401), used)) is True  # refused: one refresh
+    assert type(provider).calls == 2
+    fresh = {"header X-Gateway": token.token}
+    assert asyncio.run(refresh_after_rejection(_status(403), fresh)) is False  # the fresh one refused too
+    assert type(provider).calls == 2  # …is not refreshed a second time
+    # A socket still on the old token: the newer one is already there, so retry, without a fetch.
+    assert asyncio.run(refresh_after_rejection(_status(401), used)) is True
+    assert type(provider).calls == 2
+
+
+def test_logout_puts_back_exactly_the_settings_in_force_before_the_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    """logout() restores Prefect's global settings (the object, and so every value), without a server."""
+    from prefect.settings import get_current_settings
+
+    import prefect_nbauth as nb
+    from prefect_nbauth import _prefect_seam
+    from prefect_nbauth.session import _login
+
+    def validate(credential: Any, tokens: Any, settings: Any, cloud: str, timeout: float) -> tuple[Any, ...]:
+        return "nbuser", None, "3.9.1", "BASIC", credential  # what a real server would have said
+
+    monkeypatch.setattr(_login, "_validate", validate)
+    before = _prefect_seam.global_settings_context()
+    url_before = get_current_settings().api.url
+    nb.login("http://127.0.0.1:9/api", auth_string="nbuser:logout-restore-CANARY")
+    assert _prefect_seam.global_settings_context() is not before
+    assert str(get_current_settings().api.url) == "http://127.0.0.1:9/api"
+    nb.logout()
+    assert _prefect_seam.global_settings_context() is before
+    assert get_current_settings().api.url == url_before
+    assert get_current_settings().api.auth_string is None or \
+        get_current_settings().api.auth_string.get_secret_value() != "nbuser:logout-restore-CANARY"

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from prefect_nbauth import _diagnosis, _status_rules
-from prefect_nbauth._sources import CREDENTIAL_SETTINGS
-from prefect_nbauth._status import AuthMode
-from prefect_nbauth._status_rules import RULES, Facts, Origin, warnings_for
+from prefect_nbauth.session import _status, _status_rules
+from prefect_nbauth.session._auth_status import AuthMode
+from prefect_nbauth.session._sources import CREDENTIAL_SETTINGS
+from prefect_nbauth.session._status_rules import RULES, Facts, Origin, warnings_for
 from prefect_nbauth.testing.canaries import assert_no_secret, make_canary
 
 URL = "https://prefect.example.com/api"
@@ -139,15 +139,15 @@ def _candidate(source: str, value: Any) -> Any:
 def test_where_a_value_came_from_and_when_a_source_is_ignored() -> None:
     spec = next(s for s in CREDENTIAL_SETTINGS if s.name == "PREFECT_API_AUTH_STRING")
     env, profile = "environment variable", "profile 'default'"
-    assert _diagnosis._origin(spec, "u:p", [_candidate(env, "u:p")], ours=False) == Origin(env)
-    assert _diagnosis._origin(spec, "u:p", [], ours=True) == Origin("login()")
-    set_late = _diagnosis._origin(spec, None, [_candidate(env, "u:x")], ours=False)
+    assert _status._origin(spec, "u:p", [_candidate(env, "u:p")], ours=False) == Origin(env)
+    assert _status._origin(spec, "u:p", [], ours=True) == Origin("login()")
+    set_late = _status._origin(spec, None, [_candidate(env, "u:x")], ours=False)
     assert set_late.source is None and set_late.warning and "after `import prefect`" in set_late.warning
-    changed = _diagnosis._origin(spec, "u:p", [_candidate(env, "u:x"), _candidate(profile, "u:p")], ours=False)
+    changed = _status._origin(spec, "u:p", [_candidate(env, "u:x"), _candidate(profile, "u:p")], ours=False)
     assert changed.source == profile and changed.warning and "(value hidden)" in changed.warning
-    stale = _diagnosis._origin(spec, "u:p", [_candidate(env, "u:x")], ours=False)
+    stale = _status._origin(spec, "u:p", [_candidate(env, "u:x")], ours=False)
     assert stale.source and "since import" in stale.source and stale.warning
-    assert _diagnosis._origin(spec, None, [], ours=False) == Origin(None)
+    assert _status._origin(spec, None, [], ours=False) == Origin(None)
 
 
 def test_the_credential_text_masks_every_secret() -> None:
@@ -157,8 +157,8 @@ def test_the_credential_text_masks_every_secret() -> None:
               facts(mode=AuthMode.BASIC, auth_string=secret.split(":", 1)[1]),
               facts(mode=AuthMode.API_KEY, api_key="pnu_" + token),
               facts(mode=AuthMode.HEADERS, custom_headers={"Authorization": "Bearer " + token})):
-        text = _diagnosis._credential_text(f)
+        text = _status._credential_text(f)
         assert_no_secret(text, secret, token)
         assert text.split(" ", 1)[0] in {"auth", "API", "headers"}
-    assert _diagnosis._credential_text(facts(mode=AuthMode.BASIC, auth_string="nbuser:" + token)).startswith(
+    assert _status._credential_text(facts(mode=AuthMode.BASIC, auth_string="nbuser:" + token)).startswith(
         "auth string nbuser:")

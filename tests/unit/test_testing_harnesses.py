@@ -59,6 +59,47 @@ def test_the_harnesses_import_without_the_extras_and_name_the_extra_when_used(tm
     assert "prefect_redis" in stack_error and "pip install 'prefect-nbauth[test]'" in stack_error
 
 
+@pytest.mark.parametrize("name", ["RotatingGateway", "CloudGateway"])
+def test_a_gateway_without_the_testing_extra_names_the_extra(tmp_path: Path, name: str) -> None:
+    """``from prefect_nbauth.testing import RotatingGateway`` without PyJWT/uvicorn says what to install."""
+    result = _run(f"""
+        import json, sys
+        for blocked in ("jwt", "uvicorn", "starlette"):
+            sys.modules[blocked] = None
+        try:
+            from prefect_nbauth.testing import {name}
+            print(json.dumps({{"error": None}}))
+        except ModuleNotFoundError as exc:
+            print(json.dumps({{"error": str(exc)}}))
+    """, tmp_path)
+    error = str(result["error"])
+    assert "pip install 'prefect-nbauth[testing]'" in error and "No module named" not in error
+
+
+def test_the_pytest_plugin_imports_nothing_until_a_fixture_is_used(tmp_path: Path) -> None:
+    """Every pytest run where prefect-nbauth is installed imports the plugin: it must cost nothing.
+
+    Measured in the same interpreter as ``import pytest`` (what pytest itself costs), and by
+    what it loads: no Prefect, no HTTP or websocket library, no harness. The time is also
+    printed side by side by ``benchmarks/plugin_import.py``.
+    """
+    result = _run("""
+        import json, sys, time
+        started = time.perf_counter()
+        import pytest
+        pytest_seconds = time.perf_counter() - started
+        before = set(sys.modules)
+        started = time.perf_counter()
+        import prefect_nbauth.testing.plugin
+        plugin_seconds = time.perf_counter() - started
+        print(json.dumps({"new": sorted(set(sys.modules) - before), "pytest": pytest_seconds,
+                          "plugin": plugin_seconds}))
+    """, tmp_path)
+    new = set(result["new"])  # type: ignore[arg-type]
+    assert new == {"prefect_nbauth", "prefect_nbauth._version", "prefect_nbauth.testing",
+                   "prefect_nbauth.testing.plugin"}, sorted(new)
+
+
 def test_the_idp_installs_npm_packages_into_the_users_cache_not_the_package(tmp_path: Path) -> None:
     result = _run("""
         import json

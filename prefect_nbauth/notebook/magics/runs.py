@@ -41,7 +41,7 @@ class PrefectRunMagics(Magics):
         streams logs, else by polling the REST API (the widget says which). Updates at
         most 10 times a second.
         """
-        from ...logs._filter import build_log_filter
+        from ...logs import build_log_filter
         from ..widgets.logs import MAX_LINES_LIMIT, LogStreamWidget
 
         args = parse(self.prefect_logs, line, "prefect_logs")

@@ -31,7 +31,7 @@ __all__ = ["PrefectSessionMagics"]
 
 
 def _login_or_usage(**kwargs: Any) -> Any:
-    from ..._session import login
+    from ...session import login
 
     try:
         return login(**kwargs)
@@ -121,7 +121,7 @@ class PrefectSessionMagics(Magics):
             self._login_with_env_vars(url, args)
             return
         if has_widgets(self.shell) and not args.no_widget:
-            from ..widgets import LoginWidget
+            from ..widgets.login import LoginWidget
 
             display(LoginWidget(api_url=url, workspace=args.workspace, persist=args.persist,
                                 timeout=args.timeout))
@@ -178,8 +178,7 @@ class PrefectSessionMagics(Magics):
 
     def _prompt_login(self, url: str | None, args: Any) -> None:
         from ..._inputs import is_cloud_url
-        from ..._session import api_url_in_force
-        from ..._workspaces import cloud_api_url, list_workspaces
+        from ...session import api_url_in_force, cloud_api_url, list_workspaces
 
         cloud = cloud_api_url()
         try:
@@ -226,11 +225,11 @@ class PrefectSessionMagics(Magics):
         """
         args = parse(self.prefect_status, line, "prefect_status")
         if has_widgets(self.shell) and not args.text:
-            from ..widgets import AuthStatusWidget
+            from ..widgets.status import AuthStatusWidget
 
             display(AuthStatusWidget(check_server=not args.no_check))
             return
-        from ..._session import status
+        from ...session import status
 
         print(status(check_server=not args.no_check))
 
@@ -240,7 +239,7 @@ class PrefectSessionMagics(Magics):
     def prefect_refresh(self, line: str = "") -> None:
         """Refresh the credential now (rotating tokens are fetched again) and check it."""
         parse(self.prefect_refresh, line, "prefect_refresh")
-        from ..._session import refresh
+        from ...session import refresh
 
         try:
             print(refresh())
@@ -255,7 +254,7 @@ class PrefectSessionMagics(Magics):
     def prefect_logout(self, line: str = "") -> None:
         """Go back to exactly the settings in force before the first login."""
         args = parse(self.prefect_logout, line, "prefect_logout")
-        from ..._session import logout
+        from ...session import logout
 
         try:
             print(logout(forget=args.forget))

@@ -1,20 +1,5 @@
-"""The widgets (plain ipywidgets 8: they run wherever widgets run); users import them from prefect_nbauth.widgets.
+"""The widgets' implementation (plain ipywidgets 8 and one anywidget), one module each.
 
-- :class:`LoginWidget`: log in with an auth string, a Cloud API key or gateway headers;
-- :class:`AuthStatusWidget`: what Prefect in this kernel sends, kept up to date;
-- :class:`EventStreamWidget`: the newest Prefect events, live, throttled;
-- :class:`LogStreamWidget`: Prefect logs, live, level colours, follow/pause, text filter;
-- :class:`FlowRunWidget` (and :func:`watch`): one flow run's state, timeline, task runs, logs.
-
-Importing this module imports ipywidgets; ``import prefect_nbauth`` alone never does.
+Users import them from :mod:`prefect_nbauth.widgets`, the one public path; this
+package exports nothing of its own so that there is no second way in.
 """
-
-from __future__ import annotations
-
-from .events import EventStreamWidget
-from .login import LoginWidget
-from .logs import LogStreamWidget
-from .run import FlowRunWidget, watch
-from .status import AuthStatusWidget
-
-__all__ = ["AuthStatusWidget", "EventStreamWidget", "FlowRunWidget", "LogStreamWidget", "LoginWidget", "watch"]

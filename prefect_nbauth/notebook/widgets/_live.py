@@ -22,9 +22,9 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 
-from ..._session import api_url_in_force
+from ...session import api_url_in_force
+from ._credential_watch import WATCHER
 from ._throttle import Throttle
-from ._watch import WATCHER
 
 __all__ = ["LiveStreamView", "StreamFactory", "ThrottledView"]
 

@@ -112,13 +112,8 @@ def _text(value: str) -> str:
 
 
 def _default_factory(**filters: Any) -> Any:
-    try:
-        from ...events._stream import stream_events
-    except ImportError as exc:
-        raise RuntimeError(
-            "Live events need prefect_nbauth.events._stream, which this installation does not "
-            f"have ({exc}). Upgrade prefect-nbauth."
-        ) from None
+    from ...events import stream_events
+
     return stream_events(**filters)
 
 

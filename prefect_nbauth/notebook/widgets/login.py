@@ -37,13 +37,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ... import _listeners
 from ..._exceptions import ConfigurationError
 from ..._inputs import is_cloud_url
 from ..._secrets import Secret
-from ..._session import api_url_in_force, login
-from ..._status import AuthStatus
-from ..._workspaces import cloud_api_url, list_workspaces
+from ...session import AuthStatus, api_url_in_force, cloud_api_url, list_workspaces, login, subscribe
 from ._base import TextForm, esc
 from ._login_messages import NOTHING_CHANGED, check_url_box, has_userinfo, lead, safe_url, scrub
 from .secret_input import SecretInput
@@ -119,7 +116,7 @@ class LoginWidget(TextForm, widgets.VBox):
         ]
         self.add_class("prefect-nbauth-login")
         self._on_tab({"new": self._tabs.selected_index})
-        self._unsubscribe = _listeners.subscribe(_weak_listener(self))
+        self._unsubscribe = subscribe(_weak_listener(self))
 
     # ------------------------------------------------------------------ public
 
@@ -415,7 +412,7 @@ class LoginWidget(TextForm, widgets.VBox):
 
 
 def _weak_listener(form: LoginWidget) -> Callable[[str], None]:
-    """A ``_listeners`` subscriber that does not keep a forgotten form alive."""
+    """A ``session.subscribe`` listener that does not keep a forgotten form alive."""
     ref = weakref.ref(form)
 
     def listener(event: str) -> None:

@@ -57,7 +57,7 @@ def log_line(log: Any) -> tuple[str, str, str]:
 
 
 def _default_factory(**filters: Any) -> Any:
-    from ...logs._stream import stream_logs
+    from ...logs import stream_logs
 
     return stream_logs(**filters)
 

@@ -20,7 +20,7 @@ from ._base import TextForm, esc
 from ._live import ThrottledView
 from .logs import LEVEL_COLOURS, log_line
 
-__all__ = ["FlowRunWidget", "run_id_of", "watch"]
+__all__ = ["FlowRunWidget", "run_id_of"]
 
 STATE_BADGE = {
     "COMPLETED": "var(--jp-success-color0, #2e7d32)",
@@ -122,8 +122,3 @@ class FlowRunWidget(TextForm, ThrottledView, widgets.VBox):
 
     def text_form(self) -> str:
         return self.watch.summary() if "watch" in self.__dict__ else "<FlowRunWidget>"
-
-
-def watch(run: Any, **kwargs: Any) -> FlowRunWidget:
-    """The notebook form of :func:`prefect_nbauth.watch`: a live :class:`FlowRunWidget`."""
-    return FlowRunWidget(run, **kwargs)

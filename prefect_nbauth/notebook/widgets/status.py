@@ -5,7 +5,7 @@ another cell, the login widget, ``%prefect_logout``, a background rotation).
 Two signals, both handled on one shared watcher thread, never on the kernel's
 main thread:
 
-* ``prefect_nbauth._listeners`` notifications, immediate, once the core sends them;
+* ``prefect_nbauth.session`` notifications (``subscribe``), immediate, once the core sends them;
 * a check, once a second, of which settings object Prefect uses: ``login()``,
   ``logout()`` and every rotation install a new one, so this sees every change
   even without notifications (and also a ``refresh_global_settings_context()``).
@@ -22,10 +22,9 @@ from typing import Callable
 
 import ipywidgets as widgets
 
-from ..._session import logout, refresh, status
-from ..._status import AuthMode, AuthStatus
+from ...session import AuthMode, AuthStatus, logout, refresh, status
 from ._base import TextForm, esc, theme_style
-from ._watch import WATCHER as _WATCHER
+from ._credential_watch import WATCHER as _WATCHER
 
 __all__ = ["AuthStatusWidget", "countdown"]
 

@@ -205,13 +205,14 @@ def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flo
         with_stream: bool = True, emit_every: float = 0.1, revoke_at: float | None = None,
         settle: float = 120.0) -> dict[str, Any]:
     """Log in through the gateway, run the load for ``duration`` s (revoking at ``revoke_at``); the figures."""
-    import prefect_nbauth as nb
-    from prefect_nbauth import _session
+    from ...events import stream_events
+    from ...session import OAuth2ClientCredentials, current_login, login, logout
 
-    provider = nb.OAuth2ClientCredentials(cfg["token_url"], cfg["client_id"], cfg["client_secret"])
-    nb.login(cfg["api_url"], auth_string=cfg["auth_string"], headers={HEADER: provider})
-    assert _session._current is not None, "login() returned without a session"
-    token = _session._current.tokens[f"header {HEADER}"]
+    provider = OAuth2ClientCredentials(cfg["token_url"], cfg["client_id"], cfg["client_secret"])
+    login(cfg["api_url"], auth_string=cfg["auth_string"], headers={HEADER: provider})
+    session = current_login()
+    assert session is not None, "login() returned without a session"
+    token = session.tokens[f"header {HEADER}"]
     started_refreshes, started_reasons = token.refreshes, dict(token.reasons)
 
     failures = _EmitFailures()
@@ -219,7 +220,7 @@ def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flo
     logging.getLogger("prefect._internal.concurrency").addHandler(failures)
     load = _Load(f"nbauth.idp.{uuid.uuid4().hex[:8]}", emit_every)
     t0 = datetime.now(timezone.utc) - timedelta(seconds=5)
-    stream = nb.stream_events(prefix=load.prefix, since=t0).run_in_background(load.on_event) if with_stream else None
+    stream = stream_events(prefix=load.prefix, since=t0).run_in_background(load.on_event) if with_stream else None
     threads = [threading.Thread(target=load.call_until_stopped, args=("",), daemon=True) for _ in range(rest_threads)]
     if with_flow:
         threads.append(threading.Thread(target=load.run_flow, daemon=True))
@@ -256,7 +257,7 @@ def run(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_flo
         result["recovered_after_revocation_s"] = load.recovery_seconds(revoked, rest_expected=rest_expected,
                                                                        with_stream=with_stream)
         result["reactive_from_revocation"] = _reactive_in_window(revoked)
-    nb.logout()
+    logout()
     return result
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from ..._urls import ws_url
 from .._extras import require
 from .._process import Process, wait_for
 from .._server import basic_auth_header, free_port
@@ -237,7 +238,7 @@ class ScaledStack:
         for target, event_id in zip(targets, ids, strict=True):
             event = {"id": event_id, "occurred": datetime.now(timezone.utc).isoformat(),
                      "event": "nbauth.stack.ready", "resource": {"prefect.resource.id": "nbauth.stack"}}
-            ws = connect(target.replace("http://", "ws://") + "/api/events/in",
+            ws = connect(ws_url(target + "/api", "events/in"),
                          subprotocols=[Subprotocol("prefect")], open_timeout=10)
             try:
                 ws.send(json.dumps({"type": "auth", "token": self.auth_string}))

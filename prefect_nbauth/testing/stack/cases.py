@@ -36,6 +36,7 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as sync_connect
 from websockets.typing import Subprotocol
 
+from ..._urls import ws_url
 from ...events import stream_events
 from .._wait import wait_until
 from ..events import Collector, SteadyEmitter, emit_events, event_payload, persisted_events
@@ -219,7 +220,7 @@ def _drop_private(result: dict[str, Any]) -> dict[str, Any]:
 
 def _balancer_socket(stack: ScaledStack) -> ClientConnection:
     """An authenticated ``/events/in`` socket through NGINX, with a patient close (see emit_burst)."""
-    url = stack.api_url.replace("http://", "ws://", 1) + "/events/in"
+    url = ws_url(stack.api_url, "events/in")
     ws = sync_connect(url, subprotocols=[Subprotocol("prefect")], open_timeout=10, close_timeout=600)
     try:
         ws.send(json.dumps({"type": "auth", "token": stack.auth_string}))

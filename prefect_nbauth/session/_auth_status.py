@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import enum
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-__all__ = ["AuthMode", "AuthStatus", "jwt_claims"]
+from .._redaction import scrub_fields
+
+__all__ = ["AuthMode", "AuthStatus"]
 
 
 class AuthMode(str, enum.Enum):
@@ -42,6 +43,8 @@ class AuthStatus:
         workspace: the Prefect Cloud workspace handle, in api-key mode.
         server_auth: what the server says it enforces (``"BASIC"``/``"none"``), when it says.
         logged_in: whether the credential in force was set by ``login()``.
+        notes: what happened that is not a problem (after a logout: "revoked the refresh
+            token at …"), each a sentence.
     """
 
     mode: AuthMode
@@ -55,6 +58,10 @@ class AuthStatus:
     workspace: str | None = None
     server_auth: str | None = None
     logged_in: bool = False
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        scrub_fields(self)  # warnings quote others' text (a provider's error, a server's answer)
 
     @property
     def ok(self) -> bool:
@@ -64,6 +71,7 @@ class AuthStatus:
         data = asdict(self)
         data["mode"] = self.mode.value
         data["warnings"] = list(self.warnings)
+        data["notes"] = list(self.notes)
         data["expires_at"] = self.expires_at.isoformat() if self.expires_at else None
         return data
 
@@ -88,36 +96,11 @@ class AuthStatus:
         for name, source in self.sources.items():
             # "saved to" is where login(persist=True) wrote the credential, not a source.
             lines.append(f"  saved to:    {source}" if name == "saved to" else f"  {name} from {source}")
+        for note in self.notes:
+            lines.append(f"  - {note}")
         for warning in self.warnings:
             lines.append(f"  ! {warning}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
-
-
-def jwt_claims(token: str) -> dict[str, Any] | None:
-    """The claims of a JWT, read WITHOUT verifying it: only to show expiry and subject."""
-    if token.lower().startswith("bearer "):
-        token = token[7:]
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(padded))
-    except (ValueError, TypeError):
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
-def expiry_of(claims: dict[str, Any] | None) -> datetime | None:
-    if not claims:
-        return None
-    exp = claims.get("exp")
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-        try:
-            return datetime.fromtimestamp(exp, tz=timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            return None
-    return None

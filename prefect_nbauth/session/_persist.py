@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._exceptions import PrefectAuthError
-from ._inputs import Credential
+from .._exceptions import PrefectAuthError
+from .._inputs import Credential
 
 __all__ = ["forget_credential", "save_credential"]
 

@@ -23,7 +23,7 @@ from typing import Any, AsyncGenerator, Callable, Generator, Union
 
 import httpx
 
-from ._exceptions import AuthenticationError
+from .._exceptions import AuthenticationError
 
 __all__ = ["NbAuth"]
 
@@ -46,7 +46,7 @@ class NbAuth(httpx.Auth):
     requires_request_body = True  # so a request can be sent a second time after a refresh
 
     def __init__(self, get_rotation: Callable[[], Any]) -> None:
-        # get_rotation() -> the active rotation (see _session._Rotation) or None
+        # get_rotation() -> the active rotation (see _rotation.Rotation) or None
         self._get_rotation = get_rotation
 
     def _flow(self, request: httpx.Request) -> Generator[_Step, Any, None]:
@@ -59,7 +59,10 @@ class NbAuth(httpx.Auth):
         used = rotation.apply(request)
         response = yield request
         if response.status_code != 401:
+            rotation.succeeded(used)
             return
+        if rotation.refused_again(used):  # obtained after a refusal, refused in turn: give up
+            raise AuthenticationError(rotation.rejected_twice_message(), status_code=401)
         if not (yield _Call(rotation.refresh_after_rejection, (used,))):
             return  # nothing refreshable: Prefect raises its usual 401 error
         # No response.close() here: httpx reads the rejected response into the

@@ -29,8 +29,9 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Callable
 
-from ._exceptions import CredentialProviderError
-from ._providers import CredentialProvider, Token
+from .._exceptions import CredentialProviderError
+from .._redaction import scrub_text
+from .providers import CredentialProvider, Token
 
 __all__ = ["RefreshingToken"]
 
@@ -65,7 +66,7 @@ class RefreshingToken:
     def _timed_fetch(self) -> Token:
         started = time.monotonic()
         try:
-            return self.provider.fetch()
+            return self.provider.obtain(previous=self._token)
         finally:
             took = time.monotonic() - started
             self._fetch_seconds = max(took, self._fetch_seconds * 0.8)
@@ -152,7 +153,7 @@ class RefreshingToken:
     def _failed(self, exc: CredentialProviderError) -> Token:
         with self._cond:
             self.failures += 1
-            self.last_error = str(exc)
+            self.last_error = scrub_text(str(exc))  # a provider's text may quote the token in force
             self._refreshing = False
             self._cond.notify_all()
             token = self._token
@@ -226,6 +227,6 @@ class RefreshingToken:
                 "refreshes": self.refreshes,
                 "reasons": dict(self.reasons),
                 "failures": self.failures,
-                "last_error": self.last_error,
+                "last_error": scrub_text(self.last_error) if self.last_error else None,
                 "last_refresh_at": self.last_refresh_at,
             }

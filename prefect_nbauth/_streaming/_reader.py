@@ -12,22 +12,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from .._exceptions import ConfigurationError, NotPrefectServerError
+from .._urls import shown_origin
 from ._credential import CredentialKeeper
 from ._failures import Retryable, scrub
-from ._socket import user_agent
+from ._subscription import user_agent
 from ._time import to_us
 
-__all__ = ["RestReader", "origin", "stamp_us"]
-
-
-def origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+__all__ = ["RestReader", "stamp_us"]
 
 
 def stamp_us(raw: Any, key: str) -> int | None:
@@ -87,12 +82,12 @@ class RestReader:
         self.requests += 1
         try:
             return await self._client.request(method, url, json=body, params=params,
-                                              headers=dict(credential.headers))
+                                              headers=credential.raw_headers())
         except httpx.TimeoutException:
-            raise Retryable(f"{origin(url)} did not answer {path} in time") from None
+            raise Retryable(f"{shown_origin(url)} did not answer {path} in time") from None
         except httpx.HTTPError as exc:
             text = scrub(str(exc), credential) or type(exc).__name__
-            raise Retryable(f"cannot reach {origin(url)} ({text})") from None
+            raise Retryable(f"cannot reach {shown_origin(url)} ({text})") from None
 
     def check(self, response: httpx.Response, path: str, credential: Any, hint: str) -> Any:
         """The JSON of a read, or Retryable / ConfigurationError / NotPrefectServerError.

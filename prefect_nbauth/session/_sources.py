@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CREDENTIAL_SETTINGS", "SettingSpec", "SourceValue", "read_sources"]
+__all__ = ["CREDENTIAL_SETTINGS", "SettingSpec", "SourceValue", "effective_values", "read_sources"]
 
 
 @dataclass(frozen=True)
@@ -130,3 +130,24 @@ def read_sources(profile_name: str, cwd: Path | None = None) -> dict[str, list[S
                 values.append(SourceValue(source, _normalise(spec, value)))
         found[spec.name] = values
     return found
+
+
+def _reveal(value: Any) -> Any:
+    if value is None:
+        return None
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter else value
+
+
+def effective_values(settings: Any) -> dict[str, Any]:
+    """The credential settings Prefect sends, raw, from a settings object (``get_current_settings()``)."""
+    values: dict[str, Any] = {}
+    for spec in CREDENTIAL_SETTINGS:
+        node: Any = settings
+        for part in spec.path:
+            node = getattr(node, part)
+        value = _reveal(node)
+        if spec.name == "PREFECT_CLIENT_CUSTOM_HEADERS":
+            value = dict(value or {}) or None
+        values[spec.name] = value
+    return values

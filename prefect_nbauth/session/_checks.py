@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ._exceptions import ConfigurationError
-from ._inputs import check_api_url, check_headers, is_cloud_url
-from ._secrets import Secret
+from .. import _prefect_seam as seam
+from .._exceptions import ConfigurationError
+from .._inputs import check_api_url, check_headers, is_cloud_url
+from .._secrets import Secret
 from ._tokens import SecretInput
 
 __all__ = ["check_combination", "resolve_api_url"]
@@ -47,7 +48,7 @@ def check_combination(*, auth_string: SecretInput | None, api_key: SecretInput |
 def resolve_api_url(api_url: Any, *, auth_string: SecretInput | None, api_key: SecretInput | None,
                     settings: Any) -> str:
     """The API URL to log in to (Cloud's when a key comes without one), checked against the credential."""
-    cloud_api_url = str(settings.cloud.api_url).rstrip("/")
+    cloud_api_url = seam.cloud_api_url(settings)
     if api_url is None:
         api_url = cloud_api_url if api_key is not None and not settings.api.url else settings.api.url
         if api_key is not None and api_url and not is_cloud_url(api_url, cloud_api_url):

@@ -1,12 +1,12 @@
 """Who wants to know when the credential in force changes (the status widget, mostly).
 
-``_session`` calls :func:`notify` after a login, a logout, a forced refresh and a
+``login()`` (:mod:`._login`) calls :func:`notify` after a login, a logout, a forced refresh and a
 background rotation; anything may :func:`subscribe`. The core stays free of
 IPython: a subscriber is any callable taking the event name.
 
 Callbacks run on the thread that made the change (a cell, a widget's worker
 thread, a token's refresh timer), after the change is complete and with no lock
-of ``_session`` held. They must return quickly and must not call ``login()``,
+of :mod:`._state` held. They must return quickly and must not call ``login()``,
 ``logout()`` or ``refresh()`` themselves: a widget sets a flag and re-reads
 ``status()`` on its own thread. An exception in a callback is logged and
 swallowed, so a broken subscriber can never break a login.

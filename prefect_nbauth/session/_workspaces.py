@@ -9,24 +9,18 @@ redirects, bounded answers, the key scrubbed from every message.
 
 from __future__ import annotations
 
-from typing import Any
-
-from . import _prefect_seam as seam
+from .. import _prefect_seam as seam
+from .._inputs import Credential, check_api_key
+from .._secrets import Secret
+from .._tls import ssl_context
 from . import _probe
-from ._inputs import Credential, check_api_key
-from ._secrets import Secret
-from ._tls import ssl_context
 
 __all__ = ["cloud_api_url", "list_workspaces"]
 
 
-def _settings() -> Any:
-    return seam.global_settings_context().settings
-
-
 def cloud_api_url() -> str:
     """Prefect Cloud's API base in force (``PREFECT_CLOUD_API_URL``; login() never changes it)."""
-    return str(_settings().cloud.api_url).rstrip("/")
+    return seam.cloud_api_url()
 
 
 def list_workspaces(api_key: str | Secret, *, timeout: float = _probe.DEFAULT_TIMEOUT) -> list[str]:
@@ -39,4 +33,4 @@ def list_workspaces(api_key: str | Secret, *, timeout: float = _probe.DEFAULT_TI
     key = check_api_key(api_key)
     cloud = cloud_api_url()
     return _probe.list_workspaces(Credential(api_url=cloud, api_key=key), cloud_api_url=cloud,
-                                   verify=ssl_context(_settings()), timeout=timeout)
+                                   verify=ssl_context(seam.global_settings_context().settings), timeout=timeout)

@@ -1,7 +1,7 @@
 """The websocket of a stream: ``/events/out`` or ``/logs/out``, authenticated and filtered.
 
 :func:`open_socket` opens the socket under the API URL with the credential in
-force now: every header of :func:`~prefect_nbauth._session.socket_credential`
+force now: every header of :func:`~prefect_nbauth.session.socket_credential`
 on the upgrade request (Basic or Bearer ``Authorization`` and gateway headers),
 the ``prefect`` subprotocol, then Prefect's ``{"type": "auth", "token": …}``
 message and the filter frame. Both sockets share this handshake; what differs
@@ -16,7 +16,8 @@ import ssl
 from typing import Any
 
 from .._exceptions import NotPrefectServerError
-from .._websocket import SILENT, connect_without_redirects, ws_url
+from .._urls import ws_url
+from .._websocket import SILENT, connect_without_redirects
 from ._failures import AuthRejected, Retryable, classify_closed, scrub, wait_for
 
 __all__ = ["Socket", "open_socket", "socket_url", "tls_settings", "user_agent"]
@@ -39,7 +40,7 @@ def tls_settings() -> tuple[Any, ssl.SSLContext | None]:
 def user_agent() -> str:
     import prefect
 
-    from .. import __version__
+    from .._version import __version__
 
     return f"prefect-nbauth/{__version__} prefect/{prefect.__version__}"
 
@@ -94,7 +95,7 @@ async def _connect(url: str, credential: Any, ssl_context: ssl.SSLContext | None
         return await connect(
             url,
             logger=SILENT,
-            additional_headers=dict(credential.headers),
+            additional_headers=credential.raw_headers(),
             subprotocols=[Subprotocol("prefect")],
             open_timeout=open_timeout,
             ping_interval=10,
@@ -124,7 +125,7 @@ async def _connect(url: str, credential: Any, ssl_context: ssl.SSLContext | None
 
 async def _authenticate(connection: Any, credential: Any, url: str, open_timeout: float) -> None:
     """Prefect's auth message; anything but ``auth_success`` is a refusal or not Prefect."""
-    await connection.send(json.dumps({"type": "auth", "token": credential.auth_token}))
+    await connection.send(json.dumps({"type": "auth", "token": credential.raw_auth_token()}))
     raw = await wait_for(connection.recv(), open_timeout)
     try:
         answer = json.loads(raw)

@@ -2,7 +2,7 @@
 
 Two signals, neither on the kernel's main thread:
 
-* ``prefect_nbauth._listeners`` notifications, immediate, once the core sends them;
+* ``prefect_nbauth.session`` notifications (``subscribe``), immediate, once the core sends them;
 * a check, once a second, of which settings object Prefect uses: ``login()``,
   ``logout()`` and every rotation install a new one, so this sees every change
   even without notifications (and a ``refresh_global_settings_context()`` too).
@@ -18,8 +18,7 @@ import threading
 import weakref
 from typing import Any, Callable, Protocol
 
-from ... import _listeners
-from ..._session import settings_in_force
+from ...session import settings_in_force, subscribe
 
 __all__ = ["WATCHER", "Watched"]
 
@@ -47,7 +46,7 @@ class _Watcher:
         with self._lock:
             self._widgets.add(widget)
             if self._unsubscribe is None:
-                self._unsubscribe = _listeners.subscribe(self._on_notify)
+                self._unsubscribe = subscribe(self._on_notify)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="prefect-nbauth-watch",
                                                 daemon=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Union
 
-from . import _headers
-from ._exceptions import ConfigurationError
-from ._inputs import Credential, check_api_key, check_auth_string, check_headers
-from ._providers import CredentialProvider, StaticToken, Token, as_provider
-from ._refresh import RefreshingToken
-from ._secrets import Secret
+from .. import _headers
+from .._exceptions import ConfigurationError
+from .._inputs import Credential, check_api_key, check_auth_string, check_headers
+from .._secrets import Secret
+from ._refreshing import RefreshingToken
+from .providers import CredentialProvider, StaticToken, Token, as_provider
 
 __all__ = ["AUTH", "KEY", "SecretInput", "credential_from", "header_slot", "tokens_for"]
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator
 
-from . import _versions
-from ._exceptions import ConfigurationError
-from ._inputs import check_api_key, check_auth_string, is_cloud_url, plain_http_warning
-from ._status import AuthMode
+from .. import _versions
+from .._exceptions import ConfigurationError
+from .._inputs import check_api_key, check_auth_string, is_cloud_url, plain_http_warning
+from ._auth_status import AuthMode
 
 __all__ = ["RULES", "Facts", "Origin", "warnings_for"]
 
@@ -42,7 +42,7 @@ class Facts:
     cloud_api_url: str
     mode: AuthMode
     auth_header_name: str | None  # a custom header named Authorization (any case)
-    login: Any  # the active _session._Login, or None
+    login: Any  # the login in force (_state.Login), or None
     ours: bool  # the settings in force are the ones login() installed
     replaced: bool  # a login exists but something replaced its settings
     local_context: bool  # inside a flow run, use_profile() or temporary_settings()

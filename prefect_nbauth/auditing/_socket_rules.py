@@ -11,7 +11,7 @@ import functools
 from ._evidence import SOCKET_PATHS, Evidence, Rule, refusal
 from ._prober import SocketAnswer, where
 from ._report import Finding, Outcome
-from ._rest import NON_ASCII_FIX
+from ._rest_rules import NON_ASCII_FIX
 
 __all__ = ["SOCKET_RULES", "judge_socket", "socket_probe", "socket_your_credential"]
 

@@ -20,20 +20,20 @@ import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
-from ._exceptions import (
+from .._exceptions import (
     AuthenticationError,
     ConfigurationError,
     NotPrefectServerError,
     PrefectAuthError,
     ServerUnreachableError,
 )
-from ._inputs import Credential
-from ._redaction import scrub_text
-from ._secrets import redact
+from .._inputs import Credential
+from .._redaction import redact, scrub_text
+from .._urls import shown_origin
 
 __all__ = ["CloudInfo", "ServerInfo", "list_workspaces", "probe_cloud", "probe_server", "DEFAULT_TIMEOUT"]
 
@@ -110,7 +110,7 @@ class _Probe:
             raise
         except httpx.TimeoutException:
             raise ServerUnreachableError(
-                f"{_origin(url)} did not answer within {self.client.timeout.read:g} s. "
+                f"{shown_origin(url)} did not answer within {self.client.timeout.read:g} s. "
                 "Check that the server is running and reachable from this machine."
             ) from None
         except httpx.ConnectError as exc:
@@ -123,29 +123,12 @@ class _Probe:
     def redirect_error(self, url: str, response: httpx.Response) -> PrefectAuthError:
         # Only the target's origin is shown: a hostile server knows the credential it was
         # sent and may echo it back, percent-encoded, in the user info, path or query.
-        where = _redirect_origin(url, response.headers.get("location", ""))
+        where = shown_origin(response.headers.get("location", ""), base=url)
         return NotPrefectServerError(
             f"{_endpoint(url)} redirected (HTTP {response.status_code}) to {self.scrub(where)!s}. "
             "Credentials are not forwarded across redirects; use the final API URL "
             "directly (often https:// instead of http://)."
         )
-
-
-def _redirect_origin(url: str, location: str) -> str:
-    try:
-        target = urlsplit(urljoin(url, location))
-        host, port = target.hostname, target.port
-    except ValueError:
-        return "an invalid location"
-    if not host or target.scheme not in ("http", "https"):
-        return "an invalid location"
-    host = f"[{host}]" if ":" in host else host
-    return f"{target.scheme}://{host}" + (f":{port}" if port else "")
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _endpoint(url: str) -> str:
@@ -158,12 +141,12 @@ def _connect_error(url: str, exc: httpx.ConnectError, probe: _Probe) -> PrefectA
     cause = exc.__cause__ or exc.__context__
     if isinstance(cause, ssl.SSLError) or "CERTIFICATE" in text.upper() or "SSL" in text.upper():
         return ServerUnreachableError(
-            f"TLS failed for {_origin(url)}: {text}. If the server uses a private CA, point "
+            f"TLS failed for {shown_origin(url)}: {text}. If the server uses a private CA, point "
             "SSL_CERT_FILE (or Prefect's PREFECT_API_SSL_CERT_FILE) at the CA bundle; if "
             "it speaks plain http, use an http:// URL."
         )
     return ServerUnreachableError(
-        f"Could not connect to {_origin(url)} ({text or 'connection failed'}). Is the "
+        f"Could not connect to {shown_origin(url)} ({text or 'connection failed'}). Is the "
         "server running? Start one with `prefect server start`, or check the host and port."
     )
 
@@ -186,7 +169,7 @@ def ui_settings_fallback_url(api_url: str) -> str | None:
     API's own host, with no credential (the route is public).
     """
     try:
-        from ._prefect_seam import active_settings_context
+        from .._prefect_seam import active_settings_context
 
         ui_url = active_settings_context().settings.ui_url
     except Exception:  # noqa: BLE001 - a settings problem must not break the probe

@@ -1,6 +1,6 @@
 """The event stream's REST reads: ``POST /events/filter`` and ``GET /events/filter/next``.
 
-Both go through :class:`~prefect_nbauth._streaming._rest.RestReader` (the
+Both go through :class:`~prefect_nbauth._streaming._reader.RestReader` (the
 stream's credential, one refresh per rejection, Prefect's answers read alike).
 What is the event stream's own: a page of 50 at most, the server's ``total``
 (what makes a quiet reconciliation pass cheap), and ``next_page`` links, which
@@ -14,8 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from .._streaming._failures import Retryable
-from .._streaming._rest import RestReader
+from .._streaming import RestReader, Retryable
 
 __all__ = ["RestEvents"]
 

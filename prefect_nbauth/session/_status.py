@@ -3,7 +3,7 @@
 It reads the settings Prefect really uses (the global settings context built at
 ``import prefect``, or the one ``login()`` installed) and compares them with every
 source as it is now (:mod:`._sources`), then, unless told not to, asks the server
-(:mod:`._probe`). The login state it reads is :mod:`._session`'s.
+(:mod:`._probe`). The login state it reads is :mod:`._state`'s.
 """
 
 from __future__ import annotations
@@ -11,39 +11,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from . import _prefect_seam as seam
-from . import _versions
-from ._boundary import public
-from ._exceptions import PrefectAuthError
-from ._inputs import Credential, check_timeout, is_cloud_url
+from .. import _prefect_seam as seam
+from .. import _versions
+from .._boundary import public
+from .._exceptions import PrefectAuthError
+from .._inputs import Credential, check_timeout, is_cloud_url
+from .._jwt import expiry_of, jwt_claims
+from .._secrets import Secret, auth_string_user, mask, mask_auth_string
+from .._tls import ssl_context
+from . import _state
+from ._auth_status import AuthMode, AuthStatus
 from ._probe import probe_cloud, probe_server
-from ._secrets import Secret, mask, mask_auth_string
-from ._sources import CREDENTIAL_SETTINGS, SettingSpec, read_sources
-from ._status import AuthMode, AuthStatus, expiry_of, jwt_claims
+from ._sources import CREDENTIAL_SETTINGS, SettingSpec, effective_values, read_sources
 from ._status_rules import Facts, Origin, warnings_for
-from ._tls import ssl_context
 
-__all__ = ["effective_values", "status"]
-
-
-def _reveal(value: Any) -> Any:
-    if value is None:
-        return None
-    getter = getattr(value, "get_secret_value", None)
-    return getter() if getter else value
-
-
-def effective_values(settings: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for spec in CREDENTIAL_SETTINGS:
-        node: Any = settings
-        for part in spec.path:
-            node = getattr(node, part)
-        value = _reveal(node)
-        if spec.name == "PREFECT_CLIENT_CUSTOM_HEADERS":
-            value = dict(value or {}) or None
-        values[spec.name] = value
-    return values
+__all__ = ["status"]
 
 
 @public()
@@ -64,16 +46,14 @@ def status(*, check_server: bool = True, timeout: float = 3.0) -> AuthStatus:
         mode=facts.mode, api_url=facts.url, identity=_identity(facts), sources=_sources(facts),
         expires_at=facts.expires_at, warnings=warnings_for(facts), server_version=facts.server_version,
         credential=_credential_text(facts), workspace=_workspace(facts), server_auth=facts.server_auth,
-        logged_in=facts.ours,
+        logged_in=facts.ours, notes=() if facts.login is not None else _state.logout_notes(),
     )
 
 
 def _gather(*, check_server: bool, timeout: float) -> Facts:
     """Read the settings in force, the login, every source and (if asked) the server, once."""
-    from . import _session
-
-    with _session._lock:
-        login = _session._current
+    with _state.lock:
+        login = _state.current()
         context = seam.active_settings_context()
         global_context = seam.global_settings_context()
     settings = context.settings
@@ -84,7 +64,7 @@ def _gather(*, check_server: bool, timeout: float) -> Facts:
     url, auth_string, api_key = (values["PREFECT_API_URL"], values["PREFECT_API_AUTH_STRING"],
                                  values["PREFECT_API_KEY"])
     custom_headers: dict[str, str] = values["PREFECT_CLIENT_CUSTOM_HEADERS"] or {}
-    cloud_api_url = str(settings.cloud.api_url).rstrip("/")
+    cloud_api_url = seam.cloud_api_url(settings)
     auth_header_name = next((n for n in custom_headers if n.lower() == "authorization"), None)
 
     found = read_sources((login.original if login else global_context).profile.name)
@@ -185,9 +165,9 @@ def _server_says(f: Facts, key: str) -> Any:
 def _identity(f: Facts) -> str | None:
     """Who the server sees: its own answer, then our login's, then the Basic user, then a JWT's."""
     identity = f.header_subject
-    if f.mode is AuthMode.BASIC and f.auth_string and ":" in f.auth_string:
-        # Prefect compares the whole string: only a ':' makes its first part a user name.
-        identity = f.auth_string.split(":", 1)[0]
+    if f.mode is AuthMode.BASIC and auth_string_user(f.auth_string):
+        # Prefect compares the whole string: only a ':' after a name-like part names a user.
+        identity = auth_string_user(f.auth_string)
     if f.our_login is not None:
         identity = f.our_login.identity or identity
     return _server_says(f, "identity") or identity
@@ -210,8 +190,8 @@ def _credential_text(f: Facts) -> str:
     headers = ", ".join(f"{n}={mask(str(v))}" for n, v in f.custom_headers.items())
     if f.mode is AuthMode.BASIC and f.auth_string:
         text = f"auth string {mask_auth_string(f.auth_string)}"
-        if ":" not in f.auth_string:
-            text += " (no ':', so no user name is known)"
+        if not auth_string_user(f.auth_string):
+            text += " (no user name is known: none is shown)"
         return text + (f"; headers {headers}" if headers else "")
     if f.mode is AuthMode.API_KEY and f.api_key:
         return f"API key {mask(f.api_key)}"

@@ -45,6 +45,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, TypeVar
 
 from . import _redaction
+from ._inputs import looks_like_header_name
 from ._redaction import redact, scrub_text
 from ._secrets import Secret
 
@@ -99,7 +100,10 @@ def _protect(value: Any, kind: str, held: list[Secret]) -> Any:
         return value
     if kind == "map":
         if isinstance(value, Mapping):
-            return {k: _protect(v, "secret", held) for k, v in value.items()}
+            # A key that does not look like a header name may be a token pasted on the wrong
+            # side (a name and its value swapped): it is a secret too.
+            return {(_protect(k, "secret", held) if isinstance(k, str) and not looks_like_header_name(k) else k):
+                    _protect(v, "secret", held) for k, v in value.items()}
         return value
     if kind == "url":
         if isinstance(value, str) and not isinstance(value, Secret) and not _is_plain_url(value):

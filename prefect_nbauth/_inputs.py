@@ -22,8 +22,10 @@ __all__ = [
     "check_api_url",
     "check_auth_string",
     "check_headers",
+    "check_url",
     "is_cloud_url",
     "is_loopback_url",
+    "looks_like_header_name",
     "plain_http_warning",
 ]
 
@@ -112,17 +114,22 @@ def check_api_url(url: object) -> str:
 
     A message never repeats the URL beyond its scheme and host (see :func:`shown_url`).
     """
+    return check_url(url, what="API URL")
+
+
+def check_url(url: object, *, what: str) -> str:
+    """The checks of :func:`check_api_url` for any URL a credential travels to (a token endpoint…)."""
     if isinstance(url, Secret):
         url = url.reveal()
-    if url is None or url == "":
+    if (url is None or url == "") and what == "API URL":
         raise ConfigurationError(
             "No Prefect API URL. Pass api_url='http://HOST:4200/api' (self-hosted) or "
             "set PREFECT_API_URL; for Prefect Cloud pass only api_key=… and a workspace."
         )
-    url = _text(url, "api_url must be a string")
-    _check_url_characters(url)
-    parts = _split_api_url(url)
-    _check_host_name(parts.hostname or "")
+    url = _text(url, f"The {what} must be a string")
+    _check_url_characters(url, what)
+    parts = _split_api_url(url, what)
+    _check_host_name(parts.hostname or "", what)
     cleaned = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), parts.query, ""))
     import httpx
 
@@ -130,29 +137,29 @@ def check_api_url(url: object) -> str:
         httpx.URL(cleaned)
     except (httpx.InvalidURL, UnicodeError):
         raise ConfigurationError(
-            f"The API URL ({shown_url(url)}) is not a valid URL; check the host name."
+            f"The {what} ({shown_url(url)}) is not a valid URL; check the host name."
         ) from None
     return cleaned
 
 
-def _check_url_characters(url: str) -> None:
+def _check_url_characters(url: str, what: str) -> None:
     if url != url.strip() or any(c.isspace() for c in url):
         raise ConfigurationError(
-            "The API URL contains whitespace; remove it (a copy-paste often adds a newline)."
+            f"The {what} contains whitespace; remove it (a copy-paste often adds a newline)."
         )
     if _looks_quoted(url):
-        raise ConfigurationError("The API URL is wrapped in quotes; remove them.")
+        raise ConfigurationError(f"The {what} is wrapped in quotes; remove them.")
     if not url.isprintable():
-        raise ConfigurationError("The API URL contains control characters; type it again.")
+        raise ConfigurationError(f"The {what} contains control characters; type it again.")
 
 
-def _split_api_url(url: str) -> SplitResult:
+def _split_api_url(url: str, what: str) -> SplitResult:
     """``url`` split, once it is known to be http(s) with a host, a valid port and no user info."""
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unclosed IPv6 bracket
         raise ConfigurationError(
-            "The API URL cannot be parsed. A Prefect API URL looks like 'http://127.0.0.1:4200/api'."
+            f"The {what} cannot be parsed. A URL looks like 'http://127.0.0.1:4200/api'."
         ) from None
     try:
         has_userinfo = parts.username is not None or parts.password is not None
@@ -160,35 +167,36 @@ def _split_api_url(url: str) -> SplitResult:
         has_userinfo = "@" in parts.netloc
     if has_userinfo or "@" in parts.netloc:
         raise ConfigurationError(
-            "Put credentials in auth_string=… or api_key=…, not in the URL: Prefect "
-            "ignores them there and the URL is shown in logs. (If that was a password, "
-            "change it: it may be in this notebook's history.)"
+            f"The {what} holds a user name or password: put credentials in their own "
+            "argument (auth_string=…, api_key=…, client_secret=…), not in the URL, which is "
+            "shown in logs. (If that was a password, change it: it may be in this "
+            "notebook's history.)"
         )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"The API URL ({shown_url(url)}) is not an http(s) URL with a host. A Prefect "
-            "API URL looks like 'http://127.0.0.1:4200/api'. (If you passed a secret as the "
-            "first argument, pass it as auth_string=… or api_key=… instead.)"
+            f"The {what} ({shown_url(url)}) is not an http(s) URL with a host. A URL looks "
+            "like 'http://127.0.0.1:4200/api'. (If you passed a secret as the first argument, "
+            "pass it as auth_string=… or api_key=… instead.)"
         )
     try:
         _ = parts.port  # urlsplit parses the port lazily; an invalid one raises here
     except ValueError:
         raise ConfigurationError(
-            f"The API URL for {parts.scheme}://{_shown_host(parts.hostname)} has an invalid port "
+            f"The {what} for {parts.scheme}://{_shown_host(parts.hostname)} has an invalid port "
             "(a number from 1 to 65535 after the host's ':')."
         ) from None
     return parts
 
 
-def _check_host_name(host: str) -> None:
+def _check_host_name(host: str, what: str) -> None:
     for label in host.split("."):
         if len(label) > 63:
             raise ConfigurationError(
-                "The API URL's host name has a part longer than 63 characters, which DNS "
+                f"The {what}'s host name has a part longer than 63 characters, which DNS "
                 "forbids. Check the URL (was something pasted into it?)."
             )
     if len(host) > 253:
-        raise ConfigurationError("The API URL's host name is longer than DNS allows (253 characters).")
+        raise ConfigurationError(f"The {what}'s host name is longer than DNS allows (253 characters).")
 
 
 def _shown_host(host: str | None) -> str:
@@ -281,7 +289,29 @@ def check_headers(headers: object) -> dict[str, Secret]:
     return cleaned
 
 
+def looks_like_header_name(name: object) -> bool:
+    """A word such as ``X-Gateway-Token``: letters and digits in dash-separated parts of at most
+    20 characters, none of them a long mix of letters and digits, 64 characters at most.
+
+    A token pasted into a header's name (a name and its value swapped) fails this, and is
+    then treated as a secret: refused, and never shown.
+    """
+    if not isinstance(name, str) or not _PLAIN_HEADER_NAME.fullmatch(name) or len(name) > 64:
+        return False
+    parts = name.split("-")
+    return all(len(p) <= 20 and not (len(p) >= 12 and any(c.isdigit() for c in p)) for p in parts)
+
+
+_PLAIN_HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)*")
+
+
 def _check_header_name(name: object, earlier: dict[str, Secret]) -> None:
+    if isinstance(name, Secret) or (isinstance(name, str) and _HEADER_NAME.match(name)
+                                    and not looks_like_header_name(name)):
+        raise ConfigurationError(
+            "A header name looks like a secret, not a name (were a name and its value swapped?). "
+            "It is not shown here. Header names are words such as X-Gateway-Token; the token "
+            "goes in the value: headers={'X-Gateway-Token': token}.")
     if not isinstance(name, str) or not _HEADER_NAME.match(name):
         raise ConfigurationError(
             f"{name!r} is not a valid HTTP header name (letters, digits and - only, "

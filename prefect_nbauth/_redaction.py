@@ -17,9 +17,9 @@ Recognised, in any text:
 - **in part**: any run of :data:`PARTIAL_RUN` characters or more of a secret (or of
   its base64/percent/JSON form), case-insensitive, so that an echo cut short (a
   websocket close reason limited to 123 bytes, a 422 body quoting the first 40
-  characters) is caught too. Only runs that mix at least two kinds of character
-  (letters, digits, others) count: no run of plain letters, such as ``Settings`` or
-  ``password``, is ever masked by it; nor runs of a URL's host and port;
+  characters) is caught too. Only runs that look random count (a digit beside
+  letters, or a capital after a small letter): no run of words, such as ``Settings``,
+  ``gateway-check`` or ``password``, is ever masked by it; nor runs of a URL's host;
 - **by shape**, whatever the value: the token of an auth frame
   (``{"type": "auth", "token": …}``) and the value of an ``Authorization`` header line.
 
@@ -121,14 +121,21 @@ def _partial_forms(value: str) -> set[str]:
     out: set[str] = set()
     for base in _bases(value):
         raw = base.encode("utf-8", "surrogatepass")
-        out.update({base, base64.b64encode(raw).decode("ascii"), base64.urlsafe_b64encode(raw).decode("ascii"),
-                    quote(base, safe=""), json.dumps(base)[1:-1]})
+        out.update({base64.b64encode(raw).decode("ascii"), base64.urlsafe_b64encode(raw).decode("ascii")})
+    # In plain text, only the password part of ``user:password``: the user name is shown on
+    # purpose (status(), "logged in as"), and runs of it must not mask it there.
+    plain = value.split(":", 1)[1] if ":" in value else value
+    out.update({plain, quote(plain, safe=""), json.dumps(plain)[1:-1]})
     return out
 
 
-def _kinds(run: str) -> int:
-    return (any(c.isalpha() for c in run) + any(c.isdigit() for c in run)
-            + any(not c.isalnum() for c in run))
+def _looks_random(run: str) -> bool:
+    """A run that identifies a secret, not a word: a digit beside letters, or a capital after a
+    small letter (``Kd9f``, ``tatus-Er``). ``Settings``, ``gateway-``, ``2026-12-04`` never are."""
+    has_letter = any(c.isalpha() for c in run)
+    if has_letter and any(c.isdigit() for c in run):
+        return True
+    return any(a.islower() and b.isupper() for a, b in zip(run, run[1:], strict=False))
 
 
 def _alternative(form: str) -> str:
@@ -145,7 +152,7 @@ class Forms:
     of every form (most text holds no secret: that is all it costs). Each run found is an
     anchor: the match is extended left and right along its form as long as the text
     agrees, then masked if it is the whole form, or, for a form recognised in part
-    (``runs_of``), if the anchor mixes two kinds of character. Forms shorter than the run
+    (``runs_of``), if the anchor looks random (:func:`_looks_random`). Forms shorter than the run
     are few and matched by a regex, as whole words.
     """
 
@@ -198,7 +205,7 @@ class Forms:
                         and lowered[end] == form[tail + (end - i - size)]:
                     end += 1
                 whole = end - start == len(form)
-                if whole or (in_part and _kinds(lowered[i:i + size]) >= 2):
+                if whole or (in_part and _looks_random(text[i:i + size])):
                     if not whole:  # a run found in part keeps the spaces around it readable
                         while lowered[start].isspace():
                             start += 1

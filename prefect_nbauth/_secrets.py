@@ -57,6 +57,8 @@ def mask_auth_string(value: str | None) -> str:
 
 #: What a user name in an auth string looks like: lower-case letters, digits and . _ - @ +.
 _USER_NAME = re.compile(r"[a-z0-9][a-z0-9._@+-]{0,63}")
+#: A generated hex token: 6 or more hex digits, letters and digits mixed.
+_HEX_TOKEN = re.compile(r"(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{6,}")
 
 
 def auth_string_user(value: str | None) -> str | None:
@@ -64,13 +66,16 @@ def auth_string_user(value: str | None) -> str | None:
 
     Prefect compares the whole string, so the part before a ``:`` is a user name only by
     convention. It is shown (``admin:****``, "logged in as admin") only when it looks like
-    one: up to 64 lower-case letters, digits and ``. _ - @ +``. A random string that
-    merely contains a ``:`` (``Zq7x:kd9…``) shows nothing of either side.
+    one: up to 64 lower-case letters, digits and ``. _ - @ +``, and not a run of hex
+    digits mixing letters and digits, as ``secrets.token_hex()`` makes. A random string
+    that merely contains a ``:`` (``Zq7x:kd9…``, ``9f86d081:…``) shows nothing of either side.
     """
     if not value or ":" not in value:
         return None
     user = value.split(":", 1)[0]
-    return user if _USER_NAME.fullmatch(user) else None
+    if not _USER_NAME.fullmatch(user) or _HEX_TOKEN.fullmatch(user):
+        return None
+    return user
 
 
 _SCHEMES = ("basic", "bearer", "token")

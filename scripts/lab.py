@@ -10,6 +10,10 @@ JupyterLab answers, prints the block, then waits for JupyterLab to end (Ctrl-C
 stops it, as it would stop ``jupyter lab`` itself). The token in the JupyterLab
 URL is JupyterLab's own login (what ``jupyter lab`` prints too), generated here
 for this run; the Prefect auth string is never printed.
+
+JupyterLab's defaults for the demo are in ``scripts/lab-settings/overrides.json`` (your
+own JupyterLab settings still win): autosave off, as the tutorials are tracked files that
+opening must not rewrite (Ctrl+S still saves), and no news pop-up on the first visit.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+LAB_SETTINGS = Path(__file__).resolve().parent / "lab-settings"
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -40,8 +46,12 @@ def main(argv: list[str]) -> int:
     token = secrets.token_hex(24)
     demo_dir = Path(os.environ.get("PREFECT_NBAUTH_DEMO_DIR") or Path.home() / ".prefect-nbauth-demo")
     log_path = demo_dir / "jupyterlab.log"
+    # The demo's JupyterLab defaults (scripts/lab-settings/overrides.json; your own settings
+    # still win): no autosave, so opening a tutorial never rewrites the tracked file, and no
+    # news pop-up on the first visit.
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", *extra]
+           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           f"--LabApp.app_settings_dir={LAB_SETTINGS}", *extra]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     with open(log_path, "ab") as log:

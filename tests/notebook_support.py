@@ -40,7 +40,9 @@ START_FLOW = (
     "def start_flow(run_id, lines, fail, **extra):\n"
     "    env = {k: v for k, v in os.environ.items() if not k.startswith('PREFECT_')}\n"
     "    env.update(PREFECT_API_URL=os.environ['NB_API_URL'], PREFECT_API_AUTH_STRING=os.environ['NB_TEST_AUTH'],\n"
-    "               PREFECT__FLOW_RUN_ID=run_id, PREFECT_HOME=tempfile.mkdtemp(), LOG_LINES=str(lines),\n"
+    "               PREFECT__FLOW_RUN_ID=run_id, LOG_LINES=str(lines),\n"
+    # the flow's own PREFECT_HOME beside the notebook (a test's temporary folder), not in /tmp
+    "               PREFECT_HOME=tempfile.mkdtemp(prefix='flow-home-', dir=os.getcwd()),\n"
     "               LOG_FAIL='1' if fail else '0', LOG_CANARY=os.environ['NB_TEST_AUTH'], **extra)\n"
     "    return subprocess.Popen([sys.executable, '-m', 'prefect.flow_engine', os.environ['NB_FLOWS'] + ':burst'],\n"
     "                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"

@@ -39,7 +39,8 @@ def advertised_auth(seen: Evidence) -> Finding:
     if seen.is_cloud or advertised is None:
         return Finding("advertised-auth", title, Outcome.NOT_APPLICABLE,
                        "Prefect Cloud does not advertise an auth mode." if seen.is_cloud else
-                       "The server does not say which auth it wants (no /ui-settings at its root).")
+                       "The server does not say which auth it wants (no /ui-settings at its root, nor "
+                       "under the UI's path in PREFECT_UI_URL).")
     basic = any(n.lower() == "authorization" and v.lower().startswith("basic ")
                 for n, v in p.real_headers.items())
     if advertised == "BASIC":

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from .._exceptions import ServerUnreachableError
+from .._ui_settings import ui_settings_urls
 from ._prober import HttpAnswer, Prober, SocketAnswer
 from ._report import Finding
 
@@ -79,7 +80,7 @@ def gather(p: Prober, settings: Any, is_cloud: bool) -> Evidence:
 
 def _rest_probes(p: Prober) -> dict[str, Callable[[], HttpAnswer]]:
     jobs: dict[str, Callable[[], HttpAnswer]] = {
-        "ui": lambda: p.http("GET", "ui-settings", root=True, what="GET /ui-settings"),
+        "ui": lambda: _ui_settings(p),
         "no_cred": lambda: p.http("GET", "admin/version", what="GET /admin/version"),
         "wrong": lambda: p.http("GET", "admin/version", headers=p.wrong_headers,
                                 what="GET /admin/version"),
@@ -94,11 +95,21 @@ def _rest_probes(p: Prober) -> dict[str, Callable[[], HttpAnswer]]:
         jobs["gateway:wrong"] = lambda: p.http("GET", "admin/version", headers=p.prefect_wrong_headers,
                                                what="GET /admin/version")
     if p.gateway_headers:
-        jobs["gateway:ui"] = lambda: p.http("GET", "ui-settings", root=True, headers=p.gateway_headers,
-                                            what="GET /ui-settings")
+        jobs["gateway:ui"] = lambda: _ui_settings(p, p.gateway_headers)
     for name, path, method, body in PUBLIC_CANDIDATES:
         jobs[f"public:{name}"] = functools.partial(p.http, method, path.format(uuid=uuid.uuid4()), body=body)
     return jobs
+
+
+def _ui_settings(p: Prober, headers: dict[str, str] | None = None) -> HttpAnswer:
+    """``GET /ui-settings`` where status() finds it too (``_ui_settings``): elsewhere only after a 404."""
+    [root, *elsewhere] = ui_settings_urls(p.api_url)
+    answer = p.http_at("GET", root, headers=headers, what="GET /ui-settings")
+    for url in elsewhere if answer.status == 404 else []:
+        other = p.http_at("GET", url, headers=headers, what="GET /ui-settings")
+        if _advertised(other) is not None:
+            return other
+    return answer
 
 
 def _socket_probes(p: Prober) -> dict[str, Callable[[], SocketAnswer]]:

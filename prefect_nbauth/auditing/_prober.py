@@ -120,7 +120,11 @@ class Prober:
         base = self.api_url
         if root:
             base = base[: -len("/api")] if base.endswith("/api") else base
-        url = f"{base}/{path}"
+        return self.http_at(method, f"{base}/{path}", headers=headers, body=body, what=what or f"{method} /{path}")
+
+    def http_at(self, method: str, url: str, *, headers: dict[str, str] | None = None, body: Any = None,
+                what: str = "") -> HttpAnswer:
+        """One request to a whole URL (on the audited server's host: ``/ui-settings`` may be elsewhere)."""
         try:
             with self.client.stream(method, url, headers=headers or {},
                                     json=body if body is not None else None) as response:
@@ -131,7 +135,7 @@ class Prober:
                         break  # we only look at small answers; a huge one is not one of them
                 location = response.headers.get("location", "")
                 if response.is_redirect and _cross_origin(url, location):
-                    self.redirects.append((what or f"{method} /{path}", where(location)))
+                    self.redirects.append((what or f"{method} {urlsplit(url).path}", where(location)))
                 return HttpAnswer(response.status_code, bytes(data[:MAX_BODY]), location)
         except httpx.TimeoutException:
             return HttpAnswer(None, error=f"no answer within {self.timeout:g} s")

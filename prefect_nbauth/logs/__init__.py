@@ -10,11 +10,14 @@ event stream, not on top of it. What is the log stream's own:
 - ``_runs``: which followed runs are active (Prefect's events socket), so a stream
   without live logs polls only where there is something to read;
 - ``_reconcile``: keyset reads of ``POST /logs/filter``;
-- ``_filter``: input checks and the ``LogFilter`` sent to the server.
+- ``_filter``: input checks and the ``LogFilter`` sent to the server;
+- ``_sources``: which run a log line is from, by name (for views of logs).
 """
 from __future__ import annotations
 
 from ._filter import build_log_filter
+from ._sources import RunNames, source_label
 from ._stream import LogStream, LogStreamState, LogStreamStats, stream_logs
 
-__all__ = ["LogStream", "LogStreamState", "LogStreamStats", "build_log_filter", "stream_logs"]
+__all__ = ["LogStream", "LogStreamState", "LogStreamStats", "RunNames", "build_log_filter", "source_label",
+           "stream_logs"]

@@ -20,6 +20,7 @@ what its websockets drop.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from uuid import UUID
 
 from .._boundary import public
 from .._exceptions import ConfigurationError
+from ..logs import source_label
 
 __all__ = ["RunWatch", "StateChange", "TaskRunInfo", "run_id_of", "watch"]
 
@@ -38,9 +40,37 @@ logger = logging.getLogger("prefect_nbauth.watch")
 FINAL_TYPES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
+def _result_of(coroutine: Any) -> Any:
+    """Run a coroutine to its end on a thread of its own (the caller's loop may be running)."""
+    import asyncio
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="prefect-nbauth-run-deployment", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def run_id_of(run: Any) -> UUID:
     """The flow run id of a run id, a ``FlowRun`` (``run_deployment()``), a ``State``
-    (``my_flow(return_state=True)``) or a future/object with ``flow_run_id``."""
+    (``my_flow(return_state=True)``) or a future/object with ``flow_run_id``.
+
+    Also the coroutine that Prefect's ``run_deployment(...)`` returns in a notebook cell
+    (Jupyter runs cells in an event loop, where Prefect hands back a coroutine instead of
+    the ``FlowRun``): it is run to its end here, so ``watch(run_deployment(...))`` works
+    with or without ``await``.
+    """
+    if inspect.iscoroutine(run):
+        run = _result_of(run)
     if isinstance(run, UUID):
         return run
     if isinstance(run, str):
@@ -153,6 +183,21 @@ class RunWatch:
         """Block until the run is final and its logs are in (or stop()); False on timeout."""
         return self.done.wait(timeout)
 
+    def run_names(self) -> dict[tuple[str, str], str]:
+        """The names this watch knows, for log labels (``logs._sources.source_label``)."""
+        with self._lock:
+            names = {("task", t.id): t.name for t in self.tasks.values()}
+        if self.name:
+            names["flow", str(self.run_id)] = self.name
+        return names
+
+    def failure_log(self) -> Any:
+        """When the run failed or crashed: its last ERROR (or worse) log line, the error a person
+        needs (Prefect logs the traceback there); else None. Call it with ``_lock`` held."""
+        if self.state_type not in ("FAILED", "CRASHED"):
+            return None
+        return next((log for log in reversed(self.logs) if getattr(log, "level", 0) >= logging.ERROR), None)
+
     def summary(self) -> str:
         """The readable text form: name, state, timeline, task runs, last log lines."""
         with self._lock:
@@ -160,6 +205,7 @@ class RunWatch:
             tasks = sorted(self.tasks.values(), key=lambda t: t.name)
             logs = self.logs[-20:]
             count = self.log_count
+            failure = self.failure_log()
         lines = [f"Flow run {self.name or self.run_id} ({self.flow_name or 'flow'}): "
                  f"{self.state_name or 'unknown'}" + (" (final)" if self.final else " (following)")]
         if timeline:
@@ -169,9 +215,16 @@ class RunWatch:
             lines.append(f"  task runs ({len(tasks)}): " + ", ".join(f"{t.name} {t.state_name}" for t in tasks[:20])
                          + (" ..." if len(tasks) > 20 else ""))
         lines.append(f"  logs: {count} lines" + (f", last {len(logs)}:" if logs else ""))
+        names = self.run_names()
         for log in logs:
             stamp = log.timestamp.astimezone(timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-            lines.append(f"    {stamp} {logging.getLevelName(log.level):<8} {log.message[:300]}")
+            source = source_label(log, names)
+            lines.append(f"    {stamp} {logging.getLevelName(log.level):<8} " + (f"{source} · " if source else "")
+                         + log.message[:300])
+        if failure is not None:  # the error whole: a traceback's first frames and its exception
+            source = source_label(failure, names)
+            lines.append("  error" + (f" ({source})" if source else "") + ":")
+            lines.extend(f"    {line}" for line in str(failure.message).splitlines())
         if self.error:
             lines.append(f"  ! {self.error}")
         for what, stream in (("logs", self.log_stream), ("events", self.event_stream)):

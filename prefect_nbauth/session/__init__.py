@@ -17,7 +17,6 @@ package imports its private modules.
 from ._auth_status import AuthMode, AuthStatus
 from ._listeners import notify, subscribe
 from ._login import login, logout, refresh
-from ._probe import ui_settings_fallback_url, ui_settings_url
 from ._rotation import RefusalMemory
 from ._socket_credential import SocketCredential, refresh_socket_credential, socket_credential
 from ._state import api_url_in_force, settings_in_force
@@ -61,6 +60,4 @@ __all__ = [
     "socket_credential",
     "status",
     "subscribe",
-    "ui_settings_fallback_url",
-    "ui_settings_url",
 ]

@@ -42,7 +42,8 @@ class AuthStatus:
         credential: the credential, masked (``"auth string admin:****"``, ``"API key pnu_****abcd"``).
         workspace: the Prefect Cloud workspace handle, in api-key mode.
         server_auth: what the server says it enforces (``"BASIC"``/``"none"``), when it says.
-        logged_in: whether the credential in force was set by ``login()``.
+        logged_in: whether the credential in force was set by ``login()`` (also through the
+            login form or ``%prefect_login``).
         notes: what happened that is not a problem (after a logout: "revoked the refresh
             token at …"), each a sentence.
     """
@@ -80,7 +81,7 @@ class AuthStatus:
 
     def __str__(self) -> str:
         lines = [
-            f"Prefect auth: {self.mode.value}" + (" (via login())" if self.logged_in else ""),
+            f"Prefect auth: {self.mode.value}" + (" (logged in with prefect_nbauth)" if self.logged_in else ""),
             f"  API URL:     {self.api_url or '<none: Prefect would start a temporary server>'}",
             f"  credential:  {self.credential}",
         ]

@@ -17,7 +17,7 @@ from .._inputs import Credential, check_api_url, check_timeout
 from .._jwt import jwt_claims
 from .._secrets import Secret
 from .._tls import ssl_context
-from . import _listeners, _persist
+from . import _children, _listeners, _open_clients, _persist
 from ._auth_status import AuthStatus
 from ._checks import check_combination, resolve_api_url
 from ._probe import DEFAULT_TIMEOUT, probe_cloud, probe_server
@@ -83,7 +83,9 @@ def login(
     created in this process uses the new credential, without a restart.
     Nothing is written to disk unless ``persist=True``, which saves it to the
     active Prefect profile (a file readable only by you; a provider is saved as
-    its current value, which will not be refreshed there).
+    its current value, which will not be refreshed there). Gateway headers are
+    never saved (``prefect config view`` would print them): ``persist=True`` with
+    ``headers`` raises ConfigurationError.
 
     Raises:
         ConfigurationError: the input cannot work (found before any request).
@@ -101,6 +103,7 @@ def login(
     settings = base_context().settings
     header_items = check_combination(auth_string=auth_string, api_key=api_key, headers=headers,
                                      workspace=workspace)
+    _persist.check_persistable(persist, header_items)
     url = resolve_api_url(api_url, auth_string=auth_string, api_key=api_key, settings=settings)
     try:
         tokens = tokens_for(auth_string=auth_string, api_key=api_key, headers=header_items,
@@ -140,14 +143,17 @@ def _install(credential: Credential, tokens: dict[str, RefreshingToken], *, pers
             seam.install_socket_refresh(refresh_socket, on_rejected=refresh_after_rejection)
             seam.install_gateway_headers(gateway_headers_for)
         seam.install_redirect_guard()
+        _children.install(lambda: current() is not None)
         seam.install_global_settings_context(installed)
         replace(new_login)
         set_logout_notes(())
+        ended = _open_clients.switch(credential.api_url)
     if previous is not None:
         _stop_tokens(previous, keep=tokens)
     for token in tokens.values():
         token.start()
     seam.restart_background_services()
+    ended.finish(previous.credential.headers if previous is not None else ())
 
 
 def _validate(credential: Credential, tokens: dict[str, RefreshingToken], settings: Any,
@@ -246,6 +252,7 @@ def logout(*, forget: bool = False) -> AuthStatus:
             return status(check_server=False)
         seam.install_global_settings_context(login_state.original)
         replace(None)
+        ended = _open_clients.switch(None)
         _redaction.set_in_force("login", ())  # still scrubbed for a while, as a recent secret
     notes = _stop_tokens(login_state)
     set_logout_notes(notes)
@@ -253,6 +260,7 @@ def logout(*, forget: bool = False) -> AuthStatus:
         if forget:
             _persist.forget_credential(login_state.original.profile.name)
     seam.restart_background_services()
+    ended.finish(login_state.credential.headers)  # clients opened while logged in: see _open_clients
     logger.info("logged out of %s", login_state.credential.api_url)
     _listeners.notify("logout")
     # Ask the server: after a logout the interesting news is often "it now says 401".

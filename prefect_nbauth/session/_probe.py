@@ -33,6 +33,7 @@ from .._exceptions import (
 )
 from .._inputs import Credential
 from .._redaction import redact, scrub_text
+from .._ui_settings import ui_settings_urls
 from .._urls import shown_origin
 
 __all__ = ["CloudInfo", "ServerInfo", "list_workspaces", "probe_cloud", "probe_server", "DEFAULT_TIMEOUT"]
@@ -151,37 +152,6 @@ def _connect_error(url: str, exc: httpx.ConnectError, probe: _Probe) -> PrefectA
     )
 
 
-def ui_settings_url(api_url: str) -> str:
-    """``http://h:4200/api`` -> ``http://h:4200/ui-settings`` (also under a path prefix)."""
-    base = api_url.rstrip("/")
-    if base.endswith("/api"):
-        base = base[: -len("/api")]
-    return f"{base}/ui-settings"
-
-
-def ui_settings_fallback_url(api_url: str) -> str | None:
-    """``/ui-settings`` under the UI's own path, when Prefect's UI URL has one.
-
-    A server started with ``PREFECT_UI_SERVE_BASE=/prefect`` (the demo behind
-    jupyter-server-proxy, Binder) serves ``/ui-settings`` at ``/prefect/ui-settings``
-    and answers 404 beside ``/api``. ``PREFECT_UI_URL`` (the client's setting, e.g.
-    ``http://127.0.0.1:8888/prefect``) names that path; the same path is asked on the
-    API's own host, with no credential (the route is public).
-    """
-    try:
-        from .._prefect_seam import active_settings_context
-
-        ui_url = active_settings_context().settings.ui_url
-    except Exception:  # noqa: BLE001 - a settings problem must not break the probe
-        return None
-    path = urlsplit(str(ui_url or "")).path.rstrip("/")
-    if not path:
-        return None
-    parts = urlsplit(api_url)
-    url = f"{parts.scheme}://{parts.netloc}{path}/ui-settings"
-    return None if url == ui_settings_url(api_url) else url
-
-
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
@@ -228,16 +198,16 @@ def probe_server(credential: Credential, *, verify: Any = True, timeout: float =
     api_url = credential.api_url
     with _Probe(credential, verify=verify, timeout=timeout) as probe:
         auth_required: bool | None = None
-        url = ui_settings_url(api_url)
+        [url, *elsewhere] = ui_settings_urls(api_url)
         response, body = probe.get(url, authenticated=False)
         if response.is_redirect:
             raise probe.redirect_error(url, response)
         data = _json(body)
-        fallback = ui_settings_fallback_url(api_url) if response.status_code == 404 else None
-        if fallback:
-            other, other_body = probe.get(fallback, authenticated=False)
+        for other_url in elsewhere if response.status_code == 404 else []:
+            other, other_body = probe.get(other_url, authenticated=False)
             if other.status_code == 200 and isinstance(_json(other_body), dict) and "auth" in _json(other_body):
-                url, response, body, data = fallback, other, other_body, _json(other_body)
+                url, response, body, data = other_url, other, other_body, _json(other_body)
+                break
         if response.status_code == 200 and isinstance(data, dict) and "auth" in data:
             auth_required = bool(data.get("auth"))
         elif response.status_code in (401, 403):

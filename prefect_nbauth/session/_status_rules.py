@@ -106,7 +106,7 @@ def server_setting_on_client(f: Facts) -> Iterator[str]:
     if os.environ.get("PREFECT_SERVER_API_AUTH_STRING") and not f.auth_string:
         yield ("PREFECT_SERVER_API_AUTH_STRING is set in this environment but the client setting "
                "PREFECT_API_AUTH_STRING is not. The SERVER setting only tells a server what to "
-               "require; clients send PREFECT_API_AUTH_STRING. Log in with auth_string=… instead.")
+               "require; clients send PREFECT_API_AUTH_STRING. Log in with that auth string instead.")
 
 
 def _cannot_work(what: str, value: str | None, check: Callable[[str], object]) -> Iterator[str]:
@@ -134,6 +134,16 @@ def api_key_off_cloud(f: Facts) -> Iterator[str]:
 def plain_http(f: Facts) -> Iterator[str]:
     if f.url and f.mode is not AuthMode.NONE and (warning := plain_http_warning(f.url)):
         yield warning
+
+
+def plain_http_token_endpoint(f: Facts) -> Iterator[str]:
+    """A provider fetching its token over plain http from another machine (an OAuth2 endpoint…)."""
+    if f.our_login is None:
+        return
+    for token in f.our_login.tokens.values():
+        url = getattr(token.provider, "token_url", None)
+        if isinstance(url, str) and (warning := plain_http_warning(url)):
+            yield f"The {token.slot} comes from {token.provider.describe()}: {warning}"
 
 
 def tls_checks_off(f: Facts) -> Iterator[str]:
@@ -195,7 +205,8 @@ def server_answer(f: Facts) -> Iterator[str]:
         return
     if f.server.get("auth") == "BASIC" and f.mode is AuthMode.NONE:
         yield ("The server requires an auth string (its /ui-settings says BASIC) but none is "
-               "set here, so every request gets HTTP 401. Log in with auth_string=….")
+               "set here, so every request gets HTTP 401. Log in with the server's auth string (the "
+               "value of its PREFECT_SERVER_API_AUTH_STRING).")
     elif f.server.get("rejection"):
         yield f"The server rejects the credential in force: {f.server['rejection']}"
     if f.server.get("auth") == "none" and f.mode is AuthMode.BASIC:
@@ -220,6 +231,7 @@ RULES: tuple[Rule, ...] = (
     unusable_api_key,
     api_key_off_cloud,
     plain_http,
+    plain_http_token_endpoint,
     tls_checks_off,
     no_api_url,
     token_health,

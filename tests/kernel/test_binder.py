@@ -231,6 +231,8 @@ def test_the_command_gets_the_demo_and_nothing_of_the_callers_prefect(hub_demo: 
     assert str(BINDER / "jupyter") in env["JUPYTER_CONFIG_PATH"].split(os.pathsep)
     assert Path(env["PREFECT_NBAUTH_DEMO_PYTHON"]).is_absolute()
     assert env[AUTH_ENV] not in hub_demo.start_output
+    # On Binder nothing else says where the server is: binder/start's block does.
+    assert "==== prefect-nbauth demo: Prefect server ready" in hub_demo.start_output
 
 
 @pytest.mark.server

@@ -8,21 +8,26 @@ through every public path: ``login``/``refresh``/``logout`` (plain, providers,
 in the magic and the form, server down, a provider failing with the token in
 its own message), ``status()``/``audit()`` reprs and JSON, events streamed
 into the widget, a flow run, with logging at DEBUG on every logger, and
-uncaught tracebacks. Then, in every form the secret could take (raw, the
+uncaught tracebacks, a secret typed on a magic's line while ``%logstart`` writes,
+a flow whose ``ProcessPoolTaskRunner`` task starts a program, and ``persist=True``
+with gateway headers (refused). Then, in every form the secret could take (raw, the
 password alone, base64 for HTTP Basic), zero occurrences in:
 
 - the saved ``.ipynb``: outputs and the widget-state metadata;
 - IPython's history database;
 - the log records of the kernel (all loggers, DEBUG);
 - exception messages and tracebacks (they are outputs);
-- every file written under HOME, except the profile ``persist=True`` wrote,
-  which must be readable by its owner only;
+- every file written under HOME (the ``%logstart`` file included), except the profile
+  ``persist=True`` wrote, which must be readable by its owner only;
+- the ``PREFECT_*`` environment a task runner's worker hands to what its task starts;
+- what Prefect's ``prefect config view`` prints for that profile;
 
 and, for a plain Python process, its stdout and stderr.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
 import subprocess
@@ -51,7 +56,7 @@ def canary_server(tmp_path_factory: pytest.TempPathFactory):
 def _cells(url: str) -> list[tuple[str, dict[str, Any]]]:
     return [
         ("""
-import logging, os, sys, time
+import json, logging, os, sys, time
 records = []
 class Keep(logging.Handler):
     def __init__(self, sink):
@@ -73,9 +78,18 @@ logging.getLogger("prefect").addHandler(keep)   # Prefect's loggers do not propa
 from prefect_nbauth.testing import wait_until as wait_for
 """, {}),
         ("import prefect_nbauth as nb\nprint(repr(nb.status()))\nprint(nb.status())", {}),
+        ('get_ipython().run_line_magic("logstart", os.path.join(os.environ["HOME"], "session.log") + " append")',
+         {}),
         ("%load_ext prefect_nbauth", {}),
         (f"%prefect_login --url {url} --auth-string-env NB_CANARY_AUTH", {}),
         ("%prefect_status", {}),
+        # Typed on the line (built here so that the cell itself holds no secret): refused,
+        # and scrubbed from the history and the %logstart file, where IPython wrote it first.
+        (f"""
+typed = get_ipython().run_cell("%prefect_login --url {url} --auth-string " + os.environ["NB_CANARY_AUTH"],
+                               store_history=True)
+print("TYPED:", type(typed.error_in_exec).__name__)
+""", {}),
         ("%prefect_status --text", {}),
         ("%prefect_refresh", {}),
         ("%prefect_audit", {}),
@@ -114,6 +128,21 @@ def canary_flow():
     return 1
 print("FLOW:", canary_flow())
 """, {}),
+        ("""
+import subprocess
+from prefect import task
+from prefect.task_runners import ProcessPoolTaskRunner
+@task
+def what_the_task_starts_inherits():
+    env = subprocess.run(["env"], capture_output=True, text=True).stdout
+    return dict(line.split("=", 1) for line in env.splitlines() if line.startswith("PREFECT_"))
+@flow(task_runner=ProcessPoolTaskRunner(max_workers=1), persist_result=False)
+def pool_flow():
+    return what_the_task_starts_inherits.submit().result()
+child_env = pool_flow()
+child_hits = sum(1 for value in child_env.values() for form in os.environ["NB_CANARY_FORMS"].split(",") if form in value)
+print("CHILD ENV:", json.dumps({"names": sorted(child_env), "hits": child_hits}))
+""", {}),
         ("%prefect_events --prefix canary. --max-rows 3", {}),
         ("""
 events = [w for w in ipywidgets.widgets.widget._instances.values() if isinstance(w, EventStreamWidget)][-1]
@@ -135,6 +164,10 @@ s = nb.login(nb.status(check_server=False).api_url, auth_string=nb.EnvToken("NB_
 print(s)
 print(nb.refresh())
 """, {}),
+        ("""
+nb.login(nb.status(check_server=False).api_url, auth_string=nb.EnvToken("NB_CANARY_AUTH"),
+         headers={"X-Gateway-Token": os.environ["NB_CANARY_AUTH"]}, persist=True)
+""", RAISES),
         ("%prefect_logout", {}),
         ("""
 canary_forms = os.environ["NB_CANARY_FORMS"].split(",")
@@ -170,7 +203,8 @@ def test_every_path_ran(run: dict[str, Any]) -> None:
     for expected in ("Prefect auth: none", "Login failed (AuthenticationError)", "UsageError",
                      "WRONG: ", "RIGHT: Logged in", "ServerUnreachableError", "CredentialProviderError",
                      "could not renew", "FLOW: 1", "Prefect events: ", "canary.4", "PASS",
-                     "saved to", "LOG RECORDS:"):
+                     "saved to", "LOG RECORDS:", "TYPED: UsageError", "Refused: do not type a secret",
+                     "CHILD ENV:", "persist=True cannot save gateway headers"):
         assert expected in text, expected
     records = int(text.split("LOG RECORDS: ")[1].split()[0])
     assert records > 100  # DEBUG logging really ran through all of it
@@ -235,3 +269,28 @@ def test_a_plain_process_prints_no_secret(canary_server, tmp_path: Path) -> None
     assert "AuthenticationError" in done.stderr and "ConfigurationError" in done.stderr
     for form in sorted(leak_forms(auth)):
         assert form not in done.stdout and form not in done.stderr
+
+
+def test_no_secret_in_what_a_task_runner_worker_hands_to_its_children(run: dict[str, Any]) -> None:
+    line = next(line for line in text_outputs(run["nb"]).splitlines() if line.startswith("CHILD ENV: "))
+    child = json.loads(line[len("CHILD ENV: "):])
+    assert "PREFECT_API_URL" in child["names"]  # Prefect's settings reached the task's children...
+    assert "PREFECT_API_AUTH_STRING" not in child["names"] and child["hits"] == 0  # ...the secret did not
+
+
+def test_the_logstart_file_holds_the_typed_line_scrubbed(run: dict[str, Any]) -> None:
+    log = (Path(run["home"]) / "session.log").read_text()
+    assert "--auth-string ****" in log  # IPython logged the line; the secret was scrubbed from it
+    for form in sorted(leak_forms(run["auth"])):
+        assert form not in log
+
+
+def test_prefect_config_view_shows_no_secret(run: dict[str, Any]) -> None:
+    home: Path = run["home"]
+    env = isolated_env(HOME=str(home), PREFECT_HOME=str(home / ".prefect"),
+                       PREFECT_SERVER_ALLOW_EPHEMERAL_MODE="false")
+    shown = subprocess.run([sys.executable, "-m", "prefect", "config", "view"], env=env, cwd=home,
+                           capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "PREFECT_API_AUTH_STRING='********' (from profile)" in shown  # persist=True saved it
+    for form in sorted(leak_forms(run["auth"])):
+        assert form not in shown

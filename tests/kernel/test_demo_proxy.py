@@ -3,10 +3,12 @@ jupyter-server-proxy under Jupyter's base URL (as on Binder), and ``scripts/lab.
 running JupyterLab. All real: a Prefect server, JupyterLab, kernels it starts (driven
 over their connection files), a JupyterLab terminal (over its websocket).
 
-* the output ends with ONE block of clickable URLs, and each answers 200;
+* the output ends with ONE block of clickable URLs, and each answers 200 (binder/start's own
+  block is for Binder, where nothing else prints one);
 * ``status()`` in a kernel says the server requires an auth string (its
   ``/ui-settings`` lives under ``{base}prefect/``, not at the root: it used to say
-  "no answer"), and so does the status widget;
+  "no answer"), and so does the status widget; ``audit()`` (``%prefect_audit``) reads it
+  at the same place and agrees (it used to say "no /ui-settings at its root");
 * a flow's "View at ..." link is the proxied UI and answers 200 (it used to point at
   the API server's root, which answers 404);
 * the auth string for the login form can be read in a JupyterLab terminal, and the
@@ -72,6 +74,7 @@ def lab_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabDemo]:
     env.update(HOME=str(home), PREFECT_NBAUTH_DEMO_DIR=str(root / "demo"), PREFECT_NBAUTH_DEMO_PORT=str(free_port()),
                PREFECT_NBAUTH_DEMO_PYTHON=sys.executable, PREFECT_NBAUTH_DEMO_UI="1",
                PREFECT_NBAUTH_DEMO_JUPYTER_BASE_URL="/",  # what scripts/demo sets with the proxy
+               PREFECT_NBAUTH_DEMO_SUMMARY="0",  # ... and always
                PREFECT_NBAUTH_DEMO_JUPYTER_URL=f"http://127.0.0.1:{lab_port}",
                JUPYTER_RUNTIME_DIR=str(root / "runtime"), IPYTHONDIR=str(root / "ipython"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -165,10 +168,13 @@ def test_the_demo_ends_with_one_block_of_clickable_urls(lab_demo: LabDemo) -> No
         ui = browser.get(lab_demo.urls["Prefect UI"], headers={"Accept": "text/html"})
         assert ui.status_code == 200 and "<!DOCTYPE html>" in ui.text
         assert browser.get(lab_demo.urls["Prefect API"] + "/health").status_code == 200
-    # binder/start's own summary: one block too, with the UI's full URL.
+    # ONE block in all: binder/start's own "server ready" block (with its other way to stop)
+    # is not printed under ./scripts/demo.
     errors = lab_demo.errors.read_text()
-    assert "==== prefect-nbauth demo: Prefect server ready" in errors
-    assert f"Prefect UI:   {lab_demo.jupyter}/prefect/" in errors
+    assert "====" not in errors and "binder/stop" not in errors, errors[-2000:]
+    assert [line[:4] for line in lab_demo.output.splitlines() if line.startswith("====")] == ["===="] * 2
+    script = (REPO / "scripts" / "demo").read_text()
+    assert "\nexport PREFECT_NBAUTH_DEMO_SUMMARY=0\n" in script
 
 
 def test_status_behind_the_proxy_says_the_server_requires_an_auth_string(lab_demo: LabDemo) -> None:
@@ -188,7 +194,34 @@ print("RESULT" + json.dumps({"server_auth": st.server_auth, "warnings": list(st.
     assert any("requires an auth string" in w for w in result["warnings"]), result["warnings"]
     assert not any("rejects the credential in force" in w for w in result["warnings"])
     assert "it requires an auth string" in result["widget"] and "no answer" not in result["widget"]
+    # Words for a person in the widget's warning: no Python call, no doubled period.
+    assert "auth_string=" not in result["widget"] and "…." not in result["widget"]
+    assert "Log in with the server&#x27;s auth string" in result["widget"]  # HTML-escaped
     assert result["logout_disabled"] is True
+
+
+def test_the_audit_and_the_status_agree_behind_the_proxy(lab_demo: LabDemo) -> None:
+    """%prefect_audit reads /ui-settings where status() does (under {base}prefect/, not at the root)."""
+    out = _run_in_kernel(lab_demo, """
+import json, os
+os.environ["PREFECT_API_URL"] = os.environ["PREFECT_NBAUTH_DEMO_API_URL"]
+import prefect_nbauth
+from prefect_nbauth.auditing import audit
+from prefect_nbauth.widgets import AuthStatusWidget
+prefect_nbauth.login(os.environ["PREFECT_NBAUTH_DEMO_API_URL"],
+                     auth_string=os.environ["PREFECT_NBAUTH_DEMO_AUTH_STRING"])
+report = audit()
+w = AuthStatusWidget(watch=False)
+assert w.wait_idle(120)
+finding = report.finding("advertised-auth")
+print("RESULT" + json.dumps({"audit_auth": report.server_auth, "outcome": str(finding.outcome),
+                             "detail": finding.detail, "status_auth": prefect_nbauth.status().server_auth,
+                             "widget": w._summary.value}))
+""")
+    result = json.loads(out.split("RESULT", 1)[1].splitlines()[0])
+    assert result["status_auth"] == "BASIC" and "auth BASIC" in result["widget"]
+    assert result["audit_auth"] == "BASIC", result
+    assert result["outcome"] == "pass" and "advertises an auth string (BASIC)" in result["detail"], result
 
 
 def test_view_at_links_open_the_proxied_ui(lab_demo: LabDemo) -> None:

@@ -90,7 +90,7 @@ def test_login_status_and_flow_in_a_real_kernel(executed: dict[str, Any]) -> Non
     nb, api_url = executed["nb"], executed["api_url"]
     assert f"FORM: Logged in to {api_url} as nbuser" in stdout_with(nb, "FORM:")
     assert "FIRST STATUS WIDGET: basic nbuser" in stdout_with(nb, "FIRST STATUS WIDGET:")
-    assert "Prefect auth: basic (via login())" in stdout_with(nb, "Prefect auth: basic")
+    assert "Prefect auth: basic (logged in with prefect_nbauth)" in stdout_with(nb, "Prefect auth: basic")
     assert "STATUS: basic nbuser 3." in stdout_with(nb, "STATUS:")
     assert "FLOW: hello kernel" in stdout_with(nb, "FLOW:")
     # The widgets were displayed as widgets, with a readable text form beside them.

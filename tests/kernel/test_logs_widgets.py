@@ -21,13 +21,75 @@ from prefect_nbauth.testing.widgets import all_state_json, front_end_update, upd
 RUN = str(uuid.uuid4())
 
 
-def make_log(i: int, level: int = 20, message: str | None = None) -> Any:
+def make_log(i: int, level: int = 20, message: str | None = None, task_run_id: str | None = None) -> Any:
     from prefect_nbauth.logs._engine import _log_class
 
     return _log_class()(id=uuid.uuid4(), name="prefect.flow_runs", level=level,
                         message=message if message is not None else f"line {i:05d}",
                         timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=i),
-                        flow_run_id=RUN)
+                        flow_run_id=RUN, task_run_id=task_run_id)
+
+
+def test_each_line_says_which_task_or_flow_it_is_from(comm_log: list[dict[str, Any]],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prefect writes "Finished in state Completed()" for every task and for the flow: each
+    line carries its run's name (read from the API once per run, in the background)."""
+    from prefect_nbauth.logs import _sources
+    from prefect_nbauth.widgets import LogStreamWidget
+
+    named, unnamed = str(uuid.uuid4()), str(uuid.uuid4())
+    asked: list[list[tuple[str, str]]] = []
+
+    def read(wanted: Any) -> dict[tuple[str, str], str]:
+        asked.append(list(wanted))
+        known = {("task", named): "prepare-3f1", ("flow", RUN): "crazy-cat"}
+        return {key: known[key] for key in wanted if key in known}
+
+    monkeypatch.setattr(_sources, "_read_names", read)
+    factory = FakeFactory()
+    widget = LogStreamWidget(RUN, stream_factory=factory)
+    stream = factory.streams[0]
+    stream.emit(make_log(1, message="Finished in state Completed()", task_run_id=named))
+    stream.emit(make_log(2, message="Finished in state Completed()", task_run_id=unnamed))
+    stream.emit(make_log(3, message="Finished in state Completed()"))
+    stream.emit(make_log(4, message="another line of the same task", task_run_id=named))
+    wait_until(lambda: "flow crazy-cat" in widget._view.value and "task prepare-3f1" in widget._view.value, 10,
+               "the runs' names in the view")
+    view = widget._view.value
+    assert f"task {unnamed[:8]}" in view  # not known (yet): its id's start, never nothing
+    assert view.count('class="pnb-log ') == 4 and view.count('class="pnb-src ') == 4
+    assert sorted(key for batch in asked for key in batch) == sorted(
+        [("task", named), ("task", unnamed), ("flow", RUN)])  # each run asked for once
+    text = repr(widget)
+    assert "task prepare-3f1 · Finished in state Completed()" in text
+    assert "flow crazy-cat · Finished in state Completed()" in text
+    # The text filter finds a run by its name too.
+    front_end_update(widget._text_field, value="prepare-3f1")
+    assert [line[2] for line in widget.lines()] == ["Finished in state Completed()", "another line of the same task"]
+    widget.close()
+
+
+def test_a_traceback_keeps_its_lines_its_start_and_its_end(comm_log: list[dict[str, Any]]) -> None:
+    from prefect_nbauth.notebook.widgets.logs import MESSAGE_CHARS
+    from prefect_nbauth.widgets import LogStreamWidget
+
+    frames = "".join(f'  File "/srv/flows/step_{i}.py", line {i}, in step_{i}\n    do_step_{i}()\n'
+                     for i in range(200))
+    traceback = f"Encountered exception during execution:\nTraceback (most recent call last):\n{frames}" \
+                "RuntimeError: this flow fails on purpose"
+    assert len(traceback) > MESSAGE_CHARS
+    factory = FakeFactory()
+    widget = LogStreamWidget(RUN, stream_factory=factory)
+    factory.streams[0].emit(make_log(1, level=40, message=traceback))
+    wait_until(lambda: "RuntimeError" in widget._view.value, 5, "the traceback")
+    view = widget._view.value
+    assert "Traceback (most recent call last):" in view and "RuntimeError: this flow fails on purpose" in view
+    assert "characters not shown" in view  # the middle, said
+    assert '<span class="pnb-msg">' in view and '\n    do_step_0()\n' in view  # its own lines and indentation
+    from prefect_nbauth.notebook.widgets.logs import LOG_CSS
+
+    assert ".pnb-log > .pnb-msg { white-space: pre-wrap;" in LOG_CSS
+    widget.close()
 
 
 def test_log_widget_lines_levels_filter_pause(comm_log: list[dict[str, Any]]) -> None:
@@ -44,10 +106,14 @@ def test_log_widget_lines_levels_filter_pause(comm_log: list[dict[str, Any]]) ->
     assert lines[-1][1] == "WARNING" and lines[-10][1] == "ERROR"
     wait_until(lambda: "line 00149" in widget._view.value, 5, "the newest line in the view")
     view = widget._view.value
-    assert "var(--jp-error-color0" in view and "var(--jp-warn-color0" in view  # theme colours
-    assert "var(--jp-code-font-family" in view and "column-reverse" in view  # monospace, follows
+    assert 'class="pnb-log pnb-lv-error"' in view and 'class="pnb-log pnb-lv-warning"' in view  # marked rows
+    assert '<span class="pnb-l pnb-error">ERROR</span>' in view and 'class="pnb-log-box"' in view
+    from prefect_nbauth.notebook.widgets.logs import LOG_CSS
+
+    style = widget.children[0].value  # once per widget, not in every update
+    assert LOG_CSS in style and "var(--jp-code-font-family" in style and "column-reverse" in style
     assert "&lt;b&gt;x&lt;/b&gt;" in view and "<b>x</b>" not in view  # escaped
-    assert "● connected" in view and "150 lines" in view
+    assert "<b>connected</b>" in view and "150 lines" in view
     # The text filter works on what is shown, at once.
     front_end_update(widget._text_field, value="00149")
     assert [line[2] for line in widget.lines()] == ["line 00149 <b>x</b>"]
@@ -117,15 +183,71 @@ def shell():
 def test_magics_refuse_bad_input_with_usage_errors(shell) -> None:
     from IPython.core.error import UsageError
 
-    for line, expected in (("--flow-run not-a-uuid", "not a run id"), ("--level LOUD", "Unknown log level"),
+    for line, expected in (("--flow-run not-a-uuid", "neither a run id nor the name of a variable"),
+                           ("--level LOUD", "Unknown log level"),
                            ("--since yesterday", "not understood"), ("--max-lines 0", "--max-lines")):
         with pytest.raises(UsageError, match=expected):
             shell.run_line_magic("prefect_logs", line)
-    with pytest.raises(UsageError, match="not a flow run id"):
+    with pytest.raises(UsageError, match="neither a run id nor the name of a variable"):
         shell.run_line_magic("prefect_watch", "nope-nope")
     # A valid line in a terminal (no kernel): it says a widget needs a front end.
     with pytest.raises(UsageError, match="needs a Jupyter front end"):
         shell.run_line_magic("prefect_logs", f"--flow-run {RUN} --level warning --since 10m")
+
+
+@pytest.fixture
+def shown(shell, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """What the run magics would display, as (widget, arguments), with a kernel faked in."""
+    from prefect_nbauth.notebook.widgets import logs, run
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)
+    monkeypatch.setattr(run, "FlowRunWidget", lambda run_id, **kw: seen.append(("watch", {"run": run_id, **kw})))
+    monkeypatch.setattr(logs, "LogStreamWidget", lambda **kw: seen.append(("logs", kw)))
+    monkeypatch.setattr("prefect_nbauth.notebook.magics.runs.display", lambda obj: None)
+    return seen
+
+
+def test_every_magic_taking_a_run_id_accepts_a_literal_a_name_and_dollar_name(shell, shown) -> None:
+    from prefect.client.schemas.objects import FlowRun, State, StateDetails, StateType, TaskRun
+
+    rid, tid = uuid.uuid4(), uuid.uuid4()
+    holders = {"as_text": str(rid), "as_uuid": rid, "as_flow_run": FlowRun(id=rid, flow_id=uuid.uuid4(), name="x"),
+               "as_state": State(type=StateType.COMPLETED, state_details=StateDetails(flow_run_id=rid))}
+    shell.user_ns.update(holders, task_text=str(tid),
+                         task_run=TaskRun(id=tid, flow_run_id=rid, task_key="k", dynamic_key="0", name="t"))
+    for text in [str(rid), *holders, *(f"${name}" for name in holders)]:
+        shown.clear()
+        shell.run_line_magic("prefect_watch", text)
+        shell.run_line_magic("prefect_logs", f"--flow-run {text}")
+        assert shown == [("watch", {"run": rid, "level": "INFO"}),
+                         ("logs", {"flow_run_id": [rid], "task_run_id": None, "level": "INFO", "since": None,
+                                   "max_lines": 500})], text
+    for text in (str(tid), "task_text", "$task_text", "task_run", "$task_run"):
+        shown.clear()
+        shell.run_line_magic("prefect_logs", f"--task-run {text}")
+        assert shown[0][1]["task_run_id"] == [tid], text
+
+
+def test_a_run_argument_that_names_nothing_says_what_works_and_never_shows_the_value(shell, shown) -> None:
+    from IPython.core.error import UsageError
+
+    secret = "nbuser:" + uuid.uuid4().hex
+    shell.user_ns.update(not_a_run=secret, a_number=42)
+    for magic, prefix in (("prefect_watch", ""), ("prefect_logs", "--flow-run "), ("prefect_logs", "--task-run ")):
+        for text, expected in (("$missing", "there is no variable 'missing' in this notebook"),
+                               ("$not_a_run", "the variable 'not_a_run' holds a str, which names no"),
+                               ("not_a_run", "the variable 'not_a_run' holds a str, which names no"),
+                               ("$a_number", "the variable 'a_number' holds a int, which names no"),
+                               ("nope-nope", "neither a run id nor the name of a variable")):
+            with pytest.raises(UsageError) as caught:
+                shell.run_line_magic(magic, prefix + text)
+            message = str(caught.value)
+            assert expected in message, (magic, text, message)
+            assert secret not in message and secret.split(":")[1] not in message
+            if "no variable" not in message:
+                assert "as NAME or $NAME" in message  # what would work
+    assert shown == []
 
 
 def test_run_id_of_accepts_what_prefect_returns() -> None:
@@ -140,3 +262,30 @@ def test_run_id_of_accepts_what_prefect_returns() -> None:
     assert run_id_of(State(type=StateType.COMPLETED, state_details=StateDetails(flow_run_id=rid))) == rid
     with pytest.raises(ConfigurationError, match="return_state=True"):
         run_id_of(object())
+
+
+def test_run_id_of_takes_run_deployments_coroutine_inside_a_running_loop() -> None:
+    """In a notebook cell Prefect's run_deployment() returns a coroutine (the cell runs in an
+    event loop): watch(run_deployment(...)) works without the reader awaiting it."""
+    import asyncio
+
+    from prefect.client.schemas.objects import FlowRun
+
+    from prefect_nbauth.runs import run_id_of
+
+    rid = uuid.uuid4()
+
+    async def arun_deployment() -> FlowRun:  # what Prefect's coroutine resolves to
+        await asyncio.sleep(0)
+        return FlowRun(id=rid, flow_id=uuid.uuid4(), name="x")
+
+    async def a_notebook_cell() -> uuid.UUID:  # the kernel's loop is running here
+        return run_id_of(arun_deployment())
+
+    assert asyncio.run(a_notebook_cell()) == rid
+
+    async def failing() -> FlowRun:
+        raise LookupError("Deployment 'nope/nope' not found")
+
+    with pytest.raises(LookupError, match="not found"):  # Prefect's own error, not a made-up one
+        run_id_of(failing())

@@ -137,6 +137,8 @@ def test_magics_log_in_check_refresh_and_log_out_against_a_real_server(auth_serv
 import getpass
 out = {{}}
 out["login"] = run("%prefect_login --url {url} --auth-string-env NB_AUTH")
+from prefect_nbauth.notebook._login_origin import login_origin
+out["origin"] = login_origin()  # what the status widget says: "via %prefect_login"
 out["checks"] = [read_flows_sync(), run_flow()]
 out["status"] = run("%prefect_status --text")
 out["wrong"] = run("%prefect_login --url {url} --auth-string-env NB_WRONG")
@@ -173,7 +175,8 @@ emit(out)
           "NB_HEADER": header})
     login = result["login"]
     assert login["error"] is None, login
-    assert "Prefect auth: basic (via login())" in login["out"] and "admin@corp" in login["out"]
+    assert "Prefect auth: basic (logged in with prefect_nbauth)" in login["out"] and "admin@corp" in login["out"]
+    assert result["origin"] == "%prefect_login"
     assert result["checks"] == [200, 200]
     assert "Prefect auth: basic" in result["status"]["out"] and "3." in result["status"]["out"]
     wrong = result["wrong"]
@@ -233,3 +236,32 @@ emit(out)
     assert result["down"]["error"] == "UsageError" and "Audit failed" in result["down"]["message"]
     for value in result.values():
         assert PASSWORD not in json.dumps(value)
+
+
+def test_a_secret_typed_on_the_line_is_scrubbed_from_the_logstart_file(run_scenario):
+    canary = "CANARYlog0123456789abcdef"
+    lines = [f"%prefect_login --auth-string admin:{canary}", f"%prefect_login --auth-string-env {canary}",
+             f"%prefect_login pnu_{canary}"]
+    result = run_scenario(SHELL + f"""
+logs = {{}}
+# "over" opens the file with "w" and logs the transformed line; "append" opens it with "a",
+# and -r -t log the raw line under a timestamp.
+for mode, flags in (("over", ""), ("append", "-r -t")):
+    path = os.path.abspath(f"session-{{mode}}.log")
+    ip.run_line_magic("logstart", f"{{flags}} {{path}} {{mode}}".strip())
+    run("before = 1")
+    refused = [run(line)["message"] for line in {lines!r}]
+    run("after = 2")
+    ip.run_line_magic("logstop", "")
+    logs[mode] = {{"text": open(path, encoding="utf-8").read(), "refused": refused}}
+emit(logs)
+""")
+    for mode, log in result.items():
+        assert canary not in log["text"], (mode, log["text"])
+        assert log["text"].count("****") >= len(lines), (mode, log["text"])
+        assert "before = 1" in log["text"] and "after = 2" in log["text"], (mode, log["text"])
+        assert "\x00" not in log["text"], mode  # IPython's handle went on at the new end
+        first, by_name, positional = log["refused"]
+        assert first.startswith("Refused") and "history and log file" in first
+        assert "no environment variable" in by_name and "log file" in by_name
+        assert positional.startswith("Refused")

@@ -131,6 +131,29 @@ def test_committed_notebook_is_clean(path: Path) -> None:
         "the first cell must say what the notebook needs"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_is_in_the_form_jupyterlab_saves(path: Path) -> None:
+    """Opened in JupyterLab and closed untouched, a tutorial must not show as modified (and be
+    autosaved into the repository): its metadata is what the kernel tells JupyterLab, and the
+    file is what JupyterLab's server writes (nbformat, sorted keys, one-space indent, a final
+    newline). tests/browser/test_browser_demo_notebooks.py opens one in the demo to show it."""
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    text = path.read_text(encoding="utf-8")
+    nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+    assert text == nbformat.writes(nb, version=nbformat.NO_CONVERT) + "\n", "not as JupyterLab's server writes it"
+    assert (nb.nbformat, nb.nbformat_minor) == (nbformat.current_nbformat, nbformat.current_nbformat_minor)
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert nb.metadata.kernelspec == {"display_name": spec.display_name, "language": spec.language,
+                                      "name": "python3"}
+    expected = dict(IPythonKernel.language_info)  # what the kernel tells JupyterLab on connecting
+    shown = dict(nb.metadata.language_info)
+    assert set(shown) == set(expected), "language_info is not the kernel's whole answer"
+    assert {k: v for k, v in shown.items() if k != "version"} == {k: v for k, v in expected.items() if k != "version"}
+    assert re.fullmatch(r"3\.\d+\.\d+", shown["version"])
+
+
 @pytest.mark.parametrize("path", [*NOTEBOOKS, NOTEBOOK_DIR / "_demo.py"], ids=lambda p: p.name)
 def test_no_secret_is_committed(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
@@ -179,11 +202,14 @@ def report_times(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.mark.server
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom(demo: DemoRun, path: Path) -> None:
+def test_notebook_runs_top_to_bottom(demo: DemoRun, path: Path, tmp_path: Path) -> None:
     history = demo.home / ".ipython" / "profile_default" / "history.sqlite"  # as a user's kernel keeps it
     history.parent.mkdir(parents=True, exist_ok=True)
-    report = execute_notebook(path, env=demo.env, timeout=CELL_TIMEOUT, secret_env=[AUTH_ENV],
-                                     history_file=history)
+    temp = tmp_path / "tmp"  # the kernel's temporary folder: a notebook removes what it makes there
+    temp.mkdir()
+    report = execute_notebook(path, env={**demo.env, "TMPDIR": str(temp)}, timeout=CELL_TIMEOUT,
+                              secret_env=[AUTH_ENV], history_file=history)
+    assert [p.name for p in temp.iterdir() if p.name.startswith("nbauth-")] == [], "left behind"
     TIMES[path.name] = report.seconds
     problems = list(report.problems)
     for cell in report.cells:

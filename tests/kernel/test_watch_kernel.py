@@ -11,6 +11,7 @@ widget state) nor the kernel's history holds it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,11 @@ def _cells(api_url: str, ok_run: str, failing_run: str) -> list[str]:
         "    assert time.monotonic() < deadline\n"
         "    time.sleep(0.05)\n"
         "print('LOGS:', logs_widget.lines()[-1][1], logs_widget.lines()[-1][2])\n"
+        # The run's name beside each line, read from the API in the background.
+        f"while '{ok_run[:8]}' in repr(logs_widget):\n"
+        "    assert time.monotonic() < deadline\n"
+        "    time.sleep(0.05)\n"
+        "print('LABELLED:', repr(logs_widget).splitlines()[-1])\n"
         "logs_widget.stop()",
         f"import prefect_nbauth\nfailing = prefect_nbauth.widgets.FlowRunWidget('{failing_run}')\nfailing",
         f"process = start_flow('{failing_run}', 5, True)",
@@ -97,6 +103,17 @@ def test_watch_follows_a_failing_run_to_failed(executed) -> None:
     text = stdout_with(executed["nb"], "WATCH FAILED:")
     assert "WATCH FAILED: Failed ['Pending', 'Running', 'Failed'] " in text, text
     assert "this flow fails on purpose" in text
+    # The error whole, said to be the flow run's (by its name), its traceback line by line.
+    error = re.search(r"\n  error \(flow ([a-z]+-[a-z]+)\):\n((?:    .*\n?)+)", text)
+    assert error, text
+    assert "    Traceback (most recent call last):" in error.group(2)
+    assert "    RuntimeError: this flow fails on purpose" in error.group(2)
+    assert f"flow {error.group(1)} · Finished in state Failed(" in text  # each line says its run
+
+
+def test_the_logs_widget_says_which_run_each_line_is_from(executed) -> None:
+    text = stdout_with(executed["nb"], "LABELLED:")
+    assert re.search(r"LABELLED: +\S+ WARNING  flow [a-z]+-[a-z]+ · the credential is \*\*\*\*", text), text
 
 
 def test_logs_magic_and_no_secret_anywhere(executed) -> None:

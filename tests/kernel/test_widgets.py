@@ -294,7 +294,10 @@ def test_errors_lead_with_a_sentence_and_show_at_most_scheme_and_host(comm_log: 
     returned_after = time.perf_counter() - started
     assert returned_after < 0.5  # the click only starts a worker thread
     assert form.wait(30)
-    assert form.message.startswith("Could not reach the server. Nothing was changed")
+    # Nobody is logged in: the note says what is true then, not "the login in force".
+    assert form.message.startswith("Could not reach the server. Nothing was changed: Prefect in this kernel keeps "
+                                   "the settings it started with (no login)."), form.message
+    assert "login in force" not in form.message
     assert "ServerUnreachableError" in form.message  # in the details
     assert "PATHCANARY" not in form.message and "PATHCANARY" not in form._message.value
     html = form._message.value
@@ -573,6 +576,8 @@ out["mode after failure"] = nb.status(check_server=False).mode.value
 out["error html"] = form._message.value
 nb.login({auth_server.api_url!r}, auth_string={AUTH_STRING!r})  # a login made in another cell
 out["after login elsewhere"] = [form._message.value, form.error is None]
+wait_until(lambda: "via login()" in status_widget._summary.value, 10, "the status widget to follow")
+out["status html elsewhere"] = status_widget._summary.value
 # The status widget's own buttons.
 status_widget._logout_button.click(); status_widget.wait_idle(60)
 wait_until(lambda: status_widget.status.mode.value == "none", 10, "logout to show")
@@ -590,7 +595,10 @@ emit(out)
     assert result["flows after login"] == 200
     assert 'class="pnb-mode ' in result["status html"] and ">basic<" in result["status html"]
     assert "admin@corp" in result["status html"] and "auth BASIC" in result["status html"]
-    assert "AuthenticationError" in result["message wrong"] and "Nothing was changed" in result["message wrong"]
+    assert "via the login form" in result["status html"] and "login()" not in result["status html"]
+    assert "via login()" in result["status html elsewhere"]
+    assert "AuthenticationError" in result["message wrong"]
+    assert "Nothing was changed: the login in force before this attempt is still in use" in result["message wrong"]
     assert result["flows after failure"] == 200 and result["mode after failure"] == "basic"
     assert result["error html"].startswith('<div class="pnb-error"><span class="pnb-lead">The server refused')
     html, cleared = result["after login elsewhere"]

@@ -202,6 +202,13 @@ def test_the_state_shown_follows_the_stream_and_errors_read_like_sentences(event
     view = widget._view.value
     assert "<b>reconnecting</b>" not in view and "does not answer" not in view
     assert "recovered from a connection problem" in view
+    # One wording for reconnects: the counter in the head, never a second count beside it.
+    assert view.count("reconnect") == 1 and "reconnects 1" in view
+    stream.stats = SimpleNamespace(**{**vars(stream.stats), "reconnects": 0})  # the first connect failed
+    stream.on_change(stream)  # type: ignore[misc]
+    wait_until(lambda: "reconnects 0" in widget._view.value, 10, "the counter")
+    view = widget._view.value
+    assert view.count("reconnect") == 1 and "recovered from a connection problem" in view
 
 
 def test_row_ages_move_on_without_new_events(event_widget: tuple[Any, Any]) -> None:

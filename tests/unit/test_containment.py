@@ -124,6 +124,7 @@ class EchoServer(LoopbackServer):
     def __init__(self, auth_string: str) -> None:
         self.auth_string = auth_string
         self.mode = "ok"
+        self.issued_token = "gw-" + secrets.token_urlsafe(24)  # what /oauth/token hands out
         self.api_url = ""
         self.seen: list[tuple[str, dict[str, str]]] = []  # (path, headers) of what Prefect sent
         self._http = None
@@ -162,6 +163,9 @@ class EchoServer(LoopbackServer):
             return JSONResponse("3.9.1")
 
         async def events_filter(request: Request) -> Response:
+            if self.mode == "422-cut":  # quotes the first 40 characters of what it got, raw
+                return JSONResponse({"detail": f"bad filter from {self._received(request)[:40]}"},
+                                    status_code=422)
             if self.mode == "422":
                 got = self._received(request)
                 b64 = base64.b64encode(got.encode()).decode().rstrip("=")
@@ -180,6 +184,12 @@ class EchoServer(LoopbackServer):
             if self.mode == "ws-close":
                 await ws.close(code=1011, reason=quote(auth.get("token") or "", safe="")[:120])
                 return
+            if (auth.get("token") or "") != self.auth_string:  # as Prefect: a wrong token is refused
+                await ws.close(code=1008, reason="Invalid token")
+                return
+            if self.mode == "ws-close-cut":  # a close reason holds 123 bytes: the token cut short, raw
+                await ws.close(code=1011, reason=("rejected " + (auth.get("token") or ""))[:115])
+                return
             await ws.send_text(json.dumps({"type": "auth_success"}))
             try:
                 while True:
@@ -187,7 +197,16 @@ class EchoServer(LoopbackServer):
             except Exception:  # noqa: BLE001 - the client went away
                 return
 
+        async def oauth_token(request: Request) -> Response:
+            """An OAuth2 token endpoint: a token, or (``token-refuse``) an error quoting the client secret."""
+            client = self._received(request)
+            if self.mode == "token-refuse":
+                return JSONResponse({"error": "invalid_client", "error_description":
+                                     f"client {client} revoked; last token {self.issued_token}"}, status_code=401)
+            return JSONResponse({"access_token": self.issued_token, "token_type": "Bearer", "expires_in": 3600})
+
         return Starlette(routes=[
+            Route("/oauth/token", oauth_token, methods=["POST"]),
             Route("/ui-settings", ui_settings),
             Route("/api/health", lambda r: JSONResponse(True)),
             Route("/api/hello", hello),
@@ -672,5 +691,264 @@ def test_the_run_magics_are_behind_the_boundary(run_scenario) -> None:
         assert leaks(shown, secret) == [], f"{line.split()[0]} echoed the secret"
         assert result["last_frame"] == "wrapper", f"{line.split()[0]}: the traceback reaches into the magic"
         assert result["notes"] == ""  # no frame list printed under the message
-    assert "not a run id" in results[0]["shown"] and "Unknown log level" in results[1]["shown"]
-    assert "not understood" in results[2]["shown"] and "not a flow run id" in results[3]["shown"]
+    assert "neither a run id nor the name of a variable" in results[0]["shown"]
+    assert "Unknown log level" in results[1]["shown"] and "not understood" in results[2]["shown"]
+    assert "neither a run id nor the name of a variable" in results[3]["shown"]
+
+
+# =================================================================== round 2 (issue 21)
+# Each test names the red team's case it closes. With NBAUTH_TEST_CONTAINMENT_OFF=1 (the
+# egress and the boundary off) they fail: tests/unit/test_containment_switch.py runs them so.
+
+
+def runs_of(secret: str, size: int = 12) -> set[str]:
+    """Every run of ``size`` characters of a secret and of its password: what a truncated echo shows."""
+    out: set[str] = set()
+    for value in {secret, secret.split(":", 1)[-1]}:
+        out |= {value[i:i + size] for i in range(len(value) - size + 1)}
+    return out
+
+
+def assert_no_run(text: str, *secret_values: str) -> None:
+    found = sorted(r for s in secret_values for r in runs_of(s) if r in text)
+    assert not found, f"{len(found)} runs of a secret shown, e.g. {found[:1]!r}"
+
+
+def _status_texts() -> str:
+    from prefect_nbauth.notebook.widgets.status import _status_html
+
+    status = nb.status(check_server=False)
+    html = _status_html(status, checking=False, checked=False, check_server=False)
+    return "\n".join([str(status), repr(status), status.to_json(), html])
+
+
+def test_case01_a_failed_refresh_quoting_the_token_in_force_shows_it_nowhere(
+        echo: EchoServer, tmp_path: Any, debug_logs: LogSink) -> None:
+    """(high) A provider's refresh fails with a message quoting the token in force: kept raw
+    in RefreshingToken.last_error and shown by status(), %prefect_status and the widget."""
+    import sys
+
+    state = tmp_path / "fetched"
+    script = tmp_path / "lease.py"
+    script.write_text(
+        "import os, sys, pathlib\n"
+        f"state = pathlib.Path({str(state)!r})\n"
+        "if state.exists():\n"
+        "    print('lease for token ' + os.environ['NB_TOKEN'] + ' revoked', file=sys.stderr)\n"
+        "    sys.exit(1)\n"
+        "state.write_text('1')\n"
+        "print(os.environ['NB_TOKEN'])\n")
+    os.environ["NB_TOKEN"] = S["auth"]
+    try:
+        nb.login(echo.api_url, auth_string=nb.CommandToken([sys.executable, str(script)]))
+        nb.refresh()  # fails; the token in force is kept, the failure recorded
+        shown = _status_texts()
+    finally:
+        del os.environ["NB_TOKEN"]
+
+    class Leasing(nb.CredentialProvider):
+        calls = 0
+
+        def fetch(self) -> str:
+            type(self).calls += 1
+            if type(self).calls > 1:
+                raise nb.CredentialProviderError(f"lease for token {S['auth']} revoked; renew it")
+            return S["auth"]
+
+    nb.login(echo.api_url, auth_string=Leasing())
+    nb.refresh()
+    shown += "\n" + _status_texts()
+    assert shown.count("revoked") >= 2  # the failure is shown, readable...
+    assert leaks(shown, S["auth"]) == [] and leaks("\n".join(debug_logs.lines), S["auth"]) == []
+    assert_no_run(shown, S["auth"])  # ...and holds no part of the token
+
+
+def test_case02_an_identity_providers_error_description_is_scrubbed(echo: EchoServer, debug_logs: LogSink) -> None:
+    """An IdP's error_description quoting the client secret (and a token) reaches no message or log."""
+    secret = "cs-" + secrets.token_urlsafe(30)
+    provider = nb.OAuth2ClientCredentials(f"{echo.api_url.rsplit('/api', 1)[0]}/oauth/token", "notebooks", secret)
+    nb.login(echo.api_url, auth_string=S["auth"], headers={"X-Gateway-Token": provider})
+    echo.mode = "token-refuse"
+    nb.refresh()
+    shown = _status_texts()
+    nb.logout()
+    failed = _raised(lambda: nb.login(echo.api_url, auth_string=S["auth"], headers={"X-Gateway-Token": provider}))
+    text = shown + "\n" + assert_contained(failed) + "\n" + "\n".join(debug_logs.lines)
+    assert "invalid_client" in text  # what the IdP said is still there, readable
+    assert leaks(text, secret, echo.issued_token) == []
+    assert_no_run(text, secret, echo.issued_token)
+
+
+@pytest.mark.parametrize("mode", ["ws-close-cut", "422-cut"])
+def test_case03_an_echo_cut_short_is_still_recognised(echo: EchoServer, mode: str, debug_logs: LogSink) -> None:
+    """A close reason (123 bytes at most) or a 422 body quoting the token's first 40 characters."""
+    nb.login(echo.api_url, auth_string=S["auth"])
+    echo.mode = mode
+    stream = asyncio.run(_stream_until(lambda s: s.stats.last_error is not None
+                                       and ("1011" in s.stats.last_error or "422" in s.stats.last_error)))
+    shown = f"{stream.stats.last_error}\n{stream.stats!r}\n{stream.error}\n{stream!r}\n" + "\n".join(debug_logs.lines)
+    assert ("1011" if mode == "ws-close-cut" else "422") in shown
+    assert_no_run(shown, S["auth"])
+
+
+def test_case04_the_bare_token_of_a_header_with_a_scheme_is_a_secret_too(echo: EchoServer,
+                                                                          debug_logs: LogSink) -> None:
+    """``X-Gateway-Auth: Bearer <tok>``: a server quoting the bare ``<tok>`` (websockets' DEBUG
+    log, Prefect's events client WARNING) must not show it."""
+    token = "gw-" + secrets.token_urlsafe(32)
+    nb.login(echo.api_url, auth_string=S["auth"], headers={"X-Gateway-Auth": "Bearer " + token})
+    logging.getLogger("prefect.events.clients").warning("Unable to connect: closed 1008 (%s)", token)
+    logging.getLogger("websockets.client").debug("< CLOSE 1008 (%s) [%d bytes]", token[:30], 40)
+    lines = "\n".join(debug_logs.lines)
+    assert "Unable to connect" in lines and "CLOSE 1008" in lines
+    assert token not in lines
+    assert_no_run(lines, token)
+
+
+def test_case05_a_token_given_as_a_header_name_is_refused_and_never_shown(echo: EchoServer) -> None:
+    """Name and value swapped: the token is in the name (the form's Name box, or a dict)."""
+    S["swapped"] = secrets.token_urlsafe(32)  # a module global: this frame's locals hold no secret
+    nb.login(echo.api_url, auth_string=S["auth"])
+    failed = _raised(lambda: nb.login(echo.api_url, auth_string=S["auth"], headers={S["swapped"]: "X-Gateway-Token"}))
+    assert isinstance(failed, nb.ConfigurationError) and "swapped" in str(failed)
+    text = assert_contained(failed) + "\n" + _status_texts()
+    assert S["swapped"] not in text
+    assert_no_run(text, S["swapped"])
+    assert nb.status(check_server=False).logged_in  # the login in force is still in force
+
+
+def test_case06_a_random_auth_string_with_a_colon_names_no_user(echo: EchoServer, debug_logs: LogSink) -> None:
+    random_auth = "Zq7xKd9" + ":" + secrets.token_urlsafe(24)
+    echo.auth_string = random_auth
+    try:
+        status = nb.login(echo.api_url, auth_string=random_auth)
+        shown = _status_texts() + "\n" + "\n".join(debug_logs.lines)
+    finally:
+        echo.auth_string = S["auth"]
+    assert status.identity is None and "no user name is known" in status.credential
+    assert "Zq7xKd9" not in shown
+    assert leaks(shown, random_auth) == []
+    # An ordinary user name is still shown, as before.
+    assert nb.login(echo.api_url, auth_string=S["auth"]).identity == "nbuser"
+
+
+def test_case07_the_oauth2_token_url_gets_the_api_urls_checks() -> None:
+    S["in_url"] = secrets.token_urlsafe(24)
+    failed = _raised(lambda: nb.OAuth2ClientCredentials(f"http://notebooks:{S['in_url']}@127.0.0.1:9/token",
+                                                        "notebooks", "client-secret"))
+    assert isinstance(failed, nb.ConfigurationError) and "token URL" in str(failed)
+    assert S["in_url"] not in assert_contained(failed)
+    provider = nb.OAuth2ClientCredentials("https://idp.example/oauth/token?tenant=x", "notebooks", "cs")
+    assert repr(provider) == "<OAuth2 token endpoint https://idp.example/oauth/token>"
+
+
+def test_a_plain_http_token_endpoint_on_another_host_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="prefect_nbauth"):
+        nb.OAuth2ClientCredentials("http://idp.example/oauth/token", "notebooks", "cs")
+        nb.OAuth2ClientCredentials("http://127.0.0.1:9/oauth/token", "notebooks", "cs")  # this machine: fine
+    warned = [r.getMessage() for r in caplog.records if "plain http" in r.getMessage()]
+    assert len(warned) == 1 and "idp.example" in warned[0]
+
+
+# ----------------------------------------------------- streams inside the boundary
+
+
+def test_an_error_raised_while_iterating_a_stream_is_contained(echo: EchoServer) -> None:
+    """``for ev in stream_events(...)`` and ``async for``: the error the engine ended with leaves
+    without our frames, context or any secret (as every public call's)."""
+    from prefect_nbauth._redaction import remember_secret
+
+    nb.login(echo.api_url, auth_string=S["auth"])
+    echo.auth_string = S["wrong"]  # the server now refuses ours: the stream ends with AuthenticationError
+    remember_secret(S["wrong"])
+    try:
+        def iterate() -> None:
+            for _ in nb.stream_events(credential_wait=0, reconcile_interval=0.5):
+                pass
+
+        async def aiterate() -> None:
+            async for _ in nb.stream_events(credential_wait=0, reconcile_interval=0.5):
+                pass
+
+        for failed in (_raised(iterate), _raised(lambda: asyncio.run(aiterate()))):
+            assert isinstance(failed, nb.AuthenticationError), repr(failed)
+            assert failed.__context__ is None and failed.__cause__ is None
+            ours = [f"{f.filename.split('prefect_nbauth/')[-1]}:{f.name}"
+                    for f in traceback.extract_tb(failed.__traceback__) if "/prefect_nbauth/" in f.filename]
+            assert all(f.startswith("_streaming/_shell.py") for f in ours), ours  # the engine's frames are gone
+            assert_contained(failed)
+    finally:
+        echo.auth_string = S["auth"]
+
+
+def test_every_public_entry_point_is_behind_the_boundary() -> None:
+    for name in ("login", "logout", "refresh", "status", "audit", "stream_events", "stream_logs", "watch"):
+        assert getattr(getattr(nb, name), "__nbauth_public__", False), name
+
+
+def test_public_refuses_what_it_cannot_cover() -> None:
+    from prefect_nbauth._boundary import public
+
+    async def coroutine() -> None: ...
+
+    def generator() -> Any:
+        yield 1
+
+    async def agenerator() -> Any:
+        yield 1
+
+    for func in (coroutine, generator, agenerator):
+        with pytest.raises(TypeError, match="cannot cover"):
+            public()(func)
+
+
+def test_ctrl_c_keeps_its_whole_traceback() -> None:
+    from prefect_nbauth._boundary import public
+
+    @public()
+    def interrupted() -> None:
+        inner()
+
+    def inner() -> None:
+        raise KeyboardInterrupt
+
+    try:
+        interrupted()
+    except KeyboardInterrupt as exc:
+        assert "inner" in [f.name for f in traceback.extract_tb(exc.__traceback__)]
+    else:  # pragma: no cover
+        raise AssertionError("no KeyboardInterrupt")
+
+
+def test_every_text_attribute_of_an_exception_is_scrubbed() -> None:
+    """``UnicodeEncodeError.object`` (set in C, not in args) held the raw value."""
+    from prefect_nbauth._boundary import public
+
+    secret = "tok-" + secrets.token_urlsafe(20)
+
+    @public(secrets=("value",))
+    def encode(value: Any) -> None:
+        value.reveal().encode("ascii") if False else ("\u00e9" + value.reveal()).encode("ascii")
+
+    failed = _raised(lambda: encode(secret))
+    assert isinstance(failed, UnicodeEncodeError)
+    assert secret not in str(failed.object) and secret not in str(failed)
+
+
+# ------------------------------------------------------- the partial rule stays readable
+
+
+def test_the_partial_rule_masks_runs_of_8_and_leaves_ordinary_words_alone() -> None:
+    from prefect_nbauth._redaction import PARTIAL_RUN, scrub_text
+    from prefect_nbauth._secrets import Secret
+
+    assert PARTIAL_RUN == 8
+    secret = Secret("svc:Status-Error-2026")  # made here: the egress knows it from now on
+    message = "The status check gave an error; status is known, Error 2026 was not."
+    assert scrub_text(message) == message  # the toolkit's own words around a secret stay
+    assert scrub_text("quoted: Status-Error-20") == "quoted: ****"  # a run cut short: masked
+    # The shortest run recognised: 8 characters that look random (here a digit beside letters).
+    assert scrub_text("run of 8: Error-20, of 7: rror-20") == "run of 8: ****, of 7: rror-20"
+    assert scrub_text("words alone: Status-Error") == "words alone: Status-Error"
+    assert scrub_text("whole svc:Status-Error-2026 here") == "whole **** here"
+    assert secret.reveal() == "svc:Status-Error-2026"

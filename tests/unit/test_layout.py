@@ -266,3 +266,12 @@ def test_nothing_reaches_the_test_suite_through_the_path() -> None:
             if path_edit.search(path.read_text(errors="replace")) and name not in repo_root_only:
                 offenders.append(name)
     assert scanned > 50 and offenders == []
+
+
+def test_every_html_widget_of_the_notebook_layer_passes_the_egress() -> None:
+    """Widget state is saved in the notebook: each HTML view is a SafeHTML (scrubbed as it is set)."""
+    pattern = re.compile(r"\b(?:widgets|ipywidgets)\.(?:HTML|HTMLMath)\s*\(")
+    offenders = [str(p.relative_to(PACKAGE)) for p in (PACKAGE / "notebook").rglob("*.py")
+                 if pattern.search(p.read_text()) and not (p.name == "_base.py" and "class SafeHTML" in p.read_text())]
+    assert offenders == []
+    assert pattern.search((PACKAGE / "notebook" / "widgets" / "_base.py").read_text()) is None

@@ -238,3 +238,50 @@ def test_the_events_socket_is_asked_for_the_states_of_the_runs_whose_logs_are_wa
     assert state_of_event(frame) == (f"prefect.flow-run.{run}", "RUNNING")
     assert state_of_event({"type": "event", "event": {"resource": {"prefect.resource.id": "prefect.flow.x"}}}) is None
     assert state_of_event([1]) is None and state_of_event({"type": "event", "event": 3}) is None
+
+
+# ------------------------------------------------------------------ which run a line is from
+
+def test_a_log_is_labelled_with_its_task_run_else_its_flow_run() -> None:
+    from types import SimpleNamespace
+
+    from prefect_nbauth.logs import source_label
+
+    flow, task = uuid.uuid4(), uuid.uuid4()
+    names = {("flow", str(flow)): "crazy-cat", ("task", str(task)): "prepare-3f1"}
+    assert source_label(SimpleNamespace(flow_run_id=flow, task_run_id=task), names) == "task prepare-3f1"
+    assert source_label(SimpleNamespace(flow_run_id=flow, task_run_id=None), names) == "flow crazy-cat"
+    assert source_label(SimpleNamespace(flow_run_id=uuid.uuid4(), task_run_id=None), {}).startswith("flow ")
+    assert source_label(SimpleNamespace(flow_run_id=None, task_run_id=None), names) == ""
+
+
+def test_run_names_are_read_in_batches_each_run_once_and_failures_fall_back_to_the_id() -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from prefect_nbauth.logs import RunNames
+    from prefect_nbauth.testing import wait_until
+
+    flows = [uuid.uuid4() for _ in range(3)]
+    batches: list[list[tuple[str, str]]] = []
+    changed = threading.Event()
+    fail = {"now": True}
+
+    def read(wanted: Any) -> dict[tuple[str, str], str]:
+        batches.append(list(wanted))
+        if fail["now"]:
+            fail["now"] = False
+            raise RuntimeError("the API is down")
+        return {key: f"name-{key[1][:4]}" for key in wanted}
+
+    names = RunNames(on_change=changed.set, read=read)
+    logs = [SimpleNamespace(flow_run_id=flow, task_run_id=None) for flow in flows]
+    names.want(logs[0])  # read, and the read fails: its label stays the id's start
+    wait_until(lambda: len(batches) == 1, 10, "the first read")
+    assert names.label(logs[0]) == f"flow {str(flows[0])[:8]}"
+    for log in logs * 50:  # many lines of the same runs: each run is asked for once
+        names.want(log)
+    wait_until(changed.is_set, 10, "the names to arrive")
+    assert sorted(key for batch in batches[1:] for key in batch) == sorted(("flow", str(f)) for f in flows[1:])
+    assert names.label(logs[1]) == f"flow name-{str(flows[1])[:4]}"
+    names.close()

@@ -102,3 +102,84 @@ def test_rotation_seams_exist(run_scenario):
         """
     )
     assert result == {k: True for k in result} and len(result) == 9, result
+
+
+def test_child_process_seams_exist(run_scenario):
+    """What _prefect_seam_children relies on: where Prefect builds a task's environment and
+    context, stores a deferred task's context, and reads it back; and that a worker
+    authenticates from the context it is sent (not from its environment)."""
+    result = run_scenario(
+        """
+        import inspect
+        import prefect.context, prefect.task_worker, prefect.tasks
+        from prefect.task_runners import ProcessPoolTaskRunner
+        from prefect_nbauth import _prefect_seam_children as children
+        from prefect_nbauth.testing.probes import emit
+        submit = inspect.getsource(ProcessPoolTaskRunner.submit)
+        checks = {
+            "submit builds env from settings": "to_environment_variables(exclude_unset=True)" in submit,
+            "submit caches it": "self._cached_env = " in submit,
+            "submit hands env by keyword": "env=env" in submit
+                and "env" in inspect.signature(ProcessPoolTaskRunner._resolve_futures_and_submit).parameters,
+            "the worker applies it to os.environ": "os.environ.update(env" in inspect.getsource(
+                inspect.getmodule(ProcessPoolTaskRunner)._run_task_in_subprocess),
+            "the worker authenticates from its context": "SettingsContext(**settings_context)"
+                in inspect.getsource(prefect.context.hydrated_context),
+            "delay stores serialize_context()": inspect.getsource(prefect.tasks).count(
+                "context = serialize_context()") == 2,
+            "the task worker reads by name": "await read_parameters(" in inspect.getsource(prefect.task_worker),
+        }
+        calls = []
+        children.install_child_filters(lambda env: calls.append("env") or env,
+                                       lambda c: calls.append("stored") or c,
+                                       lambda c: calls.append("loaded") or c)
+        children.install_child_filters(lambda env: env, lambda c: c, lambda c: c)  # idempotent
+        checks["wrapped once"] = ProcessPoolTaskRunner.submit.__wrapped__.__name__ == "submit"
+        prefect.tasks.serialize_context()
+        checks["stored filter called"] = calls == []  # the latest install is in force
+        emit(checks)
+        """
+    )
+    assert result == {k: True for k in result} and len(result) == 9, result
+
+
+def test_open_client_seams_exist(run_scenario):
+    """What _prefect_seam_clients relies on: where each Prefect client keeps its credential."""
+    result = run_scenario(
+        """
+        import base64
+        from prefect.client.orchestration import get_client
+        from prefect.events.clients import PrefectEventsClient, PrefectEventSubscriber
+        from prefect.logging.clients import PrefectLogsSubscriber
+        from prefect_nbauth import _prefect_seam as seam, _prefect_seam_clients as clients
+        from prefect_nbauth.testing.probes import emit
+        before = seam.global_settings_context()
+        seam.install_global_settings_context(seam.settings_with_credential(
+            before, api_url="http://127.0.0.1:9/api", auth_string="u:p", api_key=None, custom_headers={}))
+        opened = []
+        clients.install_open_client_hook(opened.append)
+        clients.install_open_client_hook(opened.append)  # idempotent
+        http = get_client(sync_client=True)._client
+        publisher = PrefectEventsClient()
+        subscriber = PrefectEventSubscriber()
+        logs = PrefectLogsSubscriber()
+        basic = "Basic " + base64.b64encode(b"u:p").decode()
+        checks = {
+            "each client once": [type(c).__name__ for c in opened] == [
+                "PrefectHttpxSyncClient", "PrefectEventsClient", "PrefectEventSubscriber", "PrefectLogsSubscriber"],
+            "http header": http.headers.get("Authorization") == basic
+                and clients.settings_authorization(seam.global_settings_context().settings) == basic,
+            "publisher": publisher._auth_token == "u:p"
+                and publisher._connect.additional_headers.get("Authorization") == basic,
+            "subscribers": subscriber._auth_token == "u:p" and logs._auth_token == "u:p",
+            "api urls": {clients.client_api_url(c) for c in opened} == {"http://127.0.0.1:9/api", "http://127.0.0.1:9/api/"},
+        }
+        for client in opened:
+            clients.point_client_at(client, before.settings, drop=["X-Gateway"])
+        checks["pointed away"] = (http.headers.get("Authorization") is None
+                                  and [c._auth_token for c in (publisher, subscriber, logs)] == [None] * 3
+                                  and "Authorization" not in publisher._connect.additional_headers)
+        emit(checks)
+        """
+    )
+    assert result == {k: True for k in result} and len(result) == 6, result

@@ -105,13 +105,13 @@ def test_command_failure_never_prints_the_token() -> None:
 
 
 def test_callable_token_sync_async_tuple_and_failures() -> None:
-    assert CallableToken(lambda: "sync").obtain().value.reveal() == "sync"
+    assert CallableToken(lambda: "tok-Sync-6").obtain().value.reveal() == "tok-Sync-6"
 
     async def produce() -> str:
         await asyncio.sleep(0)
-        return "async"
+        return "tok-Async-7"
 
-    assert CallableToken(produce).obtain().value.reveal() == "async"
+    assert CallableToken(produce).obtain().value.reveal() == "tok-Async-7"
     later = datetime.now(timezone.utc) + timedelta(seconds=30)
     assert CallableToken(lambda: ("t", later)).obtain().expires_at == later
     assert 25 < CallableToken(lambda: ("t", 30)).obtain().remaining() <= 30
@@ -214,13 +214,13 @@ class _Returns(CredentialProvider):
 
 
 def test_a_provider_overrides_fetch_and_may_return_a_string_a_pair_or_a_token() -> None:
-    assert _Returns("plain").obtain().value.reveal() == "plain"
-    assert _Returns(b"bytes\n").obtain().value.reveal() == "bytes"
-    pair = _Returns(("paired", 2.0)).obtain()
-    assert pair.value.reveal() == "paired" and 1.0 < pair.remaining() <= 2.0
+    assert _Returns("tok-Plain-1").obtain().value.reveal() == "tok-Plain-1"
+    assert _Returns(b"tok-Bytes-2\n").obtain().value.reveal() == "tok-Bytes-2"
+    pair = _Returns(("tok-Paired-3", 2.0)).obtain()
+    assert pair.value.reveal() == "tok-Paired-3" and 1.0 < pair.remaining() <= 2.0
     later = datetime.now(timezone.utc) + timedelta(minutes=5)
-    assert _Returns(("dated", later)).obtain().expires_at == later
-    assert _Returns(("unknown", None)).obtain().expires_at is None
+    assert _Returns(("tok-Dated-4", later)).obtain().expires_at == later
+    assert _Returns(("tok-NoExpiry-5", None)).obtain().expires_at is None
     given = Token(Secret("as-token"), later)
     assert _Returns(given).obtain() is given
 

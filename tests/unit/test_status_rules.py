@@ -8,6 +8,7 @@ The same checks against a real server are in tests/server/test_login_real.py.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -60,7 +61,7 @@ def test_the_quiet_case_has_no_warning() -> None:
     assert warnings_for(facts(auth_string="u:p", mode=AuthMode.BASIC)) == ()
 
 
-@pytest.mark.parametrize(("rule", "trigger", "quiet", "words"), [
+CASES = [
     (_status_rules.settings_replaced, {"replaced": True}, {}, "replaced the settings"),
     (_status_rules.inside_local_context, {"local_context": True}, {}, "settings context"),
     (_status_rules.sources_out_of_step, {"origins": {"X": Origin("env", "X changed")}},
@@ -95,7 +96,10 @@ def test_the_quiet_case_has_no_warning() -> None:
      "Server check failed"),
     (_status_rules.version_pairing, {"server_version": "3.9.1", "server_auth": "BASIC",
      "auth_string": "u:p"}, {"server_version": None}, "event"),
-])
+]
+
+
+@pytest.mark.parametrize(("rule", "trigger", "quiet", "words"), CASES)
 def test_each_rule_fires_on_its_case_only(rule: Any, trigger: dict[str, Any], quiet: dict[str, Any],
                                           words: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if rule is _status_rules.version_pairing:
@@ -105,6 +109,24 @@ def test_each_rule_fires_on_its_case_only(rule: Any, trigger: dict[str, Any], qu
     found = fired(rule, facts(**_at_run_time(trigger)))
     assert found and any(words.lower() in w.lower() for w in found), found
     assert fired(rule, facts(**_at_run_time(quiet))) == []
+
+
+# Warnings are shown as they are in the status widget: words for a person, not Python.
+PYTHON_WORDING = re.compile(r"\b[a-z_]+=(…|\.\.\.|'|\"|\()")
+DOUBLED_PERIOD = re.compile(r"(?<![.])\.\.(?![.])|…\.")
+
+
+def test_no_warning_reads_as_python_or_ends_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import prefect
+
+    monkeypatch.setattr(prefect, "__version__", "3.4.8")
+    monkeypatch.setenv("PREFECT_SERVER_API_AUTH_STRING", "admin:pw")
+    shown = [w for rule, trigger, _, _ in CASES for w in fired(rule, facts(**_at_run_time(trigger)))]
+    shown += fired(_status_rules.server_setting_on_client, facts())
+    assert len(shown) >= len(CASES)
+    for warning in shown:
+        assert not PYTHON_WORDING.search(warning), warning
+        assert not DOUBLED_PERIOD.search(warning), warning
 
 
 def test_the_server_setting_on_a_client_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -111,6 +111,25 @@ def test_the_idp_installs_npm_packages_into_the_users_cache_not_the_package(tmp_
     assert not cache.is_relative_to(Path(str(result["package"])).parent.parent)
 
 
+def test_npm_keeps_its_download_cache_in_the_same_folder_not_in_home(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """All the real IdP puts outside the clone is one folder: $XDG_CACHE_HOME/prefect-nbauth."""
+    import subprocess as sp
+
+    from prefect_nbauth.testing.idp import _install
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(_install.shutil, "which", lambda name: f"/usr/bin/{name}")
+    ran: list[list[str]] = []
+    monkeypatch.setattr(_install.subprocess, "run", lambda argv, **kw: ran.append(argv) or sp.CompletedProcess(argv, 0))
+    _install.ensure_oidc_provider()
+    [argv] = ran
+    assert argv[:2] == ["npm", "install"]
+    assert argv[argv.index("--cache") + 1] == str(tmp_path / "xdg" / "prefect-nbauth" / "npm-cache")
+    assert argv[argv.index("--prefix") + 1] == str(_install.cache_dir())
+    assert _install.cache_dir().is_relative_to(tmp_path / "xdg" / "prefect-nbauth")
+
+
 def test_the_wheel_ships_the_harnesses_and_the_idp_scripts(tmp_path: Path) -> None:
     """Built from what git tracks, as a release would be (build isolation: pyproject's setuptools)."""
     src = copy_tracked(tmp_path / "src")
@@ -125,6 +144,11 @@ def test_the_wheel_ships_the_harnesses_and_the_idp_scripts(tmp_path: Path) -> No
     for asset in ("idp.mjs", "gateway.js"):
         assert f"prefect_nbauth/testing/idp/assets/{asset}" in names
     assert "prefect_nbauth/testing/_log_flows.py" in names  # FlowProcess runs it by path
+    # The license file pyproject names, and the license it declares (PEP 639 metadata).
+    [license_file] = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert zipfile.ZipFile(wheel).read(license_file) == (REPO / "LICENSE").read_bytes()
+    [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
+    assert "License-Expression: Apache-2.0" in zipfile.ZipFile(wheel).read(metadata).decode()
 
 
 def test_a_stack_never_shows_its_secrets_in_a_repr() -> None:
@@ -150,3 +174,15 @@ def test_the_canary_forms_cover_the_encodings_a_secret_leaks_in() -> None:
         assert_no_secret(text, canary)
     with pytest.raises(TypeError):
         assert_no_secret(text)
+
+
+def test_the_canary_forms_find_a_secret_buried_in_a_base64_blob_at_any_offset() -> None:
+    """As Task.delay() stored a settings context: a pickle, base64-encoded inside JSON."""
+    import base64
+    import pickle
+
+    canary = make_canary()
+    for offset in range(6):
+        blob = base64.b64encode(b"x" * offset + pickle.dumps({"auth_string": canary})).decode()
+        assert leaks(json.dumps({"result": blob}), canary), offset
+    assert leaks(base64.b64encode(b"a harmless text " * 20).decode(), canary) == []

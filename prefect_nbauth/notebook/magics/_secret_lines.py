@@ -1,14 +1,16 @@
 """What a magic's line may not hold: secrets, refused and scrubbed from the history.
 
 IPython writes every line into its history database
-(``~/.ipython/profile_default/history.sqlite``) and the notebook keeps the cell, so a
-secret is never accepted on a magic's line: :func:`secrets_on_line` finds what looks
-like one, :func:`scrub_history` removes it from this session's history, and a
-credential is named by its environment variable instead (:func:`env_value`).
+(``~/.ipython/profile_default/history.sqlite``), into the file ``%logstart`` is writing,
+if any, and the notebook keeps the cell, so a secret is never accepted on a magic's line:
+:func:`secrets_on_line` finds what looks like one, :func:`scrub_history` removes it from
+this session's history and from that log file, and a credential is named by its
+environment variable instead (:func:`env_value`).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from typing import Any
@@ -17,7 +19,8 @@ from urllib.parse import urlsplit
 from ..._secrets import Secret
 from ._base import usage
 
-__all__ = ["SECRET_ON_LINE", "env_value", "has_userinfo", "is_url", "scrub_history", "secrets_on_line"]
+__all__ = ["SECRET_ON_LINE", "env_value", "has_userinfo", "is_url", "scrub_history", "scrub_log_file",
+           "secrets_on_line"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")  # $VAR or ${VAR}: the name, literally
@@ -29,8 +32,9 @@ _ENV_OPTIONS = ("--auth-string-env", "--api-key-env")
 
 SECRET_ON_LINE = (
     "Refused: do not type a secret on a magic's line: IPython saves every line in its history "
-    "database and the notebook keeps the cell (it was scrubbed from this session's history; delete "
-    "it from the cell, and rotate it if it was real). Put it in an environment variable and use "
+    "database (and in the %logstart file, if logging) and the notebook keeps the cell (it was "
+    "scrubbed from this session's history and log file; delete it from the cell, and rotate it "
+    "if it was real). Put it in an environment variable and use "
     "--auth-string-env VAR / --api-key-env VAR / --header-env NAME=VAR, or run %prefect_login "
     "alone for the login form."
 )
@@ -100,7 +104,8 @@ def secrets_on_line(line: str) -> list[str]:
 
 
 def scrub_history(shell: Any, secrets: list[str]) -> None:
-    """Best effort: remove ``secrets`` from this session's input history (memory and database)."""
+    """Best effort: remove ``secrets`` from this session's input history (memory and database)
+    and from the file ``%logstart`` is writing (IPython wrote the line there before the magic ran)."""
     if not secrets:
         return
     variants = set()
@@ -115,6 +120,7 @@ def scrub_history(shell: Any, secrets: list[str]) -> None:
             text = text.replace(v, "****")
         return text
 
+    scrub_log_file(shell, clean)
     hm = getattr(shell, "history_manager", None)
     if hm is None:
         return
@@ -148,6 +154,34 @@ def scrub_history(shell: Any, secrets: list[str]) -> None:
         pass
 
 
+def scrub_log_file(shell: Any, clean: Any) -> bool:
+    """Rewrite the file ``%logstart`` is writing with ``clean(text)``; True if it changed.
+
+    IPython keeps the file open: its buffer is flushed first, and afterwards its handle is
+    moved to the new end (a file opened with ``"w"`` would otherwise go on writing at the
+    old, longer offset and leave a gap of NUL bytes).
+    """
+    log = getattr(shell, "logger", None)
+    handle = getattr(log, "logfile", None)
+    name = getattr(log, "logfname", None)
+    if handle is None or not name:
+        return False
+    try:
+        handle.flush()
+        with open(name, "r+", encoding="utf-8", errors="surrogateescape") as file:
+            text = file.read()
+            cleaned = clean(text)
+            if cleaned == text:
+                return False
+            file.seek(0)
+            file.write(cleaned)
+            file.truncate()
+        handle.seek(0, io.SEEK_END)
+        return True
+    except (OSError, ValueError):  # not ours to fix: the refusal message already says "rotate it"
+        return False
+
+
 def env_value(var: str, flag: str, shell: Any = None) -> Secret:
     """The value of the environment variable named ``var``, as a Secret.
 
@@ -161,7 +195,7 @@ def env_value(var: str, flag: str, shell: Any = None) -> Secret:
         scrub_history(shell, [str(var), name])
         usage(f"{flag}: no environment variable of the name given is set in this kernel (the "
               "name is not repeated here, in case it was a secret typed in its place; it was "
-              "scrubbed from this session's history). Set the variable in the environment "
+              "scrubbed from this session's history and log file). Set the variable in the environment "
               "Jupyter starts kernels with (VAR=… jupyter lab), or run %prefect_login alone for "
               "the login form.")
     if value == "":

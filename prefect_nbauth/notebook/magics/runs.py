@@ -8,13 +8,12 @@ refuse a mistake with a ``UsageError`` that says what to do.
 
 from __future__ import annotations
 
-from typing import Any
-
 from IPython.core.magic import Magics, line_magic, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..._exceptions import PrefectAuthError
 from ._base import display, has_widgets, parse, prefect_magics, usage
+from ._run_ids import flow_run_id, task_run_id
 
 __all__ = ["PrefectRunMagics"]
 
@@ -25,9 +24,11 @@ class PrefectRunMagics(Magics):
 
     @no_var_expand
     @magic_arguments()
-    @argument("--flow-run", metavar="ID", action="append", default=[],
-              help="a flow run id to follow (repeat for several; default: every run)")
-    @argument("--task-run", metavar="ID", action="append", default=[], help="a task run id to follow")
+    @argument("--flow-run", metavar="RUN", action="append", default=[],
+              help="a flow run to follow: its id, or a variable holding it (NAME or $NAME); repeat for "
+                   "several (default: every run)")
+    @argument("--task-run", metavar="RUN", action="append", default=[],
+              help="a task run to follow: its id, or a variable holding it (NAME or $NAME)")
     @argument("--level", metavar="LEVEL", default="INFO",
               help="minimum level: DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)")
     @argument("--since", metavar="WHEN",
@@ -47,7 +48,10 @@ class PrefectRunMagics(Magics):
         args = parse(self.prefect_logs, line, "prefect_logs")
         if not 1 <= args.max_lines <= MAX_LINES_LIMIT:
             usage(f"--max-lines must be from 1 to {MAX_LINES_LIMIT}.")
-        filters = {"flow_run_id": args.flow_run or None, "task_run_id": args.task_run or None,
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        flow_runs = [flow_run_id(namespace, text, "prefect_logs") for text in args.flow_run]
+        task_runs = [task_run_id(namespace, text, "prefect_logs") for text in args.task_run]
+        filters = {"flow_run_id": flow_runs or None, "task_run_id": task_runs or None,
                    "level": args.level, "since": args.since}
         try:
             build_log_filter(**filters)  # a mistake is reported here, not inside the widget
@@ -60,27 +64,20 @@ class PrefectRunMagics(Magics):
 
     @no_var_expand
     @magic_arguments()
-    @argument("run_id", metavar="RUN_ID", help="the flow run id (or an expression naming a flow run)")
+    @argument("run_id", metavar="RUN", help="the flow run: its id, or a variable holding it (NAME or $NAME)")
     @argument("--level", metavar="LEVEL", default="INFO", help="minimum log level shown (default INFO)")
     @line_magic
     def prefect_watch(self, line: str = "") -> None:
         """Watch one flow run: name, live state, state timeline, task runs and logs.
 
-        RUN_ID is a flow run id, or the name of a variable holding what ``run_deployment()``
-        or ``my_flow(return_state=True)`` returned. The widget stops following once the
-        run reaches a final state.
+        RUN is a flow run id, or the name of a variable (``NAME`` or ``$NAME``) holding
+        one or holding what ``run_deployment()`` or ``my_flow(return_state=True)``
+        returned. The widget stops following once the run reaches a final state.
         """
-        from ..widgets.run import FlowRunWidget, run_id_of
+        from ..widgets.run import FlowRunWidget
 
         args = parse(self.prefect_watch, line, "prefect_watch")
-        target: Any = args.run_id
-        user_ns = self.shell.user_ns if self.shell is not None else {}
-        if target.isidentifier() and target in user_ns:
-            target = user_ns[target]
-        try:
-            run_id = run_id_of(target)
-        except PrefectAuthError as exc:
-            usage(f"%prefect_watch: {exc}")
+        run_id = flow_run_id(self.shell.user_ns if self.shell is not None else {}, args.run_id, "prefect_watch")
         if not has_widgets(self.shell):
             usage("%prefect_watch shows a live widget and needs a Jupyter front end; in a terminal "
                   "use prefect_nbauth.watch(run).wait() and print it.")

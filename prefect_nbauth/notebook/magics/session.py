@@ -24,6 +24,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..._exceptions import ConfigurationError, PrefectAuthError
 from ..._inputs import check_api_url
 from ..._secrets import Secret
+from .._login_origin import MAGIC, via
 from ._base import display, has_widgets, parse, prefect_magics, timeout_or_usage, usage
 from ._secret_lines import SECRET_ON_LINE, env_value, scrub_history, secrets_on_line
 
@@ -34,7 +35,8 @@ def _login_or_usage(**kwargs: Any) -> Any:
     from ...session import login
 
     try:
-        return login(**kwargs)
+        with via(MAGIC):
+            return login(**kwargs)
     except PrefectAuthError as exc:
         usage(f"Login failed ({type(exc).__name__}): {exc}")
 

@@ -7,8 +7,26 @@ from datetime import datetime, timezone
 from typing import Any
 
 import ipywidgets as widgets
+import traitlets
 
-__all__ = ["THEME_CSS", "TextForm", "clock_time", "cut", "esc", "theme_style"]
+from ..._redaction import scrub_text
+
+__all__ = ["THEME_CSS", "SafeHTML", "TextForm", "clock_time", "cut", "cut_middle", "esc", "theme_style"]
+
+
+class SafeHTML(widgets.HTML):
+    """The only HTML widget of this package: its value passes the egress as it is set.
+
+    Whatever a widget shows (a server's message, an event's payload, a provider's
+    complaint) and so whatever a saved notebook keeps of its state, holds no secret
+    this process has seen, whole or in part (:func:`prefect_nbauth._redaction.scrub_text`).
+    ``tests/unit/test_layout.py`` checks that no other HTML widget is made here.
+    """
+
+    @traitlets.validate("value")
+    def _egress(self, proposal: Any) -> str:
+        value = proposal["value"]
+        return scrub_text(value) if isinstance(value, str) else value
 
 
 def esc(value: Any) -> str:
@@ -19,6 +37,15 @@ def esc(value: Any) -> str:
 def cut(text: str, limit: int) -> str:
     """``text`` at most ``limit`` characters long, an ellipsis marking a cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cut_middle(text: str, limit: int) -> str:
+    """``text`` at most about ``limit`` characters long, its start and its end kept: a traceback's
+    first frames and its exception (the line a person needs) both stay."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n… {len(text) - 2 * half:,} characters not shown …\n{text[-half:]}"
 
 
 def clock_time(value: Any) -> tuple[datetime | None, str]:
@@ -66,10 +93,10 @@ body[data-jp-theme-light="false"] .pnb-w .pnb-ok { color: var(--jp-success-color
 """
 
 
-def theme_style(extra_css: str = "") -> widgets.HTML:
+def theme_style(extra_css: str = "") -> SafeHTML:
     """A hidden child holding :data:`THEME_CSS` (and a widget's own layout CSS) once per
     widget, so the frequent updates of its views do not carry it."""
-    style = widgets.HTML(value=f"<style>{THEME_CSS}{extra_css}</style>", layout=widgets.Layout(display="none"))
+    style = SafeHTML(value=f"<style>{THEME_CSS}{extra_css}</style>", layout=widgets.Layout(display="none"))
     style.add_class("pnb-style")
     return style
 

@@ -1,7 +1,7 @@
 """What every live widget shares: one HTML view, re-rendered on a throttle thread.
 
 :class:`ThrottledView` is the rendering half (used by the events, logs and flow run
-widgets): the whole view is ONE ``widgets.HTML``, and :meth:`~ThrottledView._flush`
+widgets): the whole view is ONE ``SafeHTML``, and :meth:`~ThrottledView._flush`
 (run by a :class:`~._throttle.Throttle`) sends it only when it changed, as one comm
 message, and reports the bytes so the throttle keeps within its byte budget.
 
@@ -17,12 +17,14 @@ how to render (``_render_html``).
 from __future__ import annotations
 
 import collections
+import json
 import threading
 from typing import Any, Callable
 
 import ipywidgets as widgets
 
 from ...session import api_url_in_force
+from ._base import SafeHTML
 from ._credential_watch import WATCHER
 from ._throttle import Throttle
 
@@ -37,7 +39,7 @@ StreamFactory = Callable[..., Any]
 class ThrottledView:
     """Mixin for a ``widgets.Box`` whose whole view is ``self._view`` (one HTML widget)."""
 
-    _view: widgets.HTML
+    _view: SafeHTML
     _throttle: Throttle
     updates_sent: int
     comm: Any
@@ -59,7 +61,8 @@ class ThrottledView:
             return 0
         self._view.value = text  # ONE comm message
         self.updates_sent += 1
-        return len(text.encode("utf-8")) + MESSAGE_OVERHEAD
+        # What the message costs: the HTML as a JSON string (its quotes and line breaks escaped).
+        return len(json.dumps(text)) + MESSAGE_OVERHEAD
 
 
 class LiveStreamView(ThrottledView):

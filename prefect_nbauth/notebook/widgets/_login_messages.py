@@ -20,9 +20,16 @@ from ..._exceptions import (
 )
 from ..._secrets import Secret
 
-__all__ = ["NOTHING_CHANGED", "check_url_box", "has_userinfo", "lead", "safe_url", "scrub"]
+__all__ = ["check_url_box", "has_userinfo", "lead", "nothing_changed", "safe_url", "scrub"]
 
-NOTHING_CHANGED = "Nothing was changed: the login in force before this attempt is still in use."
+
+def nothing_changed() -> str:
+    """The note under a refused attempt: what is in force now, in words that are true."""
+    from ...session import status
+
+    if status(check_server=False).logged_in:
+        return "Nothing was changed: the login in force before this attempt is still in use."
+    return "Nothing was changed: Prefect in this kernel keeps the settings it started with (no login)."
 
 
 def safe_url(url: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import ipywidgets as widgets
 
-from ._base import TextForm, clock_time, cut, esc, theme_style
+from ._base import SafeHTML, TextForm, clock_time, cut, esc, theme_style
 from ._live import LiveStreamView, StreamFactory
 
 __all__ = ["EventRow", "EventStreamWidget"]
@@ -185,7 +185,7 @@ class EventStreamWidget(TextForm, LiveStreamView, widgets.VBox):
         self._pause_button = widgets.ToggleButton(value=False, description="Pause", icon="pause",
                                                   tooltip="Freeze the table; events keep arriving")
         self._clear_button = widgets.Button(description="Clear", icon="trash", tooltip="Empty the table")
-        self._view = widgets.HTML()
+        self._view = SafeHTML()
         self._style = theme_style(EVENTS_CSS)
         self._apply_button.on_click(lambda _: self.apply_filters())
         self._clear_button.on_click(lambda _: self.clear())
@@ -315,9 +315,10 @@ class EventStreamWidget(TextForm, LiveStreamView, widgets.VBox):
         if info["last_error"]:
             raw = esc(cut(info["last_error"], 300))
             if state in ("connected", "reconciling", "stopped"):
-                # Over: say so quietly; the details stay one click away.
-                notes += (f'<details class="pnb-last-error pnb-muted"><summary>recovered from a connection '
-                          f'problem ({info["reconnects"]} reconnects)</summary><code>{raw}</code></details>')
+                # Over: say so quietly; the details stay one click away. (How many reconnects
+                # is the head's counter: one place, one wording.)
+                notes += ('<details class="pnb-last-error pnb-muted"><summary>recovered from a connection '
+                          f'problem (details)</summary><code>{raw}</code></details>')
             else:
                 notes += (f'<div class="pnb-note pnb-warn pnb-last-error">{esc(friendly_error(info["last_error"]))}'
                           f' <details><summary>details</summary><code>{raw}</code></details></div>')

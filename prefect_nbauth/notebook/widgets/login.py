@@ -41,8 +41,9 @@ from ..._exceptions import ConfigurationError
 from ..._inputs import is_cloud_url
 from ..._secrets import Secret
 from ...session import AuthStatus, api_url_in_force, cloud_api_url, list_workspaces, login, subscribe
-from ._base import TextForm, esc
-from ._login_messages import NOTHING_CHANGED, check_url_box, has_userinfo, lead, safe_url, scrub
+from .._login_origin import FORM, via
+from ._base import SafeHTML, TextForm, esc
+from ._login_messages import check_url_box, has_userinfo, lead, nothing_changed, safe_url, scrub
 from .secret_input import SecretInput
 
 __all__ = ["LoginWidget", "SecretInput", "safe_url"]
@@ -106,10 +107,10 @@ class LoginWidget(TextForm, widgets.VBox):
         self._button = widgets.Button(description="Log in", button_style="primary", icon="sign-in")
         self._button.add_class("pnb-login-button")
         self._button.on_click(lambda _: self.submit())
-        self._message = widgets.HTML()
+        self._message = SafeHTML()
         self._message.add_class("pnb-login-message")
         self.children = [
-            widgets.HTML("<b>Log in to Prefect</b>"),
+            SafeHTML("<b>Log in to Prefect</b>"),
             self._url, self._tabs,
             widgets.HBox([self._button, self._persist]),
             self._message,
@@ -173,7 +174,7 @@ class LoginWidget(TextForm, widgets.VBox):
         tabs = widgets.Tab(children=[
             widgets.VBox([self._auth_string]),
             widgets.VBox([self._api_key, self._workspace,
-                          widgets.HTML(f'<small class="pnb-note">Prefect Cloud at {esc(cloud)}</small>')]),
+                          SafeHTML(f'<small class="pnb-note">Prefect Cloud at {esc(cloud)}</small>')]),
             widgets.VBox([self._header_box, self._add_header_button]),
         ], titles=TAB_TITLES)
         tabs.selected_index = MODES.index(mode)
@@ -340,8 +341,9 @@ class LoginWidget(TextForm, widgets.VBox):
             if job["mode"] == "api-key":
                 self._work_cloud(job)
                 return
-            status = login(job.get("api_url"), auth_string=job.get("auth_string"),
-                           headers=job.get("headers"), persist=job["persist"], timeout=self.timeout)
+            with via(FORM):
+                status = login(job.get("api_url"), auth_string=job.get("auth_string"),
+                               headers=job.get("headers"), persist=job["persist"], timeout=self.timeout)
             self._succeeded(status)
         except Exception as exc:  # noqa: BLE001 - shown in the form
             self._failed(exc, job)
@@ -365,8 +367,9 @@ class LoginWidget(TextForm, widgets.VBox):
                                "then click Log in.", "choose")
                     return  # the key stays stashed for the second click
                 workspace = handles[0] if handles else None
-            status = login(api_url=cloud_api_url(), api_key=key, workspace=workspace,
-                           persist=job["persist"], timeout=self.timeout)
+            with via(FORM):
+                status = login(api_url=cloud_api_url(), api_key=key, workspace=workspace,
+                               persist=job["persist"], timeout=self.timeout)
             self._api_key.take()
             self._succeeded(status)
         except Exception:
@@ -388,7 +391,7 @@ class LoginWidget(TextForm, widgets.VBox):
         secrets = [s for s in (job.get("auth_string"), job.get("api_key"), *(job.get("headers") or {}).values())
                    if isinstance(s, Secret)]
         details = scrub(f"{type(exc).__name__}: {exc}", secrets, job.get("url") or "")
-        self._show(lead(exc), "error", details, note=NOTHING_CHANGED)
+        self._show(lead(exc), "error", details, note=nothing_changed())
 
     def _credential_changed(self, event: str) -> None:
         """A login or logout made elsewhere: what the form says no longer holds (listener thread)."""

@@ -17,29 +17,38 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._base import TextForm, clock_time, cut, esc
+from ...logs import RunNames
+from ._base import SafeHTML, TextForm, clock_time, cut, cut_middle, esc, theme_style
 from ._live import LiveStreamView, StreamFactory
 
-__all__ = ["LogStreamWidget", "level_name", "log_line"]
+__all__ = ["LOG_CSS", "LogStreamWidget", "level_name", "log_line", "log_row_html", "log_text_line"]
 
 DEFAULT_MAX_LINES = 500
 MAX_LINES_LIMIT = 10_000
-MESSAGE_CHARS = 2000  # one log line shown at most this long (tracebacks are long)
+MESSAGE_CHARS = 6000  # one log line shown at most this long, start and end kept (tracebacks are long)
 
-# Theme variables, with fallbacks for front ends without JupyterLab's CSS.
-LEVEL_COLOURS = {
-    "DEBUG": "var(--jp-ui-font-color2, #757575)",
-    "INFO": "var(--jp-info-color0, #0277bd)",
-    "WARNING": "var(--jp-warn-color0, #e65100)",
-    "ERROR": "var(--jp-error-color0, #c62828)",
-    "CRITICAL": "var(--jp-error-color0, #c62828)",
-}
-STATE_COLOURS = {
-    "connected": "var(--jp-success-color0, #2e7d32)",
-    "polling": "var(--jp-info-color0, #0277bd)",
-    "reconnecting": "var(--jp-warn-color0, #e65100)",
-    "stopped": "var(--jp-ui-font-color2, #757575)",
-}
+# The log view's layout and colours, sent once per widget (a hidden style child), not with
+# each update. Single-spaced monospace rows: ipywidgets' HTML widget sets its content's
+# line-height to the 28 px height of an input control (--jp-widgets-inline-height), which
+# double-spaces 13 px log lines; the view resets it. A row is a flex line: time, level, then
+# the message column, which keeps a traceback's own line breaks and indentation. Colours are
+# THEME_CSS's classes (readable in light and dark themes): errors in the error colour,
+# warnings marked by an orange bar (orange text is not readable on white), debug muted.
+LOG_CSS = """
+.pnb-w.pnb-logs, .pnb-w.pnb-run { font-family: var(--jp-code-font-family, monospace);
+  font-size: var(--jp-code-font-size, 13px); line-height: var(--jp-code-line-height, 1.3846); }
+.pnb-log { display: flex; gap: 0.6em; align-items: baseline; border-left: 3px solid transparent; padding-left: 4px; }
+.pnb-log > .pnb-t { white-space: nowrap; }
+.pnb-log > .pnb-l { min-width: 4.5em; font-weight: 600; }
+.pnb-log > .pnb-msg { white-space: pre-wrap; overflow-wrap: anywhere; min-width: 0; flex: 1; }
+.pnb-log.pnb-lv-warning { border-left-color: var(--jp-warn-color1); }
+.pnb-log.pnb-lv-error, .pnb-log.pnb-lv-critical { border-left-color: var(--jp-error-color1); }
+.pnb-log-box { display: flex; flex-direction: column-reverse; overflow-y: auto; }
+.pnb-run-error { border-left: 3px solid var(--jp-error-color1); padding: 2px 0 2px 8px; margin: 4px 0; }
+.pnb-run-error > .pnb-msg { white-space: pre-wrap; overflow-wrap: anywhere; }
+"""
+LEVEL_CLASSES = {"DEBUG": "pnb-muted", "ERROR": "pnb-error", "CRITICAL": "pnb-error"}
+STATE_KINDS = {"connected": "ok", "polling": "info", "reconnecting": "warn", "stopped": "off"}
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -53,7 +62,22 @@ def level_name(level: Any) -> str:
 def log_line(log: Any) -> tuple[str, str, str]:
     """(time HH:MM:SS.mmm UTC, level name, message) of a Prefect log."""
     _, when = clock_time(getattr(log, "timestamp", None))
-    return when, level_name(getattr(log, "level", "")), cut(str(getattr(log, "message", "")), MESSAGE_CHARS)
+    return when, level_name(getattr(log, "level", "")), cut_middle(str(getattr(log, "message", "")), MESSAGE_CHARS)
+
+
+def log_row_html(line: tuple[str, str, str], source: str) -> str:
+    """One log line as a row (:data:`LOG_CSS`): time, level, then the run it is from and the message."""
+    when, level, message = line
+    src = f'<span class="pnb-src pnb-muted">{esc(source)}</span> ' if source else ""
+    return (f'<div class="pnb-log pnb-lv-{esc(level.lower())}"><span class="pnb-t pnb-muted">{esc(when)}</span>'
+            f'<span class="pnb-l {LEVEL_CLASSES.get(level, "")}">{esc(level)}</span>'
+            f'<span class="pnb-msg">{src}{esc(message)}</span></div>')
+
+
+def log_text_line(line: tuple[str, str, str], source: str) -> str:
+    """The text form of one log line (a terminal, a saved notebook without widgets)."""
+    when, level, message = line
+    return f"{when} {level:<8} " + (f"{source} · " if source else "") + message
 
 
 def _default_factory(**filters: Any) -> Any:
@@ -103,6 +127,7 @@ class LogStreamWidget(TextForm, LiveStreamView, widgets.VBox):
         self.since = since
         self.max_lines = max_lines
         self.title = title
+        self._names = RunNames(on_change=lambda: self._throttle.poke())  # "task prepare-3f1" beside a line
         self._init_stream(stream_factory or _default_factory, max_lines)
 
         initial = level_name(level).upper() if level is not None else "INFO"
@@ -114,12 +139,13 @@ class LogStreamWidget(TextForm, LiveStreamView, widgets.VBox):
         self._follow_button = widgets.ToggleButton(value=True, description="Following", icon="pause",
                                                    tooltip="Pause to freeze the view; logs keep arriving")
         self._clear_button = widgets.Button(description="Clear", icon="trash", tooltip="Empty the view")
-        self._view = widgets.HTML()
+        self._view = SafeHTML()
         self._level_field.observe(lambda _: self.start(), "value")
         self._text_field.observe(lambda _: self._throttle.poke(), "value")
         self._follow_button.observe(self._on_follow_toggle, "value")
         self._clear_button.on_click(lambda _: self.clear())
         self.children = [
+            theme_style(LOG_CSS),
             widgets.HBox([self._level_field, self._text_field, self._follow_button, self._clear_button]),
             self._view,
         ]
@@ -141,7 +167,12 @@ class LogStreamWidget(TextForm, LiveStreamView, widgets.VBox):
 
     def lines(self) -> list[tuple[str, str, str]]:
         """What the view shows now, oldest first: (time, level, message), text filter applied."""
-        return self._filtered(self._shown_items())
+        return [line for line, _ in self._filtered(self._shown_items())]
+
+    def close(self) -> None:
+        if "_names" in self.__dict__:
+            self._names.close()
+        super().close()
 
     def pause(self) -> None:
         self._follow_button.value = False
@@ -164,14 +195,20 @@ class LogStreamWidget(TextForm, LiveStreamView, widgets.VBox):
         self._follow_button.icon = "pause" if change["new"] else "play"
         self._set_paused(not change["new"])
 
-    def _filtered(self, logs: list[Any]) -> list[tuple[str, str, str]]:
-        needle = self._text_field.value.strip().lower()
-        lines = [log_line(log) for log in logs]
-        if needle:
-            lines = [line for line in lines if needle in line[2].lower() or needle in line[1].lower()]
-        return lines
+    def _on_item(self, item: Any, generation: int) -> None:
+        self._names.want(item)  # O(1): the run's name is read in the background
+        super()._on_item(item, generation)
 
-    def _snapshot(self) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
+    def _filtered(self, logs: list[Any]) -> list[tuple[tuple[str, str, str], str]]:
+        """(line, the run it is from) of each log shown, the text filter applied to all three."""
+        needle = self._text_field.value.strip().lower()
+        shown = [(log_line(log), self._names.label(log)) for log in logs]
+        if needle:
+            shown = [(line, source) for line, source in shown
+                     if needle in line[2].lower() or needle in line[1].lower() or needle in source.lower()]
+        return shown
+
+    def _snapshot(self) -> tuple[list[tuple[tuple[str, str, str], str]], dict[str, Any]]:
         logs, info = self._stream_info()
         stats = info["stats"]
         last_error = getattr(stats, "last_error", None)
@@ -191,8 +228,9 @@ class LogStreamWidget(TextForm, LiveStreamView, widgets.VBox):
     def _render_html(self) -> str:
         lines, info = self._snapshot()
         state = info["state"]
-        colour = STATE_COLOURS.get(state, "var(--jp-brand-color1, #1565c0)")
-        head = (f'<div class="pnb-state"><b>{esc(self.title)}</b> · <b style="color:{colour}">● {esc(state)}</b>'
+        kind = STATE_KINDS.get(state, "info")
+        head = (f'<div class="pnb-state"><b>{esc(self.title)}</b> · '
+                f'<span class="pnb-dot pnb-{kind}" aria-hidden="true"></span><b>{esc(state)}</b>'
                 f" · {esc(self._counters(info))}")
         if info["paused"]:
             head += f" · <b>paused</b> ({info['new_since_pause']} new)"
@@ -201,24 +239,16 @@ class LogStreamWidget(TextForm, LiveStreamView, widgets.VBox):
         head += "</div>"
         notes = ""
         if info["error"]:
-            notes += f'<div class="pnb-error" style="color:var(--jp-error-color0,#c62828)">{esc(info["error"])}</div>'
+            notes += f'<div class="pnb-note pnb-error"><span class="pnb-error">{esc(info["error"])}</span></div>'
         if info["last_error"] and state not in ("connected",):
-            notes += (f'<div class="pnb-last-error" style="color:var(--jp-ui-font-color2,#757575)">'
-                      f"{esc(cut(info['last_error'], 300))}</div>")
+            notes += f'<div class="pnb-last-error pnb-muted">{esc(cut(info["last_error"], 300))}</div>'
         if lines:
-            body = "".join(
-                f'<div class="pnb-log pnb-{esc(level.lower())}"><span style="color:var(--jp-ui-font-color2,#757575)">'
-                f'{esc(when)}</span> <b style="color:{LEVEL_COLOURS.get(level, "inherit")}">{esc(level)}</b> '
-                f'<span style="white-space:pre-wrap">{esc(message)}</span></div>'
-                for when, level, message in lines)
+            body = "".join(log_row_html(line, source) for line, source in lines)
             # column-reverse keeps the box scrolled to the newest (bottom) line.
-            view = ('<div class="pnb-log-box" style="display:flex;flex-direction:column-reverse;'
-                    f'max-height:24em;overflow-y:auto"><div>{body}</div></div>')
+            view = f'<div class="pnb-log-box" style="max-height:30em"><div>{body}</div></div>'
         else:
-            view = '<div class="pnb-empty">No logs yet.</div>'
-        return (f'<div class="pnb-logs" style="font-family:var(--jp-code-font-family,monospace);'
-                f'font-size:var(--jp-code-font-size,12px);color:var(--jp-content-font-color1,inherit)">'
-                f"{head}{notes}{view}</div>")
+            view = '<div class="pnb-empty pnb-muted">No logs yet.</div>'
+        return f'<div class="pnb-logs pnb-w">{head}{notes}{view}</div>'
 
     def text_form(self) -> str:
         lines, info = self._snapshot()
@@ -227,8 +257,8 @@ class LogStreamWidget(TextForm, LiveStreamView, widgets.VBox):
             out.append(f"  ! {info['error']}")
         if info["last_error"] and info["state"] != "connected":
             out.append(f"  note: {cut(info['last_error'], 300)}")
-        for when, level, message in lines[-50:]:
-            out.append(f"  {when} {level:<8} {message}".rstrip())
+        for line, source in lines[-50:]:
+            out.append(f"  {log_text_line(line, source)}".rstrip())
         if len(lines) > 50:
             out.insert(1, f"  (last 50 of {len(lines)} lines)")
         return "\n".join(out)

@@ -15,10 +15,13 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...logs import source_label
 from ...runs import RunWatch, run_id_of
-from ._base import TextForm, esc
+from ._base import SafeHTML, TextForm, cut_middle, esc, theme_style
 from ._live import ThrottledView
-from .logs import LEVEL_COLOURS, log_line
+from .logs import LOG_CSS, log_line, log_row_html
+
+ERROR_CHARS = 20_000  # a failed run's error is shown whole up to this (start and end kept)
 
 __all__ = ["FlowRunWidget", "run_id_of"]
 
@@ -35,9 +38,15 @@ STATE_BADGE = {
 }
 
 
+# Both themes' error red (#d32f2f) reads with white letters only (4.98:1; black: 4.22:1); the
+# other badges take the theme's inverse text colour (white on light, black on dark).
+WHITE_TEXT = {"FAILED", "CRASHED"}
+
+
 def _badge(state_type: str | None, name: str | None) -> str:
     colour = STATE_BADGE.get(state_type or "", "var(--jp-ui-font-color2, #757575)")
-    return (f'<span class="pnb-badge" style="background:{colour};color:var(--jp-ui-inverse-font-color0,#fff);'
+    text = "#fff" if state_type in WHITE_TEXT else "var(--jp-ui-inverse-font-color0,#fff)"
+    return (f'<span class="pnb-badge" style="background:{colour};color:{text};'
             f'border-radius:8px;padding:0 8px">{esc(name or "unknown")}</span>')
 
 
@@ -51,8 +60,8 @@ class FlowRunWidget(TextForm, ThrottledView, widgets.VBox):
         super().__init__()
         self.run_id = run_id_of(run)
         self.max_log_lines = max_log_lines
-        self._view = widgets.HTML()
-        self.children = [self._view]
+        self._view = SafeHTML()
+        self.children = [theme_style(LOG_CSS), self._view]
         self.add_class("prefect-nbauth-run")
         self._start_throttle("prefect-nbauth-run-view", max_updates_per_second, max_bytes_per_second)
         self.watch = RunWatch(self.run_id, level=level, quiet=quiet, max_logs=max(10_000, max_log_lines),
@@ -92,13 +101,15 @@ class FlowRunWidget(TextForm, ThrottledView, widgets.VBox):
             tasks = sorted(w.tasks.values(), key=lambda t: t.name)
             logs = list(w.logs[-self.max_log_lines:])
             count = w.log_count
+            failure = w.failure_log() if w.done.is_set() else None
+        names = w.run_names()
         following = "final" if w.done.is_set() else "following"
         head = (f'<div class="pnb-run-head"><b>{esc(w.name or w.run_id)}</b> '
-                f'<span style="color:var(--jp-ui-font-color2,#757575)">{esc(w.flow_name or "")} · '
+                f'<span class="pnb-muted">{esc(w.flow_name or "")} · '
                 f"{esc(w.run_id)}</span> {_badge(w.state_type, w.state_name)} "
-                f'<span class="pnb-following" style="color:var(--jp-ui-font-color2,#757575)">{following}</span></div>')
+                f'<span class="pnb-following pnb-muted">{following}</span></div>')
         steps = " → ".join(
-            f'{_badge(c.type, c.name)} <span style="color:var(--jp-ui-font-color2,#757575)">'
+            f'{_badge(c.type, c.name)} <span class="pnb-muted">'
             f"{c.at.astimezone(timezone.utc):%H:%M:%S}</span>" for c in timeline)
         timeline_html = f'<div class="pnb-timeline">{steps or "no state yet"}</div>'
         if tasks:
@@ -107,18 +118,25 @@ class FlowRunWidget(TextForm, ThrottledView, widgets.VBox):
             tasks_html = f'<details open><summary>task runs ({len(tasks)})</summary><table>{rows}</table></details>'
         else:
             tasks_html = '<div class="pnb-tasks">no task runs</div>'
-        lines = "".join(
-            f'<div><span style="color:var(--jp-ui-font-color2,#757575)">{esc(when)}</span> '
-            f'<b style="color:{LEVEL_COLOURS.get(level, "inherit")}">{esc(level)}</b> '
-            f'<span style="white-space:pre-wrap">{esc(message)}</span></div>'
-            for when, level, message in (log_line(log) for log in logs))
+        lines = "".join(log_row_html(log_line(log), source_label(log, names)) for log in logs)
         logs_html = (f'<div class="pnb-run-logs-head">logs: {count} lines'
                      + (f" (last {len(logs)} shown)" if count > len(logs) else "") + "</div>"
-                     '<div style="display:flex;flex-direction:column-reverse;max-height:20em;overflow-y:auto">'
-                     f"<div>{lines}</div></div>")
-        error = (f'<div style="color:var(--jp-error-color0,#c62828)">{esc(w.error)}</div>' if w.error else "")
-        return (f'<div class="pnb-run" style="font-family:var(--jp-code-font-family,monospace);'
-                f'font-size:var(--jp-code-font-size,12px)">{head}{timeline_html}{tasks_html}{error}{logs_html}</div>')
+                     f'<div class="pnb-log-box" style="max-height:24em"><div>{lines}</div></div>')
+        error = (f'<div class="pnb-note pnb-error"><span class="pnb-error">{esc(w.error)}</span></div>'
+                 if w.error else "")
+        return (f'<div class="pnb-run pnb-w">{head}{timeline_html}{tasks_html}{error}'
+                f"{_failure_html(failure, names)}{logs_html}</div>")
 
     def text_form(self) -> str:
         return self.watch.summary() if "watch" in self.__dict__ else "<FlowRunWidget>"
+
+
+def _failure_html(log: Any, names: Any) -> str:
+    """A failed run's error (its last ERROR line, a traceback), whole, above the scrolling logs."""
+    if log is None:
+        return ""
+    source = source_label(log, names)
+    return ('<div class="pnb-run-error"><b>error</b>'
+            + (f' <span class="pnb-src pnb-muted">{esc(source)}</span>' if source else "")
+            + f'<div class="pnb-msg">{esc(cut_middle(str(getattr(log, "message", "")), ERROR_CHARS))}</div></div>')
+

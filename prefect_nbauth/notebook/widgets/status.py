@@ -23,7 +23,8 @@ from typing import Callable
 import ipywidgets as widgets
 
 from ...session import AuthMode, AuthStatus, logout, refresh, status
-from ._base import TextForm, esc, theme_style
+from .._login_origin import login_origin
+from ._base import SafeHTML, TextForm, esc, theme_style
 from ._credential_watch import WATCHER as _WATCHER
 
 __all__ = ["AuthStatusWidget", "countdown"]
@@ -74,9 +75,9 @@ class AuthStatusWidget(TextForm, widgets.VBox):
         self._checked_generation = -1  # generation whose server check is shown
         self._busy = False
         self._message_text = ""
-        self._summary = widgets.HTML()
-        self._countdown = widgets.HTML()
-        self._message = widgets.HTML()
+        self._summary = SafeHTML()
+        self._countdown = SafeHTML()
+        self._message = SafeHTML()
         self._refresh_button = widgets.Button(
             description="Refresh", icon="refresh",
             tooltip="Refresh the credential now (rotating tokens) and check it against the server")
@@ -261,6 +262,11 @@ def _server_text(st: AuthStatus, *, checking: bool, checked: bool, check_server:
     return "no answer (see below)"
 
 
+def _how_logged_in() -> str:
+    origin = login_origin()
+    return f"via {origin}" if origin else "logged in from this kernel"
+
+
 def _status_html(st: AuthStatus, *, checking: bool, checked: bool, check_server: bool) -> str:
     rows: list[tuple[str, str, str]] = []  # (label, value, class)
     rows.append(("API URL", st.api_url or "none: Prefect would start a temporary local server", "pnb-url"))
@@ -272,12 +278,14 @@ def _status_html(st: AuthStatus, *, checking: bool, checked: bool, check_server:
                  "pnb-server"))
     body = "".join(
         f'<tr class="{cls}"><th>{esc(label)}</th><td>{esc(value)}</td></tr>' for label, value, cls in rows)
-    sources = "".join(f"<li>{esc(name)} from {esc(src)}</li>" for name, src in st.sources.items())
+    origin = login_origin()  # "login()" in the core's words is the form or the magic, when it was
+    sources = "".join(f"<li>{esc(name)} from {esc(origin if src == 'login()' and origin else src)}</li>"
+                      for name, src in st.sources.items())
     warnings = "".join(f"<li>{esc(w)}</li>" for w in st.warnings)
     return (
         '<div class="pnb-status pnb-w">'
         f'<div><b>Prefect auth</b> <span class="pnb-mode pnb-badge">{esc(st.mode.value)}</span>'
-        + (" via login()" if st.logged_in else "") + "</div>"
+        + (f" {esc(_how_logged_in())}" if st.logged_in else "") + "</div>"
         f'<table class="pnb-table">{body}</table>'
         + (f'<details class="pnb-sources"><summary>Where each value came from</summary><ul>{sources}</ul></details>'
            if sources else "")

@@ -145,7 +145,10 @@ class CredentialProvider:
         return _token_of(raw, self, previous)
 
     def __repr__(self) -> str:
-        return f"<{self.describe()}>"
+        try:
+            return f"<{self.describe()}>"
+        except Exception:  # noqa: BLE001 - half-built (its __init__ raised): name the kind only
+            return f"<{type(self).__name__}>"
 
 
 def _resolve(result: Any, provider: CredentialProvider) -> Any:

@@ -7,18 +7,25 @@ httpx carries it. A token's lifetime comes from the JWT's ``exp`` or ``expires_i
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import datetime, timezone
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
 import httpx
 
+from ..._boundary import public
 from ..._exceptions import CredentialProviderError
+from ..._inputs import check_url, plain_http_warning
 from ..._jwt import expiry_of, jwt_claims
 from ..._secrets import Secret
+from ..._urls import shown_origin
 from ._base import CredentialProvider, Token, clean_token
 
 __all__ = ["OAuth2ClientCredentials", "expiry_from_response"]
+
+logger = logging.getLogger("prefect_nbauth")
 
 
 class OAuth2ClientCredentials(CredentialProvider):
@@ -28,10 +35,16 @@ class OAuth2ClientCredentials(CredentialProvider):
     oauthlib's; httpx carries it. The token's lifetime comes from ``expires_in``.
     """
 
+    @public(urls=("token_url",), secrets=("client_secret",))
     def __init__(self, token_url: str, client_id: str, client_secret: str | Secret, *,
                  scope: str | Sequence[str] | None = None, audience: str | None = None,
                  timeout: float = 30.0, verify: Any = True) -> None:
-        self.token_url = token_url
+        # The token URL gets the API URL's checks: no user info (it would be shown in
+        # messages), http(s) with a host; plain http to another machine is warned about.
+        self.token_url = check_url(token_url, what="token URL")
+        warning = plain_http_warning(self.token_url)
+        if warning:
+            logger.warning("The OAuth2 token endpoint: %s", warning)
         self.client_id = client_id
         self.client_secret = Secret(client_secret)
         self.scope = scope.split() if isinstance(scope, str) else (list(scope) if scope else None)
@@ -40,7 +53,8 @@ class OAuth2ClientCredentials(CredentialProvider):
         self.verify = verify
 
     def describe(self) -> str:
-        return f"OAuth2 token endpoint {self.token_url}"
+        # Where it is, never what it carries: no user info (refused anyway) and no query.
+        return f"OAuth2 token endpoint {shown_origin(self.token_url)}{urlsplit(self.token_url).path}"
 
     def fetch(self) -> Token:
         from oauthlib.oauth2 import BackendApplicationClient

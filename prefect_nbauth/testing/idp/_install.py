@@ -2,7 +2,9 @@
 
 * ``oidc-provider`` (npm, version pinned in :data:`OIDC_PROVIDER_VERSION`) goes into the
   user's cache (``$XDG_CACHE_HOME/prefect-nbauth/`` or ``~/.cache/prefect-nbauth/``), never
-  into the package directory, which may be read-only or shared;
+  into the package directory, which may be read-only or shared; npm's own download cache
+  goes there too (``…/prefect-nbauth/npm-cache``, not ``~/.npm``), so deleting that one
+  folder reclaims all of it (a few MB; it is installed again when next needed);
 * Debian's nginx and its njs module (``libnginx-mod-http-js``) with ``apt-get`` when missing
   and we are root.
 """
@@ -54,6 +56,7 @@ def ensure_oidc_provider() -> Path:
                 {"name": "prefect-nbauth-real-idp", "private": True, "type": "module"}))
             subprocess.run(
                 ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error",
+                 "--cache", str(cache.parent / "npm-cache"),
                  "--prefix", str(cache), f"oidc-provider@{OIDC_PROVIDER_VERSION}"],
                 check=True, stdin=subprocess.DEVNULL, timeout=600)
     return cache / "node_modules"

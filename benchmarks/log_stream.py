@@ -184,11 +184,14 @@ async def _steady(server: PrefectServer, auth: str, rate: float, seconds: float)
     def latencies(sink: list[Any]) -> list[float]:
         return [(t - log.timestamp.timestamp()) * 1000 for t, log in sink]
 
+    numbers = [int(log.message.split()[-1]) for _, log in ours if log.message.startswith("steady ")]
     return {"rate": rate, "sent": sent,
             "prefect": {"delivered": len(prefect_sink), "p50_ms": _percentile(latencies(prefect_sink), 0.5),
                         "p99_ms": _percentile(latencies(prefect_sink), 0.99)},
             "ours": {"delivered": len({str(log.id) for _, log in ours}),
-                     "p50_ms": _percentile(latencies(ours), 0.5), "p99_ms": _percentile(latencies(ours), 0.99)}}
+                     "p50_ms": _percentile(latencies(ours), 0.5), "p99_ms": _percentile(latencies(ours), 0.99),
+                     "out_of_order": sum(1 for a, b in zip(numbers, numbers[1:]) if b < a),
+                     "live": sum(1 for _, log in ours if log.delivery == "live")}}
 
 
 def main() -> None:

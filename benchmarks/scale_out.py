@@ -20,10 +20,15 @@ prefix through NGINX:
   prefix filter; a stream with ``since`` one hour back: its catch-up pass, its quiet passes
   (requests and ms each), and a pass that recovers 100 events inserted behind the websocket's
   back; the same quiet pass measured before the bulk insert, for comparison;
-* ``idle_streams``: 20 idle streams (20 notebook kernels) on one process: REST requests per
-  second they add at rest (``--quick``: 10 s of counting, else 60 s);
+* ``idle_streams``: 50 idle streams (50 notebook kernels) on one process, 25 ``stream_events``
+  and 25 ``stream_logs`` of runs that ended: REST requests per second they add at rest, by
+  their own count and NGINX's (``--quick``: 30 s of counting, else 120 s), and from the
+  first stream's start;
 * ``in_memory_messaging``: a second stack with Prefect's in-memory broker (each replica
-  running its own services), 2,000 events at 200/s through NGINX (``--quick``: 600).
+  running its own services), 2,000 events at 200/s through NGINX (``--quick``: 600);
+  ``late_delivery_max_s``: the longest time from the server's receipt of an event our
+  websocket never carried (the other replica ingested it) to its delivery, beside the
+  stream's ``late_bound`` (its persister flush, 0.5 s here, is included).
 
 Ground truth for every case: the ids the server persisted (REST, after it stopped persisting).
 The LAST stdout line is one JSON object (the issue's shape, plus ``persisted`` per case and
@@ -143,7 +148,7 @@ def reconcile_cost(stack: ScaledStack, bulk: int, matching: int = 1000, late: in
         since = datetime.now(timezone.utc) - timedelta(hours=1)
         # Baseline: the same kind of stream before the bulk insert.
         base = Collector()
-        stream = stream_events(prefix=prefix + "base.", since=since, reconcile_interval=1.0)
+        stream = stream_events(prefix=prefix + "base.", since=since, reconcile_interval=1.0, idle_interval=1.0)
         handle = stream.run_in_background(base.add)
         try:
             before = _summary(_quiet_passes(meter, stream, 5))
@@ -174,7 +179,7 @@ def reconcile_cost(stack: ScaledStack, bulk: int, matching: int = 1000, late: in
 
         collector = Collector()
         mark = meter.mark()
-        stream = stream_events(prefix=prefix, since=since, reconcile_interval=1.0)
+        stream = stream_events(prefix=prefix, since=since, reconcile_interval=1.0, idle_interval=1.0)
         handle = stream.run_in_background(collector.add)
         try:
             wait_until(lambda: len(collector.events) >= matching, 300, interval=0.2, what="the catch-up")
@@ -210,28 +215,65 @@ def reconcile_cost(stack: ScaledStack, bulk: int, matching: int = 1000, late: in
 
 
 def idle_streams(stack: ScaledStack, count: int, seconds: float) -> dict[str, Any]:
-    streams, handles = [], []
+    """``count`` idle streams in this process (as many notebook kernels), half events, half logs.
+
+    The event streams filter on prefixes nothing matches; the log streams follow flow runs that
+    ended before they started (the stack has Prefect's default logs settings: no /logs/out, so
+    they listen to the events socket for run states). REST requests are counted by the streams
+    themselves and, as a cross-check, by NGINX (every request it forwarded to a replica,
+    websocket upgrades included), over ``seconds`` once every stream has started; and from the
+    first stream's start, start-up included.
+    """
+    from prefect_nbauth import stream_logs
+    from prefect_nbauth.testing.logs import create_run, set_run_state
+
+    headers = stack.auth_headers()
+    events_n, logs_n = count - count // 2, count // 2
+    runs = [create_run(stack.api_url, headers, name="nbauth-idle") for _ in range(logs_n)]
+    for run in runs:
+        set_run_state(stack.api_url, headers, run, "COMPLETED")
+    time.sleep(11)  # past the 10 s a log stream reads fast after a run ended (its last batches)
+    events, logs, handles = [], [], []
+    _, first_offset = stack.upstreams_since(0)
+    t_first = time.monotonic()
     try:
-        for i in range(count):
-            stream = stream_events(prefix=f"nbauth.idle.{i}.")
+        for i in range(events_n):
+            stream = stream_events(prefix=f"nbauth.idle.{uuid.uuid4().hex[:8]}.{i}.")
             handles.append(stream.run_in_background(lambda e: None))
-            streams.append(stream)
-        wait_until(lambda: all(s.state.value == "connected" and s.stats.passes >= 2 for s in streams), 180,
-                   interval=0.2, what="the idle streams to settle")
+            events.append(stream)
+        for run in runs:
+            log_stream = stream_logs(flow_run_id=run)
+            handles.append(log_stream.run_in_background(lambda e: None))
+            logs.append(log_stream)
+        wait_until(lambda: all(s.state.value == "connected" and s.stats.passes >= 1 for s in events)
+                   and all(s.state.value == "polling" and s.stats.connected_since is not None
+                           and s.stats.reads >= 1 for s in logs), 300, interval=0.2,
+                   what="the idle streams to start")
         _, offset = stack.upstreams_since(0)
-        before = sum(s.stats.requests for s in streams)
+        before = [s.stats.requests for s in events + logs]
         t0 = time.monotonic()
         time.sleep(seconds)  # measuring a rate over a fixed window: nothing to await
         elapsed = time.monotonic() - t0
-        after = sum(s.stats.requests for s in streams)
+        after = [s.stats.requests for s in events + logs]
+        since_first = time.monotonic() - t_first
         seen, _ = stack.upstreams_since(offset)
+        seen_all, _ = stack.upstreams_since(first_offset)
+        bounds = sorted({s.stats.late_bound for s in events + logs})
     finally:
         for handle in handles:
             handle.stop()
+    deltas = [b - a for a, b in zip(before, after)]
+    ev, lg = sum(deltas[:events_n]), sum(deltas[events_n:])
     return {"streams": count, "seconds": round(elapsed, 1),
-            "requests_per_s": round((after - before) / elapsed, 2),
-            "requests_per_s_per_stream": round((after - before) / elapsed / count, 3),
-            "nginx_requests_per_s": round(sum(seen.values()) / elapsed, 2)}
+            "events": {"streams": events_n, "requests_per_s": round(ev / elapsed, 3)},
+            "logs": {"streams": logs_n, "requests_per_s": round(lg / elapsed, 3)},
+            "requests_per_s": round((ev + lg) / elapsed, 3),
+            "requests_per_s_per_stream": round((ev + lg) / elapsed / count, 4),
+            "nginx_requests_per_s": round(sum(seen.values()) / elapsed, 3),
+            "from_start": {"seconds": round(since_first, 1), "requests": sum(after),
+                           "requests_per_s": round(sum(after) / since_first, 3),
+                           "nginx_requests_per_s": round(sum(seen_all.values()) / since_first, 3)},
+            "late_bound_s": bounds}
 
 
 def main() -> int:
@@ -262,7 +304,7 @@ def main() -> int:
                 out[label] = _public(result)
                 if label == "replica_kill":
                     out[label]["ours"]["reconnects"] = result["ours"]["reconnects"]
-            out["idle_streams"] = idle_streams(stack, 20, 10 if quick else 60)
+            out["idle_streams"] = idle_streams(stack, 50, 30 if quick else 120)
             print(f"[bench] idle streams: {out['idle_streams']}", flush=True)
             out["reconcile_cost"] = reconcile_cost(stack, 100_000 if quick else 1_000_000)
             print(f"[bench] reconcile cost: {out['reconcile_cost']}", flush=True)
@@ -281,6 +323,8 @@ def main() -> int:
             print_figures("in_memory_messaging", result)
             out["in_memory_messaging"] = _public(result)
             out["in_memory_messaging"]["ingested_per_replica"] = sorted(result["ingested_per_replica"].values())
+            out["in_memory_messaging"]["late_delivery_max_s"] = result["ours"]["late_delivery_max_s"]
+            out["in_memory_messaging"]["late_bound_s"] = result["ours"]["late_bound"]
         finally:
             nb.logout()
     finally:

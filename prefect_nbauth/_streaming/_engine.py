@@ -9,8 +9,10 @@ trusted alone. :class:`StreamEngine` holds what the two streams share, once:
   rotated token or a gateway provider's new header is presented by
   construction), the auth message, the filter frame, receiving, reconnecting
   with backoff, one refresh per rejection;
-- the reader loop: a REST pass when woken or every interval, retried with
-  backoff, run by the same credential keeper;
+- the reader loop: a REST pass when woken (the socket connected, a product
+  saw a reason) or when the product's interval since the last pass ran out,
+  brought forward (never put off) when a product asks for a pass sooner;
+  retried with backoff, run by the same credential keeper;
 - change notification (``on_change`` at most four times a second for
   counters), the consumer of ``run_in_background`` and the outbox.
 
@@ -31,6 +33,7 @@ from typing import Any, Callable, Iterator
 
 from .._exceptions import PrefectAuthError
 from .._redaction import scrub_text
+from ._cadence import Schedule
 from ._credential import CredentialKeeper
 from ._failures import AuthRejected, Retryable, classify_closed, describe, wait_for
 from ._options import EngineOptions
@@ -81,12 +84,14 @@ class StreamEngine:
         self._finished = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
-        self._wake: asyncio.Event | None = None
+        self._kick: asyncio.Event | None = None  # the reader loop looks at its schedule again
+        self._schedule = Schedule()
         self._stop_requested = False
 
         self._stopped = False
         self._ws_up = False
         self._ever_connected = False
+        self._socket_failures = 0  # connection attempts that failed (REST alone meanwhile)
         self._catching_up = False
         self._last_state: Any = None
         self._last_notify = 0.0
@@ -127,7 +132,10 @@ class StreamEngine:
         raise NotImplementedError
 
     def _read_interval(self) -> float:
-        """Seconds to wait for a wake-up before the next pass."""
+        """Seconds from the end of one pass to the next, unless woken or brought forward.
+
+        Asked as a pass begins and as it ends (the shorter counts), so no side effects.
+        """
         raise NotImplementedError
 
     async def _before_socket(self, backoff: Iterator[float]) -> bool:
@@ -140,6 +148,9 @@ class StreamEngine:
 
     def _on_connected(self) -> None:
         """The product's bookkeeping when a socket is up (before readers are woken)."""
+
+    async def _after_connect(self) -> None:
+        """What the product reads once a socket is up, before its frames are handled."""
 
     def _on_disconnected(self) -> None:
         """The product's bookkeeping when a socket went down (``_ws_up`` still says it was up)."""
@@ -184,9 +195,23 @@ class StreamEngine:
         self.c_malformed += 1
         self._changed()
 
+    def _socket_lost(self) -> bool:
+        """The websocket is down after it was up, or cannot be opened: REST alone tells what is new.
+
+        (Not while the first connection is being opened: the first pass covers the start.)
+        """
+        return not self._ws_up and (self._ever_connected or self._socket_failures > 0)
+
     def _wake_reader(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+        """A pass now (or as soon as the one running ends)."""
+        self._schedule.wake()
+        if self._kick is not None:
+            self._kick.set()
+
+    def _pass_within(self, seconds: float) -> None:
+        """The next pass at most ``seconds`` from now: brought forward, never put off."""
+        if self._schedule.within(seconds) and self._kick is not None:
+            self._kick.set()
 
     # ------------------------------------------------------------ lifecycle
     def request_stop(self) -> None:
@@ -213,8 +238,10 @@ class StreamEngine:
         """Run until stopped (request_stop) or ended by an error."""
         loop = self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._wake.set()  # the first pass runs at once: it also tells whether this is Prefect
+        # The first pass runs at once, beside the first connect: it catches up from `since`
+        # and tells whether this is Prefect at all.
+        self._kick = asyncio.Event()
+        self._wake_reader()
         self.outbox.bind(loop)
         verify, self._ssl = tls_settings()
         self.keeper = CredentialKeeper(self.api_url, wait=self.opt.credential_wait,
@@ -272,6 +299,7 @@ class StreamEngine:
         assert self.keeper is not None
         backoff = self.opt.backoff()
         if not await self._before_socket(backoff):
+            self._wake_reader()  # REST only
             return
         while True:
             credential = None
@@ -282,10 +310,14 @@ class StreamEngine:
                                                  ssl_context=self._ssl, path=self.socket_path)
             except AuthRejected as exc:
                 if self._upgrade_refused(exc):
-                    return
+                    if not await self._before_socket(backoff):  # the product may try another socket
+                        self._wake_reader()
+                        return
+                    continue
                 await self._rejected(credential, exc)
                 continue
             except Retryable as exc:
+                self._socket_failures += 1
                 delay = next(backoff)
                 self._record_error(f"websocket: {describe(exc, credential)} (retrying in {delay:.1f} s)")
                 await self._sleep(delay)
@@ -293,6 +325,7 @@ class StreamEngine:
             self.keeper.accepted(credential)
             opened = time.monotonic()
             self._connected()
+            await self._after_connect()
             error = await self._receive(credential)
             if isinstance(error, AuthRejected):
                 await self._rejected(credential, error)
@@ -331,13 +364,16 @@ class StreamEngine:
         await self.keeper.rejected(credential, exc.how, exc.status_code)
 
     def _connected(self) -> None:
-        if self._ever_connected:
+        reconnect = self._ever_connected
+        if reconnect:
             self.c_reconnects += 1
         self._ever_connected = True
         self._ws_up = True
         self.connected_since = datetime.now(timezone.utc)
         self._on_connected()
-        self._wake_reader()  # whatever came while the socket was down is read now
+        if reconnect:
+            self._wake_reader()  # whatever came while the socket was down is read now
+        # (The first connect needs no pass of its own: the first pass began with the stream.)
         self._changed()
 
     def _disconnected(self) -> None:
@@ -348,15 +384,13 @@ class StreamEngine:
 
     # ----------------------------------------------------------------- REST
     async def _reader_loop(self) -> None:
-        assert self.keeper is not None and self._wake is not None
+        assert self.keeper is not None
         backoff: Iterator[float] | None = None
         while True:
-            try:
-                await wait_for(self._wake.wait(), self._read_interval())
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
+            await self._pass_time()
+            self._schedule.begin(self._read_interval())
             self._before_pass()
+            retry_in: float | None = None
             try:
                 await self.keeper.get()
                 await self._read_pass()
@@ -364,14 +398,27 @@ class StreamEngine:
             except Retryable as exc:
                 self._pass_failed()
                 backoff = backoff or self.opt.backoff()
-                delay = max(next(backoff), 0.0)
+                retry_in = max(next(backoff), 0.0)
                 self._record_error(f"{self.read_label}: {describe(exc, self.keeper.current)} "
-                                   f"(retrying in {delay:.1f} s)")
-                await self._sleep(delay)
+                                   f"(retrying in {retry_in:.1f} s)")
             finally:
                 if self._catching_up:
                     self._catching_up = False
                     self._changed()
+            if retry_in is None:
+                self._schedule.done(self._read_interval())
+            else:
+                self._schedule.done(retry_in, failed=True)  # a wake-up waits for the backoff too
+
+    async def _pass_time(self) -> None:
+        """Until a pass is due: woken, or the scheduled time (which may be brought forward) came."""
+        assert self._kick is not None
+        while (delay := self._schedule.wait()) != 0:
+            self._kick.clear()
+            try:
+                await wait_for(self._kick.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
 
     # ------------------------------------------------------------- consumer
     async def _consume(self) -> None:

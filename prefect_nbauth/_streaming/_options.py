@@ -13,8 +13,10 @@ from typing import Any, Callable, Iterator
 
 from .._exceptions import ConfigurationError
 
-__all__ = ["EngineOptions", "api_url_to_stream", "check_backoff", "check_count", "check_seconds",
-           "exponential_backoff"]
+__all__ = ["IDLE_INTERVAL", "EngineOptions", "api_url_to_stream", "check_backoff", "check_count",
+           "check_seconds", "exponential_backoff", "resolve_idle_interval"]
+
+IDLE_INTERVAL = 30.0  # seconds between REST checks of an idle stream, by default
 
 
 @dataclass
@@ -49,6 +51,19 @@ def check_seconds(name: str, value: object, *, minimum: float = 0.0, allow_zero:
     if value < minimum or (value == 0 and not allow_zero):
         raise ConfigurationError(f"{name} must be at least {minimum:g} seconds (got {value:g}).")
     return value
+
+
+def resolve_idle_interval(value: object, reconcile_interval: float) -> float:
+    """``idle_interval`` checked; None means 30 s, or ``reconcile_interval`` when that is longer."""
+    if value is None:
+        return max(IDLE_INTERVAL, reconcile_interval)
+    idle = check_seconds("idle_interval", value, minimum=0.01)
+    if idle < reconcile_interval:
+        raise ConfigurationError(
+            f"idle_interval ({idle:g} s) must not be shorter than reconcile_interval "
+            f"({reconcile_interval:g} s): an idle stream checks less often than a busy one."
+        )
+    return idle
 
 
 def check_count(name: str, value: object, minimum: int) -> int:

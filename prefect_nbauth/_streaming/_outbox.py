@@ -34,6 +34,7 @@ class Outbox:
         self._cond = threading.Condition()
         self._maxsize = maxsize
         self._closed = False
+        self.waits = 0  # puts that found it full: the producer stopped reading meanwhile
         self._loop: asyncio.AbstractEventLoop | None = None
         self._space: asyncio.Event | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -42,11 +43,16 @@ class Outbox:
         self._loop = loop
         self._space = asyncio.Event()
 
-    def _wake_consumer(self) -> None:
+    def _wake_consumer(self, on_loop: bool = False) -> None:
         self._cond.notify_all()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
+            if on_loop and waiter.get_loop() is self._loop:
+                # A consumer on the producer's own loop (async iteration, run_in_background):
+                # wake it directly, one loop turn sooner than through call_soon_threadsafe.
+                waiter.set_result(None)
+            else:
+                waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
 
     async def put(self, item: Any) -> bool:
         assert self._space is not None
@@ -56,9 +62,10 @@ class Outbox:
                     return False
                 if len(self._items) < self._maxsize:
                     self._items.append(item)
-                    self._wake_consumer()
+                    self._wake_consumer(on_loop=True)
                     return True
                 self._space.clear()
+            self.waits += 1
             await self._space.wait()
 
     def close(self) -> None:

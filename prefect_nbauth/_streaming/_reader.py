@@ -40,11 +40,13 @@ class RestReader:
     """Reads under one API URL with the stream's credential; one refresh on 401/403.
 
     ``filter_path`` is the read whose 401/403 means "refused for auth" (a 403
-    elsewhere, such as a stale page token, is the product's to interpret);
-    ``what`` names its pages in messages ("event", "log").
+    elsewhere, such as a stale page token, is the product's to interpret), and
+    ``auth_paths`` the other reads that are refused the same way; ``what`` names
+    its pages in messages ("event", "log").
     """
 
     filter_path = "/events/filter"
+    auth_paths: tuple[str, ...] = ()
     what = "event"
 
     def __init__(self, api_url: str, keeper: CredentialKeeper, *, verify: Any, timeout: float = 30.0) -> None:
@@ -62,15 +64,16 @@ class RestReader:
     async def request(self, method: str, path: str, body: Any, params: Any = None) -> tuple[httpx.Response, Any]:
         """(response, credential used); a refused ``filter_path`` read is refreshed once and retried."""
         credential = self.keeper.current or await self.keeper.get()
+        checked = path == self.filter_path or path in self.auth_paths
         while True:
             response = await self._send(method, path, body, params, credential)
-            if response.status_code in (401, 403) and path == self.filter_path:
+            if response.status_code in (401, 403) and checked:
                 # One refresh; the keeper raises AuthenticationError if the fresh one fails too.
                 credential = await self.keeper.rejected(
                     credential, f"HTTP {response.status_code} from {path}", response.status_code)
                 continue
             break
-        if path == self.filter_path:
+        if checked:
             self.keeper.accepted(credential)
         return response, credential
 

@@ -5,7 +5,7 @@ loop, REST reads, credential keeper, outbox, public shell). What is the event
 stream's own:
 
 - ``_stream``: the public API (:func:`stream_events`, :class:`EventStream`);
-- ``_engine``: what an event frame means, bursts, outage windows, the passes;
+- ``_engine``: what an event frame means, bursts, outage windows, when to pass;
 - ``_pages``: ``/events/filter`` reads (counts, pages of 50, next-page links);
 - ``_reconcile``: counting passes that find what the websocket missed;
 - ``_ledger``: bounded memory of what was delivered;

@@ -6,6 +6,14 @@ new ones when it is full; a burst of 1,000 reached Prefect's own subscriber as
 completeness: it counts what the server has persisted against what it has
 delivered, and reads only what is missing (:mod:`._reconcile`). Everything runs
 on one event loop; :mod:`._stream` gives it its public faces.
+
+A counting pass is cheap (one ``limit=1`` read when nothing is missing), but
+an idle stream should not ask at all most of the time. Passes follow the
+stream's cadence (:mod:`prefect_nbauth._streaming._cadence`): at a (re)connect,
+every 0.5 s while a recovery is under way (a reconnect, a burst that may have
+overflowed the server's queue, the consumer holding the socket back, a pass
+that found missed events), every ``reconcile_interval`` while events flow, and
+every ``idle_interval`` otherwise: the late-delivery bound, in ``stats.late_bound``.
 """
 
 from __future__ import annotations
@@ -17,7 +25,16 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 from uuid import UUID
 
-from .._streaming import DeliveredModel, EngineOptions, StateName, StatsSnapshot, StreamEngine, from_us, to_us
+from .._streaming import (
+    Cadence,
+    DeliveredModel,
+    EngineOptions,
+    StateName,
+    StatsSnapshot,
+    StreamEngine,
+    from_us,
+    to_us,
+)
 from ._filter import StreamFilter
 from ._ledger import Ledger
 from ._pages import RestEvents
@@ -28,8 +45,7 @@ __all__ = ["EventStreamState", "EventStreamStats"]
 # Prefect's server queue per subscriber (server/events/stream.py SUBSCRIPTION_BACKLOG):
 # this many live events within a second means it may have overflowed.
 _BURST = 256
-_QUICK_INTERVAL = 0.5  # seconds between passes while a burst is being recovered...
-_HOT_FOR = 5.0  # ...that is, for this long after a (re)connect, a burst or a pass that found events
+_HOT_FOR = 5.0  # quick passes for this long after a reconnect, a burst or a pass that found events
 
 
 class EventStreamState(StateName):
@@ -59,6 +75,9 @@ class EventStreamStats(StatsSnapshot):
     last_error_at: datetime | None = None
     connected_since: datetime | None = None
     window_start: datetime | None = None  # oldest `occurred` reconciliation still checks
+    # Seconds within which an event the websocket never carries is delivered once REST has it:
+    # reconcile_interval while events flow (or the websocket is down), idle_interval otherwise.
+    late_bound: float | None = None
 
     _times = ("last_error_at", "connected_since", "window_start")
 
@@ -82,6 +101,7 @@ _event_class = DeliveredModel(
 class _Options(EngineOptions):
     max_tracked: int
     ghost_after: float
+    idle_interval: float = 30.0
 
 
 class _Engine(StreamEngine):
@@ -111,7 +131,8 @@ class _Engine(StreamEngine):
         self._newest_us: int | None = None
         self._catch_up_pending = True
         self._pass_catch_up = False
-        self._hot_until = 0.0  # passes every _QUICK_INTERVAL until then (a recovery is under way)
+        self._cadence = Cadence(flowing=options.reconcile_interval, idle=options.idle_interval)
+        self._outbox_waits = 0
         self._burst_window = (0.0, 0)
         self._reconciler: Reconciler | None = None
         self._event_cls = _event_class()
@@ -135,7 +156,12 @@ class _Engine(StreamEngine):
             requests=self.rest.requests if self.rest is not None else 0,
             last_error=self.last_error, last_error_at=self.last_error_at,
             connected_since=self.connected_since, window_start=from_us(self._floor_us),
+            late_bound=self.late_bound(),
         )
+
+    def late_bound(self) -> float:
+        """The late-delivery bound in force now (see :class:`EventStreamStats`)."""
+        return self.opt.reconcile_interval if self._socket_lost() else self._cadence.bound()
 
     # ------------------------------------------------------------ websocket
     def _make_rest(self, verify: Any) -> RestEvents:
@@ -149,16 +175,18 @@ class _Engine(StreamEngine):
         self._last_contact_us = _now_us()
         if self._outage_since is not None:
             # Events sent while the server was down may be persisted late with their
-            # original `occurred`: keep checking back to before the outage for a while.
+            # original `occurred`: keep checking back to before the outage for a while,
+            # and often for a few seconds (the server persists in batches).
             lookback = int(self.opt.lookback * 1e6)
             self._pins.append((self._outage_since - lookback, time.monotonic() + self.opt.lookback))
             self._outage_since = None
-        self._catch_up_pending = True
-        self._heat()
+            self._cadence.heat(_HOT_FOR)
+            self._catch_up_pending = True  # the engine wakes the reader: one catch-up pass now
 
     def _on_disconnected(self) -> None:
         if self._ws_up:
             self._outage_since = self._last_contact_us
+        self._pass_within(self.opt.reconcile_interval)  # REST alone now: the flowing bound
 
     async def _on_frame(self, raw: Any) -> None:
         self._last_contact_us = _now_us()
@@ -194,6 +222,8 @@ class _Engine(StreamEngine):
         self.ledger.add(event_id, occurred, time.monotonic(), confirmed=False)
         self.c_live += 1
         self._note_burst()
+        if self._cadence.note():  # events flow from now on: the next pass within the flowing bound
+            self._pass_within(self.opt.reconcile_interval)
         await self._deliver(event, occurred, "live")
 
     def _validate(self, data: dict[str, Any]) -> Any:
@@ -215,7 +245,7 @@ class _Engine(StreamEngine):
         if count == _BURST:
             # Prefect's server may be dropping for us: look now, and keep looking often
             # while it persists the rest, rather than every reconcile_interval.
-            self._heat()
+            self._cadence.heat(_HOT_FOR)
             self._wake_reader()
 
     async def _deliver(self, event: Any, occurred: int, how: str) -> None:
@@ -227,11 +257,14 @@ class _Engine(StreamEngine):
             self._newest_us = occurred
         self._changed()
         await self.outbox.put(event)
+        if self.outbox.waits != self._outbox_waits:
+            # The consumer held us back: the socket was not read meanwhile, and Prefect's
+            # server drops for a subscriber whose queue is full. Look now, and often.
+            self._outbox_waits = self.outbox.waits
+            self._cadence.heat(_HOT_FOR)
+            self._wake_reader()
 
     # ------------------------------------------------------- reconciliation
-    def _heat(self) -> None:
-        self._hot_until = time.monotonic() + _HOT_FOR
-
     def _set_recovering(self, value: bool) -> None:
         self._recovering = value
         self._changed()
@@ -255,13 +288,16 @@ class _Engine(StreamEngine):
             self.ledger.add(event_id, occurred, time.monotonic(), confirmed=True)
             self.c_reconciled += 1
             delivered += 1
+            if _now_us() - occurred < self.opt.idle_interval * 1e6:
+                self._cadence.note()  # a recent event (not history read back): events flow
             await self._deliver(event, occurred, "reconciled")
         return delivered
 
     def _read_interval(self) -> float:
-        if time.monotonic() < self._hot_until:
-            return min(_QUICK_INTERVAL, self.opt.reconcile_interval)
-        return self.opt.reconcile_interval
+        interval = self._cadence.interval()
+        if self._socket_lost():
+            interval = min(interval, self.opt.reconcile_interval)  # REST is all there is
+        return interval
 
     def _before_pass(self) -> None:
         self._pass_catch_up, self._catch_up_pending = self._catch_up_pending, False
@@ -282,7 +318,7 @@ class _Engine(StreamEngine):
         recovered = await self._reconciler.run_pass(self._floor_us, started)
         self._pass_done(started)
         if recovered:
-            self._heat()
+            self._cadence.heat(_HOT_FOR)
 
     def _pass_done(self, started_us: int) -> None:
         """A pass over [floor, started] succeeded: move the floor and forget what is below it."""

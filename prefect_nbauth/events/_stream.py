@@ -19,6 +19,7 @@ from .._streaming import (
     check_backoff,
     check_count,
     check_seconds,
+    resolve_idle_interval,
 )
 from ._engine import EventStreamState, EventStreamStats, _Engine, _Options
 from ._filter import build_filter
@@ -52,6 +53,7 @@ def stream_events(
     related: str | Sequence[str] | None = None,
     since: datetime | None = None,
     reconcile_interval: float = 5.0,
+    idle_interval: float | None = None,
     lookback: float = 300.0,
     filter: Any = None,
     credential_wait: float = 60.0,
@@ -84,26 +86,26 @@ def stream_events(
     server persists, that matches the filter and whose ``occurred`` is at or
     after ``since``, is delivered exactly once, provided it is persisted within
     ``lookback`` seconds (default 300) of its ``occurred`` time, or the server
-    was unreachable in between. This holds across events Prefect's server
-    drops (its queue holds 256 per subscriber), reconnects, a server restart
-    and token rotation. Missed events are read back from ``POST
-    /events/filter`` after every (re)connect, every ``reconcile_interval``
-    seconds (default 5) and at once after a burst; ``event.delivery`` is
-    ``"live"`` or ``"reconciled"``, ``event.late`` marks one delivered after
-    a later one. docs/events.md has the whole contract: latency, order, what
-    is not covered, memory (``max_tracked``, ``buffer``).
+    was unreachable in between; across events Prefect's server drops (its
+    queue holds 256 per subscriber), reconnects, a server restart and token
+    rotation. Missed events are read back from ``POST /events/filter`` at a
+    (re)connect, after a burst, every ``reconcile_interval`` seconds (5) while
+    events flow, else every ``idle_interval`` (30, or ``reconcile_interval``
+    if longer): an event the websocket never carries arrives that long
+    (``stats.late_bound``), plus one read, after the server can return it;
+    ``event.delivery`` is ``"live"`` or ``"reconciled"``. See docs/events.md.
 
-    The credential in force is taken anew on every (re)connect; an auth
-    rejection costs one refresh, then up to ``credential_wait`` seconds for a
-    new ``login()``, then ``AuthenticationError``. ``stream.state`` is a
-    :class:`EventStreamState`, ``stream.stats`` a :class:`EventStreamStats`; the stream
+    The credential in force is taken anew on every (re)connect; a rejection
+    costs one refresh, then up to ``credential_wait`` seconds for a new
+    ``login()``, then ``AuthenticationError``. ``stream.state``: an
+    :class:`EventStreamState`, ``stream.stats``: an :class:`EventStreamStats`. It
     reconnects for ever with ``backoff`` (a zero-argument callable returning
-    an iterator of delays; jittered, capped at 5 s by default) and ends when
-    closed or on an error kept in ``stream.error`` and raised by the iterator.
-    Raises ``ConfigurationError`` at once for a malformed filter, bad options,
-    or no Prefect API URL in force.
+    delays; jittered, capped at 5 s by default) and ends when closed or on an
+    error (``stream.error``, raised by the iterator). ``ConfigurationError``
+    at once for bad input or no API URL in force.
     """
     reconcile_interval = check_seconds("reconcile_interval", reconcile_interval, minimum=0.01)
+    idle_interval = resolve_idle_interval(idle_interval, reconcile_interval)
     lookback = check_seconds("lookback", lookback, minimum=1.0)
     if lookback <= reconcile_interval:
         raise ConfigurationError(
@@ -120,6 +122,6 @@ def stream_events(
     options = _Options(
         reconcile_interval=reconcile_interval, lookback=lookback, credential_wait=credential_wait,
         buffer=buffer, max_tracked=max_tracked, backoff=backoff_factory,
-        ghost_after=max(60.0, 4 * reconcile_interval),
+        ghost_after=max(60.0, 4 * reconcile_interval), idle_interval=idle_interval,
     )
     return EventStream(_Engine(sfilter, api_url, options))

@@ -10,7 +10,7 @@ timestamp of the last one; logs already delivered are recognised by id. A full
 page of one single timestamp cannot move the keyset; it is paged through by
 offset within that timestamp.
 
-:class:`RestLogs` is the shared :class:`~prefect_nbauth._streaming._rest.RestReader`
+:class:`RestLogs` is the shared :class:`~prefect_nbauth._streaming._reader.RestReader`
 (the stream's credential, one refresh per rejection) with the log pages on top.
 """
 
@@ -36,6 +36,7 @@ class RestLogs(RestReader):
     """``/logs/filter`` (and ``/admin/settings``) reads with the stream's credential."""
 
     filter_path = "/logs/filter"
+    auth_paths = ("/flow_runs/filter", "/task_runs/filter")  # run states (see ._runs)
     what = "log"
 
     async def page(self, filter_body: dict[str, Any], offset: int = 0) -> list[dict[str, Any]]:

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .._boundary import public
 from .._exceptions import ConfigurationError
-from .._streaming import Stream, api_url_to_stream, check_backoff, check_count, check_seconds
+from .._streaming import (
+    Stream,
+    api_url_to_stream,
+    check_backoff,
+    check_count,
+    check_seconds,
+    resolve_idle_interval,
+)
 from ._engine import LogStreamState, LogStreamStats, _LogEngine, _Options
 from ._filter import build_log_filter
 
@@ -50,6 +57,7 @@ def stream_logs(
     text: str | None = None,
     poll_interval: float = 1.0,
     reconcile_interval: float = 5.0,
+    idle_interval: float | None = None,
     lookback: float = 120.0,
     settle: float = 3.0,
     credential_wait: float = 60.0,
@@ -78,30 +86,32 @@ def stream_logs(
     **Delivery contract.** While the stream runs, every log the server
     persists that matches the filter, with a timestamp at or after ``since``, is
     delivered exactly once (deduplicated by id), provided it is persisted within
-    ``lookback`` seconds (default 120) of its timestamp. This holds across the
-    logs Prefect's websocket drops (a queue of 256 per subscriber), websocket
-    cuts, server restarts and token rotation, and on servers without live
-    logs (Prefect's default), where the stream polls.
+    ``lookback`` seconds (default 120) of its timestamp; across the logs
+    Prefect's websocket drops (a queue of 256 per subscriber), websocket cuts,
+    server restarts, token rotation, and servers without live logs (Prefect's
+    default). docs/logs.md has the whole contract.
 
-    - *Order.* Logs are delivered in timestamp order as the server has them. A
-      log persisted more than ``settle`` seconds (default 3) after a later one
-      of the same flow run (a task in another process with a clock behind)
-      comes later, with ``log.late == True``. ``log.delivery`` is ``"live"``
-      (the websocket announced it) or ``"reconciled"``.
-    - *Latency.* A live frame triggers one REST read at once; without live logs
-      the delay is up to ``poll_interval`` seconds (default 1).
+    - *Order.* In timestamp order as the server has them; a log persisted more
+      than ``settle`` seconds (3) after a later one of its flow run comes later,
+      ``log.late == True``. ``log.delivery``: ``"live"`` or ``"reconciled"``.
+    - *Latency.* With live logs on, a line comes at the socket's speed when
+      the socket is known to be in order (else after a REST read). Without
+      them the stream reads REST every ``poll_interval`` (1 s) while a run it
+      follows is active (Prefect's events websocket says when), else as below.
+    - *How late.* A log the websocket never carries comes ``stats.late_bound``
+      (plus one read) after REST has it: ``poll_interval`` as above, else
+      ``reconcile_interval`` (5 s) while logs flow, else ``idle_interval`` (30 s).
     - *Secrets.* The credential in force is masked in every message delivered.
 
-    ``stream.state`` is a :class:`LogStreamState` (connecting, connected,
-    polling, reconnecting, reconciling, stopped); ``stream.stats`` a
-    :class:`LogStreamStats`. Authentication is as in :func:`stream_events`:
-    the credential in force, taken anew on every (re)connect and read; on a
-    rejection one refresh, then up to ``credential_wait`` seconds for a new
-    login, then ``AuthenticationError``. Raises ``ConfigurationError`` at once
-    for bad input or no Prefect API URL in force.
+    ``stream.state`` is a :class:`LogStreamState`, ``stream.stats`` a
+    :class:`LogStreamStats`. Authentication is :func:`stream_events`'s (the
+    credential in force on every (re)connect and read; one refresh, then up to
+    ``credential_wait`` seconds for a new login, then ``AuthenticationError``).
+    Raises ``ConfigurationError`` at once for bad input or no API URL in force.
     """
     poll_interval = check_seconds("poll_interval", poll_interval, minimum=0.05)
     reconcile_interval = check_seconds("reconcile_interval", reconcile_interval, minimum=0.05)
+    idle_interval = resolve_idle_interval(idle_interval, reconcile_interval)
     lookback = check_seconds("lookback", lookback, minimum=1.0)
     settle = check_seconds("settle", settle, allow_zero=True)
     if lookback <= settle:
@@ -115,5 +125,6 @@ def stream_logs(
     options = _Options(
         poll_interval=poll_interval, reconcile_interval=reconcile_interval, lookback=lookback,
         settle=settle, credential_wait=credential_wait, buffer=buffer, backoff=backoff_factory,
+        idle_interval=idle_interval,
     )
     return LogStream(_LogEngine(sfilter, api_url, options))

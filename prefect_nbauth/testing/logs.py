@@ -1,7 +1,8 @@
 """Flow runs that log, in a separate process, for tests and benchmarks of log streams.
 
 * :func:`create_run` creates a flow run (Pending) over REST, so a test can subscribe
-  to its logs before it starts;
+  to its logs before it starts; :func:`set_run_state` moves it (the server emits the
+  state-change event, as for a run on a worker);
 * :class:`FlowProcess` runs it in a separate process, as a worker would
   (``python -m prefect.flow_engine .../_log_flows.py:burst``: ``lines`` lines at full
   speed, optional task runs, a failure or a secret logged on request);
@@ -23,7 +24,8 @@ import httpx
 
 from ._server import isolated_env
 
-__all__ = ["FLOWS", "FlowProcess", "LOGS_ON", "create_run", "line_numbers", "persisted_logs", "post_logs"]
+__all__ = ["FLOWS", "FlowProcess", "LOGS_ON", "create_run", "line_numbers", "persisted_logs", "post_logs",
+           "set_run_state"]
 
 # The flow file FlowProcess runs (Prefect loads an entrypoint by path: it ships in this package).
 FLOWS = Path(__file__).resolve().parent / "_log_flows.py"
@@ -50,12 +52,19 @@ def _post(client: httpx.Client, path: str, body: dict[str, Any], attempts: int =
     raise AssertionError("unreachable")
 
 
-def create_run(api_url: str, headers: dict[str, str], name: str = "nbauth-log-burst") -> str:
-    """A flow run of a new flow ``name``, Pending: subscribe to its logs, then start it."""
+def create_run(api_url: str, headers: dict[str, str], name: str = "nbauth-log-burst",
+               state: str = "PENDING") -> str:
+    """A flow run of a new flow ``name``, Pending (or ``state``): subscribe to its logs, then start it."""
     with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
         flow = _post(client, "/flows/", {"name": name})
-        run = _post(client, "/flow_runs/", {"flow_id": flow["id"], "state": {"type": "PENDING"}})
+        run = _post(client, "/flow_runs/", {"flow_id": flow["id"], "state": {"type": state}})
         return str(run["id"])
+
+
+def set_run_state(api_url: str, headers: dict[str, str], run_id: str, state: str) -> None:
+    """Force a flow run into ``state`` (``RUNNING``, ``COMPLETED``...); the server emits its event."""
+    with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
+        _post(client, f"/flow_runs/{run_id}/set_state", {"state": {"type": state}, "force": True})
 
 
 class FlowProcess:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +27,13 @@ from prefect_nbauth.events._stream import stream_events
 from prefect_nbauth.testing import wait_until
 from prefect_nbauth.testing._server import PrefectServer
 from prefect_nbauth.testing.cut_proxy import CutProxy
-from prefect_nbauth.testing.events import Collector, SteadyEmitter, emit_events, persisted_ids_settled
+from prefect_nbauth.testing.events import (
+    Collector,
+    SteadyEmitter,
+    emit_events,
+    persisted_events,
+    persisted_ids_settled,
+)
 
 pytestmark = pytest.mark.server
 
@@ -233,6 +240,90 @@ def test_filters_reach_server_and_live_path_alike(events_server, login):
     for key, collector in streams.items():
         assert set(collector.ids()) == expected[key], key
         assert collector.duplicates() == {}
+
+
+def _reads(proxy: CutProxy, path: str) -> int:
+    return sum(1 for _, where in proxy.requests if where.split("?")[0].endswith(path))
+
+
+def _record_passes(engine, counter: str) -> dict[str, int]:
+    """Which pass (1, 2, ...) delivered each reconciled item, recorded on the stream's own loop.
+
+    (Test introspection: the consumer may see an item after the pass that delivered it ended.)
+    """
+    delivered_by: dict[str, int] = {}
+    deliver = engine._deliver
+
+    async def recording(item, *args):
+        if args[-1] == "reconciled":
+            delivered_by[str(getattr(item, "id", item))] = getattr(engine, counter) + 1
+        await deliver(item, *args)
+
+    engine._deliver = recording
+    return delivered_by
+
+
+def _persisted(server, event_id: str, name: str) -> bool:
+    return event_id in {e["id"] for e in persisted_events(server.api_url, server.auth_headers(), name)}
+
+
+def test_idle_stream_asks_once_per_idle_interval_and_an_event_the_socket_never_carries_comes_by_the_next_pass(
+        events_server, login):
+    """Issue 24: the cost of an idle stream and the late-delivery bound, on a real server.
+
+    The proxy leaves out every websocket frame that carries the marker: those events reach
+    the server (and REST) but never the stream's socket, like an event published on another
+    replica's in-memory broker. The bound is proved in two halves: passes are never further
+    apart than the bound in force (tests/unit/test_events.py, the schedule), and such an
+    event is delivered by the first pass that begins after REST can return it (here).
+    """
+    name = _name()
+    marker = "never-on-the-socket"
+    idle, flowing = 2.0, 0.5
+    with CutProxy(events_server.port, drop=marker.encode()) as proxy:
+        login(proxy.url(events_server.api_url), AUTH_STRING)
+        collector = Collector()
+        stream = stream_events(prefix=name, reconcile_interval=flowing, idle_interval=idle)
+        delivered_by = _record_passes(stream._engine, "c_passes")
+        handle = stream.run_in_background(collector.add, collector.on_change)
+        try:
+            wait_until(lambda: stream.state.value == "connected" and stream.stats.passes >= 1, 30,
+                       what="the stream to connect")
+            # Idle: one small count per pass, passes at least idle_interval apart.
+            passes, reads, started = stream.stats.passes, _reads(proxy, "/events/filter"), time.monotonic()
+            wait_until(lambda: stream.stats.passes >= passes + 3, 60, what="three idle passes")
+            elapsed = time.monotonic() - started
+            idle_passes, idle_reads = stream.stats.passes - passes, _reads(proxy, "/events/filter") - reads
+            idle_bound = stream.stats.late_bound
+
+            def never_carried(label: str) -> tuple[str, int]:
+                """Emit one event the socket never carries; the passes completed when REST showed it."""
+                (event_id,) = emit_events(events_server.api_url, AUTH_STRING, name + f"{label}.{marker}", 1)
+                wait_until(lambda: _persisted(events_server, event_id, name), 60, interval=0.05,
+                           what="the server to persist it")
+                return event_id, stream.stats.passes
+
+            quiet_id, quiet_passes = never_carried("idle")
+            collector.wait_ids([quiet_id], 60)
+            # Flowing: live events around another one the socket never carries.
+            ids = emit_events(events_server.api_url, AUTH_STRING, name + "live", 20)
+            collector.wait_ids(ids[:1], 30)
+            flowing_bound = stream.stats.late_bound
+            busy_id, busy_passes = never_carried("busy")
+            ids += emit_events(events_server.api_url, AUTH_STRING, name + "live", 20)
+            collector.wait_ids(ids + [busy_id], 60)
+            stats = stream.stats
+        finally:
+            handle.stop()
+    assert idle_reads == idle_passes and idle_passes <= elapsed / idle + 1, (idle_reads, idle_passes, elapsed)
+    assert (idle_bound, flowing_bound) == (idle, flowing)
+    assert proxy.dropped == 2
+    by_id = {str(e.id): e for e in collector.events}
+    for event_id, passes_when_visible in ((quiet_id, quiet_passes), (busy_id, busy_passes)):
+        assert by_id[event_id].delivery == "reconciled"
+        # Delivered by the pass running when REST showed it, or else by the next one.
+        assert delivered_by[event_id] <= passes_when_visible + 2, (delivered_by[event_id], passes_when_visible)
+    assert collector.duplicates() == {} and stats.live == 40 and stream.error is None
 
 
 ROTATION_SCENARIO = """

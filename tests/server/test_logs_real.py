@@ -14,6 +14,7 @@ server for the restart test. Tests share flow runs where they can: a flow proces
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,15 @@ from prefect_nbauth.testing import wait_until
 from prefect_nbauth.testing._server import PrefectServer
 from prefect_nbauth.testing.cut_proxy import CutProxy
 from prefect_nbauth.testing.events import Collector
-from prefect_nbauth.testing.logs import LOGS_ON, FlowProcess, create_run, line_numbers, persisted_logs, post_logs
+from prefect_nbauth.testing.logs import (
+    LOGS_ON,
+    FlowProcess,
+    create_run,
+    line_numbers,
+    persisted_logs,
+    post_logs,
+    set_run_state,
+)
 
 # A flow run in a fresh interpreter takes 10-60 s on a busy 2-core machine: more than the
 # suite-wide 300 s for a fixture that starts a server, a kernel and two of them.
@@ -141,6 +150,118 @@ def test_default_server_has_no_live_logs_and_the_stream_polls(auth_server, login
     assert stats.live_socket is False and stats.live == 0
     assert "polling" in collector.states and "connected" not in collector.states
     assert "STREAM_OUT_ENABLED" in (stats.last_error or "")
+
+
+def _reads(proxy: CutProxy, path: str = "/logs/filter") -> int:
+    return sum(1 for _, where in proxy.requests if where.split("?")[0].endswith(path))
+
+
+def _record_reads(engine) -> dict[str, int]:
+    """Which read (1, 2, ...) delivered each log REST brought, recorded on the stream's own loop.
+
+    (Test introspection: the consumer may see a log after the read that delivered it ended.)
+    """
+    delivered_by: dict[str, int] = {}
+    deliver = engine._deliver
+
+    async def recording(log_id, stamp, raw, how):
+        if how == "reconciled":
+            delivered_by[str(log_id)] = engine.c_reads + 1
+        await deliver(log_id, stamp, raw, how)
+
+    engine._deliver = recording
+    return delivered_by
+
+
+def _post_one(server: PrefectServer, run_id: str, message: str, stream) -> int:
+    """Post one log (committed, so REST returns it, when the POST returns); the reads done by then."""
+    post_logs(server.api_url, server.auth_headers(), run_id, [message])
+    reads: int = stream.stats.reads
+    return reads
+
+
+def test_without_live_logs_the_stream_reads_fast_only_while_a_run_it_follows_is_active(auth_server, login):
+    """Issue 24 on a default server (no /logs/out): idle reads once per idle_interval; Prefect's
+    events socket says when the run is active, and then it reads every poll_interval; a log no
+    state change announced comes by the next read (the late-delivery bound, as for events)."""
+    idle, flowing, poll = 2.0, 1.0, 0.2
+    with CutProxy(auth_server.port) as proxy:
+        login(proxy.url(auth_server.api_url))
+        run_id = create_run(auth_server.api_url, auth_server.auth_headers(), state="SCHEDULED")
+        collector = Collector()
+        stream = nb.stream_logs(flow_run_id=run_id, poll_interval=poll, reconcile_interval=flowing,
+                                idle_interval=idle)
+        delivered_by = _record_reads(stream._engine)
+        handle = stream.run_in_background(collector.add, collector.on_change)
+        try:
+            wait_until(lambda: stream.state.value == "polling" and stream.stats.connected_since is not None, 60,
+                       what="the stream to poll, its events socket up")
+            reads, requests, started = stream.stats.reads, _reads(proxy), time.monotonic()
+            wait_until(lambda: stream.stats.reads >= reads + 3, 60, what="three idle reads")
+            elapsed = time.monotonic() - started
+            idle_reads, idle_requests = stream.stats.reads - reads, _reads(proxy) - requests
+            idle_state = (stream.stats.active_runs, stream.stats.late_bound)
+
+            quiet_reads = _post_one(auth_server, run_id, "a line no state change announced", stream)
+            collector.wait_for(lambda c: len(c.events) == 1, 60, "the quiet line")
+            set_run_state(auth_server.api_url, auth_server.auth_headers(), run_id, "RUNNING")
+            wait_until(lambda: stream.stats.active_runs == 1, 60, what="the events socket to say it runs")
+            running_bound = stream.stats.late_bound
+            _post_one(auth_server, run_id, "a line while it runs", stream)
+            collector.wait_for(lambda c: len(c.events) == 2, 60, "the running line")
+            set_run_state(auth_server.api_url, auth_server.auth_headers(), run_id, "COMPLETED")
+            wait_until(lambda: stream.stats.active_runs == 0, 60, what="the events socket to say it ended")
+            ended_bound = stream.stats.late_bound  # still fast: its last log batches follow
+            stats = stream.stats
+        finally:
+            handle.stop()
+    assert idle_requests == idle_reads and idle_reads <= elapsed / idle + 1, (idle_requests, idle_reads, elapsed)
+    assert idle_state == (0, idle) and running_bound == poll and ended_bound == poll
+    assert proxy.upgrades == ["/api/events/out"]  # run states, not /logs/out
+    first = collector.events[0]
+    assert first.delivery == "reconciled" and delivered_by[str(first.id)] <= quiet_reads + 2
+    assert [log.message for log in collector.events] == ["a line no state change announced", "a line while it runs"]
+    assert stats.live_socket is False and stream.error is None
+
+
+def test_live_lines_come_at_the_sockets_speed_and_rest_fills_in_what_it_never_carried(live_server, login):
+    """With /logs/out on: lines in order are delivered as the socket brings them, not one REST read
+    each (the old doorbell); a line the socket never carries (the proxy leaves its frame out) comes
+    by the next read, which REST does every reconcile_interval while logs flow."""
+    marker = "never-on-the-socket"
+    flowing, idle, lines = 5.0, 10.0, 30
+    with CutProxy(live_server.port, socket_path="/logs/out", drop=marker.encode()) as proxy:
+        login(proxy.url(live_server.api_url))
+        run_id = create_run(live_server.api_url, live_server.auth_headers())
+        collector = Collector()
+        stream = nb.stream_logs(flow_run_id=run_id, reconcile_interval=flowing, idle_interval=idle)
+        delivered_by = _record_reads(stream._engine)
+        handle = stream.run_in_background(collector.add, collector.on_change)
+        try:
+            wait_until(lambda: stream.state.value == "connected", 60, what="the stream to connect")
+            _post_one(live_server, run_id, "line 00000", stream)  # in sync after the read it causes
+            collector.wait_for(lambda c: len(c.events) == 1, 60, "the first line")
+            wait_until(lambda: stream._engine._gate.synced, 60, what="a read to put the socket in sync")
+            requests, started = _reads(proxy), time.monotonic()
+            for n in range(1, lines):
+                _post_one(live_server, run_id, f"line {n:05d}", stream)
+            collector.wait_for(lambda c: len(c.events) == lines, 60, "the steady lines")
+            elapsed = time.monotonic() - started
+            steady_requests = _reads(proxy) - requests
+            dropped_reads = _post_one(live_server, run_id, f"line {marker} {lines:05d}", stream)
+            collector.wait_for(lambda c: len(c.events) == lines + 1, 60, "the line the socket never carried")
+            stats = stream.stats
+        finally:
+            handle.stop()
+    steady = collector.events[1:lines]
+    assert all(log.delivery == "live" for log in steady)
+    # At most a confirming read (and a lookback read) per reconcile_interval, not one per line.
+    assert steady_requests <= 2 * (elapsed / flowing + 1) < lines - 1, (steady_requests, elapsed)
+    assert line_numbers([log.message for log in collector.events]) == list(range(lines + 1))
+    missed = collector.events[-1]
+    assert proxy.dropped == 1 and missed.delivery == "reconciled" and not missed.late
+    assert delivered_by[str(missed.id)] <= dropped_reads + 2
+    assert collector.duplicates() == {} and stats.late == 0 and stream.error is None
 
 
 def test_server_restart_with_a_new_credential(tmp_path, live_server, login):  # live_server seeds the DB

@@ -644,3 +644,100 @@ def test_sync_iteration_runs_on_a_thread_and_a_stream_runs_once():
             prefect.context.GLOBAL_SETTINGS_CONTEXT = original
     assert got == [e["id"] for e in events]
     assert [str(e.id) for e in collected] == [e["id"] for e in events]
+
+
+# ------------------------------------------------ when a stream asks REST
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cadence_is_quick_when_hot_flowing_while_items_flow_idle_otherwise():
+    from prefect_nbauth._streaming._cadence import QUICK, Cadence
+
+    clock = FakeClock()
+    cadence = Cadence(flowing=5.0, idle=30.0, clock=clock)
+    assert cadence.interval() == cadence.bound() == 30.0  # nothing flowed yet
+    assert cadence.note() is True  # a flow starts: the engine brings the next read forward
+    clock.now = 1.0
+    assert cadence.note() is False  # the same flow
+    assert cadence.interval() == cadence.bound() == 5.0
+    clock.now = 30.9
+    assert cadence.bound() == 5.0  # flowing: an item within the last `idle` seconds
+    clock.now = 31.0
+    assert cadence.bound() == 30.0 and cadence.note() is True
+    cadence.heat(2.0)
+    assert cadence.interval() == QUICK and cadence.bound() == 5.0
+    clock.now = 33.0
+    assert cadence.interval() == 5.0
+
+
+def test_schedule_wakes_brings_forward_never_puts_off_and_waits_out_a_backoff():
+    from prefect_nbauth._streaming._cadence import Schedule
+
+    clock = FakeClock()
+    schedule = Schedule(clock=clock)
+    assert schedule.wait() is None  # nothing scheduled, nothing due
+    schedule.wake()
+    assert schedule.wait() == 0
+    schedule.begin(30.0)
+    schedule.done(30.0)
+    assert schedule.wait() == 30.0
+    assert schedule.within(5.0) and schedule.wait() == 5.0
+    assert not schedule.within(10.0) and schedule.wait() == 5.0  # never put off
+    schedule.begin(5.0)
+    clock.now = 1.0
+    schedule.done(30.0)  # the flow ended during the read: the shorter interval counts
+    assert schedule.wait() == 5.0
+    schedule.begin(5.0)
+    schedule.done(2.0, failed=True)
+    schedule.wake()
+    assert schedule.wait() == 2.0  # a wake-up waits for the backoff
+
+
+@settings(max_examples=50, deadline=None)
+@given(items=st.lists(st.floats(0, 50), max_size=30), heats=st.lists(st.floats(0, 50), max_size=4),
+       durations=st.lists(st.floats(0, 0.4), min_size=1, max_size=20))
+def test_a_read_follows_any_moment_within_the_bound_in_force_then(items, heats, durations):
+    """The late-delivery bound: whatever items come and however long reads take, the first read
+    that begins after a moment t begins by t + bound(t) + (the longest read)."""
+    from prefect_nbauth._streaming._cadence import Cadence, Schedule
+
+    step, flowing, idle = 0.02, 1.0, 5.0
+    clock = FakeClock()
+    cadence = Cadence(flowing=flowing, idle=idle, clock=clock)
+    schedule = Schedule(clock=clock)
+    items, heats = sorted(items), sorted(heats)
+    bounds: list[tuple[float, float]] = []
+    starts: list[float] = []
+    running_until, n = None, 0
+    schedule.wake()
+    while clock.now < 60:
+        while items and items[0] <= clock.now:
+            items.pop(0)
+            if cadence.note():
+                schedule.within(flowing)  # as the engines do when a flow starts
+        while heats and heats[0] <= clock.now:
+            heats.pop(0)
+            cadence.heat(2.0)
+        if running_until is not None and clock.now >= running_until:
+            schedule.done(cadence.interval())
+            running_until = None
+        if running_until is None and schedule.wait() == 0:
+            schedule.begin(cadence.interval())
+            starts.append(clock.now)
+            running_until = clock.now + durations[n % len(durations)]
+            n += 1
+        bounds.append((clock.now, cadence.bound()))
+        clock.now = round(clock.now + step, 6)
+    longest = max(durations)
+    for t, bound in bounds:
+        if t > 50:
+            break
+        first = next(s for s in starts if s > t)
+        assert first <= t + bound + longest + 3 * step, (t, bound, first)  # (steps: the simulation grain)

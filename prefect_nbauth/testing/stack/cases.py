@@ -10,7 +10,9 @@ stopped persisting new ones. The caller must be logged in (``prefect_nbauth.logi
 to the stack's load balancer: Prefect's subscriber uses the settings in force.
 
 Every case returns ``{"emitted", "persisted", "prefect": {"delivered", "duplicates"},
-"ours": {"delivered", "duplicates", "missing", "extra", ...}}``; ``emitted`` counts the
+"ours": {"delivered", "duplicates", "missing", "extra", "late_delivery_max_s", ...}}``;
+``late_delivery_max_s`` is the longest time from the server's receipt of an event (its
+``received``) to our delivery, among those our websocket never carried. ``emitted`` counts the
 events handed to an ``/events/in`` socket, ``persisted`` those the server kept (the
 two differ only when the server loses events it had accepted, e.g. a replica SIGKILLed
 with events in its publisher's batch), and ``ours.missing`` counts persisted events our
@@ -181,6 +183,10 @@ class Sides:
         stats = self.stream.stats
         with self.ours._cond:
             ours_ids = [str(e.id) for e in self.ours.events if e.event.startswith(self.prefix + "e")]
+            # How late the events the websocket never carried came: from the server's receipt
+            # (its persister flush included) to our delivery.
+            late = [self.ours.arrived[str(e.id)] - e.received.timestamp() for e in self.ours.events
+                    if e.delivery == "reconciled" and str(e.id) in persisted]
         counts = Counter(ours_ids)
         return {
             "emitted": len(sent),
@@ -194,6 +200,8 @@ class Sides:
                      "extra": len(set(ours_ids) - persisted),
                      "live": stats.live, "reconciled": stats.reconciled, "reconnects": stats.reconnects,
                      "requests": stats.requests, "passes": stats.passes,
+                     "late_delivery_max_s": round(max(late), 2) if late else None,
+                     "late_bound": stats.late_bound,
                      "error": type(self.stream.error).__name__ if self.stream.error else None},
             "_persisted_ids": persisted,
         }
@@ -350,4 +358,5 @@ def print_figures(label: str, result: dict[str, Any], out: Callable[[str], None]
     out(f"[scale] {label}: emitted {result['emitted']}, persisted {result['persisted']}; "
         f"Prefect's subscriber delivered {prefect['delivered']} (duplicates {prefect['duplicates']}); "
         f"ours delivered {ours['delivered']} (duplicates {ours['duplicates']}, missing {ours['missing']}, "
-        f"live {ours['live']}, reconciled {ours['reconciled']}, reconnects {ours['reconnects']})")
+        f"live {ours['live']}, reconciled {ours['reconciled']}, reconnects {ours['reconnects']}, "
+        f"reconciled ones at most {ours.get('late_delivery_max_s')} s after the server received them)")

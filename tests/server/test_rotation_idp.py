@@ -102,7 +102,7 @@ def test_a_call_starved_past_its_fresh_tokens_expiry_is_refreshed_again(idp, gat
     starved kernel is the one part played: the retry carrying the token fetched for the
     refusal leaves only once the provider says that token is inactive, as a thread
     descheduled between the refresh and the send would. Its age explains the refusal, so it
-    earns one more refresh (the proactive refresh usually has the next token ready by then).
+    earns one more refresh.
     """
     from prefect.client.orchestration import get_client
 
@@ -127,7 +127,9 @@ def test_a_call_starved_past_its_fresh_tokens_expiry_is_refreshed_again(idp, gat
             assert client.hello().status_code == 200
         assert len(starved) == 1, "the retry after the refusal never left"
         assert not idp.introspect(starved[0])["active"]
-        assert token.reasons["HTTP 401"] == 1, token.reasons  # one refresh for the refusal, no storm
+        # The refusal's refresh, and for the aged one at most one more (none when the proactive
+        # refresh already had the next token): no storm.
+        assert token.reasons["HTTP 401"] in (1, 2), token.reasons
     finally:
         nb.logout()
 

@@ -24,7 +24,8 @@ class CredentialKeeper:
     """The stream's view of the credential: current one, one refresh per rejection.
 
     A credential obtained *because* of a rejection is "fresh"; if a fresh one is
-    rejected too, the stream ends with AuthenticationError. When a refresh
+    rejected too, before it came near its expiry, the stream ends with
+    AuthenticationError (the login's rule, :class:`~prefect_nbauth.session.RefusalMemory`). When a refresh
     yields nothing new (a plain auth string that the server no longer accepts),
     it waits up to ``wait`` seconds for one to appear (``prefect_nbauth.login(...)``
     with the new value) before giving up.
@@ -101,7 +102,7 @@ class CredentialKeeper:
             if current.fingerprint == used_print:
                 waited = f" and no new credential appeared within {self.wait:g} s" if self.wait > 0 else ""
                 raise self._fail(how, status_code, f"and a refresh gave no new credential{waited}")
-            self._refusals.refreshed_after_refusal(current.fingerprint)
+            self._refusals.refreshed_after_refusal(current.fingerprint, current.used, refused=used_print)
             self.current = current
             return current
 

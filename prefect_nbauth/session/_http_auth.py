@@ -4,7 +4,8 @@ Prefect fixes a client's ``Authorization`` header when the client is created,
 so a client opened before a token rotation (a running flow's, one held in a
 variable) would keep sending the old token. This Auth instead sets the current
 token on every request, and on HTTP 401 asks for one refresh and retries the
-request once (the httpx auth-flow pattern: ``response = yield request``).
+request (the httpx auth-flow pattern: ``response = yield request``); a retry refused
+in turn is retried again only when the token had aged meanwhile (:mod:`._rotation`).
 
 The flow is written once, as one generator (:meth:`NbAuth._flow`), as httpx's own
 auths are. Refreshing may block (a command, an HTTP call to a token endpoint),
@@ -41,6 +42,10 @@ class _Call:
 
 _Step = Union[httpx.Request, _Call]
 
+#: Retries of one request after a refusal, whatever the rotation says (its own bound is
+#: RefusalMemory.MAX_AGED; this one holds even when that memory has forgotten an entry).
+MAX_RETRIES = 5
+
 
 class NbAuth(httpx.Auth):
     requires_request_body = True  # so a request can be sent a second time after a refresh
@@ -58,23 +63,26 @@ class NbAuth(httpx.Auth):
             yield _Call(rotation.ensure_fresh)
         used = rotation.apply(request)
         response = yield request
-        if response.status_code != 401:
-            rotation.succeeded(used)
-            return
-        if rotation.refused_again(used):  # obtained after a refusal, refused in turn: give up
-            raise AuthenticationError(rotation.rejected_twice_message(), status_code=401)
-        if not (yield _Call(rotation.refresh_after_rejection, (used,))):
-            failure = getattr(rotation, "refresh_failure", None)
-            if failure is not None:
-                # The refresh failed (the person is signed out…): its reason, not a bare 401.
-                raise CredentialProviderError(str(failure))
-            return  # nothing refreshable: Prefect raises its usual 401 error
-        # No response.close() here: httpx reads the rejected response into the
-        # history itself once the flow yields the retry.
-        rotation.apply(request)
-        response = yield request
-        if response.status_code == 401:
-            raise AuthenticationError(rotation.rejected_twice_message(), status_code=401)
+        retries = 0
+        while True:
+            if response.status_code != 401:
+                rotation.succeeded(used)
+                return
+            # Obtained after a refusal and refused in turn before its age explains it: give up
+            # (the rule, and its bound, are _rotation.RefusalMemory's).
+            if retries == MAX_RETRIES or rotation.refused_again(used):
+                raise AuthenticationError(rotation.rejected_twice_message(), status_code=401)
+            retries += 1
+            if not (yield _Call(rotation.refresh_after_rejection, (used,))):
+                failure = getattr(rotation, "refresh_failure", None)
+                if failure is not None:
+                    # The refresh failed (the person is signed out…): its reason, not a bare 401.
+                    raise CredentialProviderError(str(failure))
+                return  # nothing refreshable: Prefect raises its usual 401 error
+            # No response.close() here: httpx reads the rejected response into the
+            # history itself once the flow yields the retry.
+            used = rotation.apply(request)
+            response = yield request
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         flow = self._flow(request)

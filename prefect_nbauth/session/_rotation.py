@@ -10,43 +10,72 @@ refusal the same way, written here once:
   (``RefreshingToken.refresh(stale=…)``: a burst of refusals is one provider fetch,
   and a token someone else already replaced is simply used);
 - **refreshed and refused again** (:class:`RefusalMemory`): a credential obtained
-  *because* of a refusal that is refused in turn is not refreshed a second time.
-  That is not expiry (a provider handing out tokens the server rejects, a 403 for a
-  missing subprotocol), and refreshing on every request would hammer the provider.
+  *because* of a refusal that is refused in turn, before it came near its expiry, is
+  not refreshed a second time. That is not expiry (a provider handing out tokens the
+  server rejects, a 403 for a missing subprotocol), and refreshing on every request
+  would hammer the provider. One refused once it had expired, or within its refresh
+  margin of expiry, was refused for its age (a kernel starved of CPU between the
+  refresh and the request, a 5-second token): that earns a refresh, a few times in a
+  row at most.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Hashable, Mapping
 
 from .._exceptions import CredentialProviderError
 from .._urls import is_under
 from ._http_auth import NbAuth
+from ._refreshing import CLOCK_SKEW
 from ._state import Login, current, lock
 from ._tokens import credential_from
 from .providers import Token
 
-__all__ = ["NB_AUTH", "RefusalMemory", "Rotation", "active_rotation", "refresh_tokens_in_use", "used_key"]
+__all__ = ["NB_AUTH", "RefusalMemory", "Rotation", "active_rotation", "refresh_tokens_in_use", "stale_at_of",
+           "used_key"]
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    """A credential obtained because another was refused (no secret in it)."""
+
+    stale_at: datetime | None  # from then on a refusal is explained by its age (None: it never ages)
+    aged: int  # refusals explained by age in the chain that led to it, since one was last accepted
 
 
 class RefusalMemory:
     """Remembers credentials that were obtained because another was refused.
 
-    ``refused_again(key)`` is True for such a credential: the caller gives up instead of
-    refreshing once more. ``accepted(key)`` forgets it (it worked). Bounded: the oldest
-    entries go first.
+    ``refused_again(key)`` is True for such a credential refused in turn: the caller
+    gives up instead of refreshing once more. Not when the refusal is explained by the
+    credential's age: from ``expires_at`` minus the refresh margin of its earliest
+    expiring token on (``refreshed_after_refusal(key, tokens)``), a refusal earns one
+    more refresh, at most :attr:`MAX_AGED` times in a row, so a provider whose tokens
+    expire before they can be used (or arrive expired) is still given up on, after a
+    handful of fetches. ``accepted(key)`` forgets it (it worked) and ends the chain.
+    Bounded: the oldest entries go first.
     """
+
+    #: Refusals explained by age, in a row, that still earn a refresh.
+    MAX_AGED = 3
 
     def __init__(self, size: int = 32) -> None:
         self._lock = threading.Lock()
-        self._fresh: OrderedDict[Hashable, None] = OrderedDict()
+        self._fresh: OrderedDict[Hashable, _Fresh] = OrderedDict()
         self._size = size
 
-    def refreshed_after_refusal(self, key: Hashable) -> None:
+    def refreshed_after_refusal(self, key: Hashable, tokens: Mapping[str, Token] | None = None, *,
+                                refused: Hashable | None = None) -> None:
+        """``key`` (made of ``tokens``) was obtained because ``refused`` was refused."""
+        stale_at = stale_at_of(tokens or {})
         with self._lock:
-            self._fresh[key] = None
+            before = self._fresh.get(refused) if refused is not None else None
+            self._fresh[key] = _Fresh(stale_at, before.aged + 1 if before is not None else 0)
+            self._fresh.move_to_end(key)
             while len(self._fresh) > self._size:
                 self._fresh.popitem(last=False)
 
@@ -54,9 +83,32 @@ class RefusalMemory:
         with self._lock:
             self._fresh.pop(key, None)
 
-    def refused_again(self, key: Hashable) -> bool:
+    def refused_again(self, key: Hashable, now: datetime | None = None) -> bool:
+        """``key``, obtained because of a refusal, was refused before its age explains it: give up."""
         with self._lock:
-            return key in self._fresh
+            fresh = self._fresh.get(key)
+        if fresh is None:
+            return False
+        aged = fresh.stale_at is not None and (now or datetime.now(timezone.utc)) >= fresh.stale_at
+        return not aged or fresh.aged >= self.MAX_AGED
+
+
+def stale_at_of(tokens: Mapping[str, Token]) -> datetime | None:
+    """When the first of ``tokens`` comes within its refresh margin of expiry; None if none expires.
+
+    The margin is the one the login in force refreshes that token with (a refusal after
+    it is what a proactive refresh exists to avoid); a token of no login, :data:`CLOCK_SKEW`.
+    """
+    login = current()
+    keepers = login.tokens if login is not None else {}
+    times = []
+    for slot, token in tokens.items():
+        keeper = keepers.get(slot)
+        if token.expires_at is None or (keeper is not None and not keeper.provider.refreshable):
+            continue
+        margin = keeper.margin_for(token) if keeper is not None else CLOCK_SKEW
+        times.append(token.expires_at - timedelta(seconds=margin))
+    return min(times, default=None)
 
 
 def used_key(used: Mapping[str, Token]) -> Hashable:
@@ -119,7 +171,8 @@ class Rotation:
             return False
         changed = refresh_tokens_in_use(self.login, used, reason=reason)
         if changed:
-            _REFUSALS.refreshed_after_refusal(used_key({s: t.token for s, t in self.login.tokens.items()}))
+            now_used = {s: t.token for s, t in self.login.tokens.items()}
+            _REFUSALS.refreshed_after_refusal(used_key(now_used), now_used, refused=used_key(used))
         else:  # why nothing changed (a provider failed: the person is signed out…), for the request to say
             self.refresh_failure = next((t.last_error for slot, t in self.login.tokens.items()
                                          if slot in used and t.provider.refreshable and t.last_error), None)
@@ -132,8 +185,9 @@ class Rotation:
         sources = ", ".join(f"the {t.slot} from {t.provider.describe()}"
                             for t in self.login.tokens.values() if t.provider.refreshable)
         return (f"{self.api_url} rejected a freshly refreshed credential (HTTP 401 twice): "
-                f"{sources}. The provider returns tokens the server does not accept; check "
-                "its configuration, then call prefect_nbauth.refresh() or log in again.")
+                f"{sources}. The provider returns tokens the server does not accept (or that expire "
+                "before they reach it); check its configuration, then call prefect_nbauth.refresh() "
+                "or log in again.")
 
 
 #: The login's memory of refused credentials, shared by its HTTP requests and Prefect's sockets.

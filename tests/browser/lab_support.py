@@ -29,6 +29,7 @@ __all__ = [
     "BROWSER_MARKS",
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "MEASURE_JS",
     "JupyterLab",
     "chromium",
     "end_sessions",
@@ -62,6 +63,93 @@ BROWSER_MARKS = [
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+# Measures one output area (only its elements matching the optional second argument);
+# returns {"texts": n, "contrast": [failures], "overflow": [...], "clipped": [...]}.
+MEASURE_JS = r"""
+(root, only) => {
+  const area = root.closest('.jp-OutputArea-output') || root;
+  const parse = (c) => {
+    const m = c && c.match(/rgba?\(([^)]+)\)/);
+    if (!m) return null;
+    const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+  };
+  const over = (top, bottom) => ({r: top.r * top.a + bottom.r * (1 - top.a),
+    g: top.g * top.a + bottom.g * (1 - top.a), b: top.b * top.a + bottom.b * (1 - top.a), a: 1});
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const cs = getComputedStyle(e);
+      const c = parse(cs.backgroundColor);
+      const opacity = Number(cs.opacity);
+      if (c && c.a > 0) { layers.push({...c, a: c.a * opacity}); if (c.a >= 1 && opacity >= 1) break; }
+    }
+    let bg = {r: 255, g: 255, b: 255, a: 1};  // the canvas
+    for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+    return bg;
+  };
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  const visible = (el) => {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) return false;
+    const cs = getComputedStyle(el);
+    return cs.visibility !== 'hidden' && cs.display !== 'none' && el.offsetParent !== null;
+  };
+  const ownText = (el) => {
+    if (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') return el.type === 'password' ? '' : el.value;
+    if (el.tagName === 'STYLE' || el.tagName === 'SCRIPT') return '';
+    return Array.from(el.childNodes).filter((n) => n.nodeType === 3).map((n) => n.textContent).join('').trim();
+  };
+  const describe = (el) => `${el.tagName.toLowerCase()}.${String(el.className).trim().split(/\s+/).slice(0, 3).join('.')}` +
+      ` "${(ownText(el) || '').slice(0, 40)}"`;
+  const areaBox = area.getBoundingClientRect();
+  const out = {texts: 0, contrast: [], overflow: [], clipped: [], width: areaBox.width, lowest: null};
+  for (const el of [area, ...area.querySelectorAll('*')]) {
+    if (!visible(el) || (only && !el.matches(only))) continue;
+    const cs = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    // Overflow: wider than the area, unless a scroll box inside the area holds it.
+    if (box.right > areaBox.right + 1 || box.left < areaBox.left - 1) {
+      let scrolled = false;
+      for (let p = el.parentElement; p && p !== area; p = p.parentElement) {
+        const o = getComputedStyle(p).overflowX;
+        if ((o === 'auto' || o === 'scroll' || o === 'hidden') && p.getBoundingClientRect().right <= areaBox.right + 1) {
+          scrolled = true; break;
+        }
+      }
+      if (!scrolled) out.overflow.push(`${describe(el)} spans ${Math.round(box.left - areaBox.left)}..` +
+                                        `${Math.round(box.right - areaBox.left)} px of ${Math.round(areaBox.width)}`);
+    }
+    const text = ownText(el);
+    if (!text) continue;
+    // Clipped text: needs an ellipsis and a way to see it whole.
+    if (el.tagName !== 'INPUT' && el.tagName !== 'TEXTAREA' && el.scrollWidth > el.clientWidth + 1 &&
+        cs.overflowX !== 'visible') {
+      const whole = (el.title && el.title.length >= text.length - 1) || el.closest('details') !== null;
+      if (cs.textOverflow !== 'ellipsis' || !whole) out.clipped.push(describe(el));
+    }
+    if (el.closest('[disabled], :disabled, .mod-disabled')) continue;  // inactive: exempt (WCAG 1.4.3)
+    out.texts += 1;
+    const fg = parse(cs.color);
+    const bg = background(el);
+    const fgOnBg = over({...fg, a: fg.a * Number(cs.opacity)}, bg);
+    const r = ratio(fgOnBg, bg);
+    const size = parseFloat(cs.fontSize);
+    const bold = Number(cs.fontWeight) >= 700;
+    const needed = (size >= 24 || (size >= 18.66 && bold)) ? 3 : 4.5;
+    if (out.lowest === null || r < out.lowest.ratio) out.lowest = {ratio: Math.round(r * 100) / 100, what: describe(el)};
+    if (r < needed) out.contrast.push(`${describe(el)}: ${r.toFixed(2)}:1 (${cs.color} on ` +
+                                      `rgb(${Math.round(bg.r)},${Math.round(bg.g)},${Math.round(bg.b)}))`);
+  }
+  return out;
+}
+"""
 
 
 def _write_settings(settings_dir: Path) -> None:

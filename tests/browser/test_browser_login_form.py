@@ -58,7 +58,8 @@ pytestmark = [*BROWSER_MARKS, pytest.mark.timeout(900)]
 
 CHOICES = {"Self-hosted server": ("auth-string", ".pnb-auth-string input"),
            "Prefect Cloud": ("api-key", ".pnb-api-key input"),
-           "Gateway headers": ("headers", 'input[placeholder="cf-access-token"]')}
+           "Gateway headers": ("headers", 'input[placeholder="cf-access-token"]'),
+           "Sign in with SSO": ("sso", ".pnb-sso-issuer input")}
 NEWEST_FORM = ("import ipywidgets\nfrom prefect_nbauth.widgets import LoginWidget\n"
                "form = [w for w in list(ipywidgets.widgets.widget._instances.values())\n"
                "        if isinstance(w, LoginWidget)][-1]\n")
@@ -150,7 +151,7 @@ def test_after_a_reload_every_choice_of_the_form_answers(form_lab: JupyterLab) -
             bar = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".lm-TabBar").first
             report["plain Tab bar listeners after the reload"] = _listeners(page, cdp, bar.element_handle())
 
-            for label in ("Prefect Cloud", "Gateway headers", "Self-hosted server"):
+            for label in ("Prefect Cloud", "Gateway headers", "Sign in with SSO", "Self-hosted server"):
                 key, shown = CHOICES[label]
                 choice = form.get_by_role("tab", name=label)
                 choice.click()

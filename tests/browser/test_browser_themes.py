@@ -33,7 +33,16 @@ from typing import Any
 import nbformat
 import pytest
 from constants import AUTH_STRING
-from lab_support import ARTIFACTS, BROWSER_MARKS, JupyterLab, chromium, end_sessions, new_page, screenshot_on_failure
+from lab_support import (
+    ARTIFACTS,
+    BROWSER_MARKS,
+    MEASURE_JS,
+    JupyterLab,
+    chromium,
+    end_sessions,
+    new_page,
+    screenshot_on_failure,
+)
 from notebook_support import build_notebook
 
 from prefect_nbauth.testing._server import PrefectServer, isolated_env
@@ -50,93 +59,6 @@ FRONT_ENDS = {  # name -> (URL path prefix, JupyterLab theme)
 }
 WIDGETS = {"status": ".prefect-nbauth-status", "events": ".prefect-nbauth-events"}
 SECRET_ENV = "NBAUTH_UX_AUTH_STRING"
-
-# Measures one output area (only its elements matching the optional second argument);
-# returns {"texts": n, "contrast": [failures], "overflow": [...], "clipped": [...]}.
-MEASURE_JS = r"""
-(root, only) => {
-  const area = root.closest('.jp-OutputArea-output') || root;
-  const parse = (c) => {
-    const m = c && c.match(/rgba?\(([^)]+)\)/);
-    if (!m) return null;
-    const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
-    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
-  };
-  const over = (top, bottom) => ({r: top.r * top.a + bottom.r * (1 - top.a),
-    g: top.g * top.a + bottom.g * (1 - top.a), b: top.b * top.a + bottom.b * (1 - top.a), a: 1});
-  const background = (el) => {
-    const layers = [];
-    for (let e = el; e; e = e.parentElement) {
-      const cs = getComputedStyle(e);
-      const c = parse(cs.backgroundColor);
-      const opacity = Number(cs.opacity);
-      if (c && c.a > 0) { layers.push({...c, a: c.a * opacity}); if (c.a >= 1 && opacity >= 1) break; }
-    }
-    let bg = {r: 255, g: 255, b: 255, a: 1};  // the canvas
-    for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
-    return bg;
-  };
-  const lum = (c) => {
-    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
-    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
-  };
-  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
-  const visible = (el) => {
-    const r = el.getBoundingClientRect();
-    if (r.width === 0 || r.height === 0) return false;
-    const cs = getComputedStyle(el);
-    return cs.visibility !== 'hidden' && cs.display !== 'none' && el.offsetParent !== null;
-  };
-  const ownText = (el) => {
-    if (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') return el.type === 'password' ? '' : el.value;
-    if (el.tagName === 'STYLE' || el.tagName === 'SCRIPT') return '';
-    return Array.from(el.childNodes).filter((n) => n.nodeType === 3).map((n) => n.textContent).join('').trim();
-  };
-  const describe = (el) => `${el.tagName.toLowerCase()}.${String(el.className).trim().split(/\s+/).slice(0, 3).join('.')}` +
-      ` "${(ownText(el) || '').slice(0, 40)}"`;
-  const areaBox = area.getBoundingClientRect();
-  const out = {texts: 0, contrast: [], overflow: [], clipped: [], width: areaBox.width, lowest: null};
-  for (const el of [area, ...area.querySelectorAll('*')]) {
-    if (!visible(el) || (only && !el.matches(only))) continue;
-    const cs = getComputedStyle(el);
-    const box = el.getBoundingClientRect();
-    // Overflow: wider than the area, unless a scroll box inside the area holds it.
-    if (box.right > areaBox.right + 1 || box.left < areaBox.left - 1) {
-      let scrolled = false;
-      for (let p = el.parentElement; p && p !== area; p = p.parentElement) {
-        const o = getComputedStyle(p).overflowX;
-        if ((o === 'auto' || o === 'scroll' || o === 'hidden') && p.getBoundingClientRect().right <= areaBox.right + 1) {
-          scrolled = true; break;
-        }
-      }
-      if (!scrolled) out.overflow.push(`${describe(el)} spans ${Math.round(box.left - areaBox.left)}..` +
-                                        `${Math.round(box.right - areaBox.left)} px of ${Math.round(areaBox.width)}`);
-    }
-    const text = ownText(el);
-    if (!text) continue;
-    // Clipped text: needs an ellipsis and a way to see it whole.
-    if (el.tagName !== 'INPUT' && el.tagName !== 'TEXTAREA' && el.scrollWidth > el.clientWidth + 1 &&
-        cs.overflowX !== 'visible') {
-      const whole = (el.title && el.title.length >= text.length - 1) || el.closest('details') !== null;
-      if (cs.textOverflow !== 'ellipsis' || !whole) out.clipped.push(describe(el));
-    }
-    if (el.closest('[disabled], :disabled, .mod-disabled')) continue;  // inactive: exempt (WCAG 1.4.3)
-    out.texts += 1;
-    const fg = parse(cs.color);
-    const bg = background(el);
-    const fgOnBg = over({...fg, a: fg.a * Number(cs.opacity)}, bg);
-    const r = ratio(fgOnBg, bg);
-    const size = parseFloat(cs.fontSize);
-    const bold = Number(cs.fontWeight) >= 700;
-    const needed = (size >= 24 || (size >= 18.66 && bold)) ? 3 : 4.5;
-    if (out.lowest === null || r < out.lowest.ratio) out.lowest = {ratio: Math.round(r * 100) / 100, what: describe(el)};
-    if (r < needed) out.contrast.push(`${describe(el)}: ${r.toFixed(2)}:1 (${cs.color} on ` +
-                                      `rgb(${Math.round(bg.r)},${Math.round(bg.g)},${Math.round(bg.b)}))`);
-  }
-  return out;
-}
-"""
-
 
 def _notebook(api_url: str) -> Any:
     return build_notebook([
@@ -217,10 +139,16 @@ def _drive(page: Any, url: str, name: str, expect: Any) -> dict[str, dict[str, A
     login.locator("input[type=password]").first.fill("nbuser:wrong-password")
     login.locator("button", has_text="Log in").first.click()
     expect(login).to_contain_text("The server refused this credential.", timeout=60_000)
-    expect(login.get_by_role("tab")).to_have_count(3)  # the choices are measured with the rest
+    expect(login.get_by_role("tab")).to_have_count(4)  # the choices are measured with the rest
     results["login"] = _measure(page, LOGIN_AREA, f"theme-{name}-login-refused")
     # The choices on their own (issue 25 item 14), the chosen one and the others.
     results["login-choices"] = login.evaluate(MEASURE_JS, "[role=tab], [role=tab] *")
+    # "Sign in with SSO": its boxes and its note (its link and code: tests/browser/test_browser_sso.py).
+    login.get_by_role("tab", name="Sign in with SSO").click()
+    expect(login.locator(".pnb-sso-issuer input")).to_be_visible()
+    results["login-sso"] = _measure(page, LOGIN_AREA, f"theme-{name}-login-sso")
+    login.get_by_role("tab", name="Self-hosted server").click()  # as it was, for the README picture
+    expect(login.locator(".pnb-auth-string input")).to_be_visible()
 
     _run_cell(page, 2)  # %prefect_login --auth-string-env: the status widget follows
     expect(status.locator(".pnb-mode")).to_have_text("basic", timeout=90_000)
@@ -309,7 +237,8 @@ def measured(auth_server: PrefectServer, tmp_path_factory: pytest.TempPathFactor
     return report
 
 
-CASES = [(fe, w) for fe in FRONT_ENDS for w in ("status-before", "status", "events", "login", "login-choices")]
+CASES = [(fe, w) for fe in FRONT_ENDS
+         for w in ("status-before", "status", "events", "login", "login-choices", "login-sso")]
 
 
 @pytest.mark.parametrize(("front_end", "widget"), CASES, ids=[f"{fe}-{w}" for fe, w in CASES])
@@ -329,7 +258,7 @@ def test_nothing_overflows_its_output_area(measured: dict[str, Any], front_end: 
 
 def test_the_screenshots_are_there(measured: dict[str, Any]) -> None:
     for name in FRONT_ENDS:
-        for shot in ("status-before-login", "login-refused", "status", "events", "page"):
+        for shot in ("status-before-login", "login-refused", "login-sso", "status", "events", "page"):
             path = ARTIFACTS / f"theme-{name}-{shot}.png"
             assert path.stat().st_size > 2_000, path
     assert os.path.getsize(ARTIFACTS / "readme-widgets.png") > 10_000

@@ -369,17 +369,17 @@ def test_a_choice_is_one_entry_label_and_panel_builder(comm_log: list[dict[str, 
     form = LoginWidget(api_url="http://127.0.0.1:9/api",
                        choices=[c for c in entries if c.available()])
     assert form._bar.labels == ["Use my Hub sign-in (alice)", "Self-hosted server", "Prefect Cloud",
-                                "Gateway headers"]
+                                "Gateway headers", "Sign in with SSO"]
     assert form.mode == "hub" and form._stack.selected_index == 0  # first, and the default for this URL
-    assert len(form._stack.children) == 4
+    assert len(form._stack.children) == 5
     type_secret(form.panels["hub"].parts["secret"], "hub-token", enter=True)  # Enter logs in
     assert form.wait(30) and ran == ["hub-token"]
     front_end_update(form._bar, index=2)  # a click on "Prefect Cloud" in the page
     assert form.mode == "api-key" and form._stack.selected_index == 2
     form.close()
     with pytest.raises(ValueError, match="mode must be one of"):
-        LoginWidget(mode="sso")
-    assert [c.key for c in CHOICES] == ["auth-string", "api-key", "headers"]
+        LoginWidget(mode="nowhere")  # not offered here
+    assert [c.key for c in CHOICES] == ["auth-string", "api-key", "headers", "sso"]
 
 
 def test_no_part_of_the_form_waits_for_lumino_to_bind_its_listeners(comm_log: list[dict[str, Any]]) -> None:
@@ -448,7 +448,8 @@ def test_every_free_text_box_refuses_a_pasted_token_and_never_echoes_it(comm_log
             assert leaks(everywhere, token) == [], (key, box.description)
             box.value = "http://127.0.0.1:9/api" if box is form.url_box else ""
             checked += 1
-    assert checked == 4  # the URL box (shared by two panels: checked in each) and two header names
+    # The URL box (shared by three panels: checked in each), two header names, the SSO issuer and client id.
+    assert checked == 7
     form.close()
 
 

@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 from constants import AUTH_STRING
 
+import prefect_nbauth as nb
+from prefect_nbauth.session import current_login
+from prefect_nbauth.testing import wait_until
 from prefect_nbauth.testing.idp import NginxGateway, OidcProvider
 
 pytestmark = pytest.mark.idp
@@ -89,6 +92,46 @@ def test_the_emitter_alone_refreshes_when_its_upgrade_is_refused(idp, gateway, r
     assert_rotation_held(result, rest=False, stream=False)
     assert result["recovered_after_revocation_s"] is not None, result
     assert result["reasons"].get("websocket HTTP 401", 0) == result["reactive_from_revocation"] == 1, result
+
+
+def test_a_call_starved_past_its_fresh_tokens_expiry_is_refreshed_again(idp, gateway):
+    """Under heavy CPU load with 5-second tokens a REST call once failed with "401 twice": the
+    token fetched because of a refusal had expired by the time the retry reached the gateway.
+
+    Real oidc-provider, nginx introspecting every request, Prefect, Prefect's own client. The
+    starved kernel is the one part played: the retry carrying the token fetched for the
+    refusal leaves only once the provider says that token is inactive, as a thread
+    descheduled between the refresh and the send would. Its age explains the refusal, so it
+    earns one more refresh.
+    """
+    from prefect.client.orchestration import get_client
+
+    provider = nb.OAuth2ClientCredentials(idp.token_url, idp.client_id, idp.client_secret)
+    nb.login(gateway.api_url, auth_string=AUTH_STRING, headers={gateway.header: provider})
+    try:
+        login = current_login()
+        assert login is not None
+        token = login.tokens[f"header {gateway.header}"]
+        first = token.token.value.reveal()
+        idp.revoke(first)  # the next request is refused: a refresh for it
+        starved: list[str] = []
+
+        def starve(request: Any) -> None:
+            value = request.headers.get(gateway.header)
+            if value and value != first and not starved:
+                starved.append(value)
+                wait_until(lambda: not idp.introspect(value)["active"], timeout=60,
+                           what="the token fetched for the refusal to expire")
+
+        with get_client(httpx_settings={"event_hooks": {"request": [starve]}}, sync_client=True) as client:
+            assert client.hello().status_code == 200
+        assert len(starved) == 1, "the retry after the refusal never left"
+        assert not idp.introspect(starved[0])["active"]
+        # The refusal's refresh, and for the aged one at most one more (none when the proactive
+        # refresh already had the next token): no storm.
+        assert token.reasons["HTTP 401"] in (1, 2), token.reasons
+    finally:
+        nb.logout()
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,12 @@ API = "http://prefect.test/api"
 class FakeRotation:
     """The part of session._rotation.Rotation that NbAuth uses; tokens are 't0', 't1', ..."""
 
-    def __init__(self, accepted: set[str], expired: bool = False) -> None:
+    def __init__(self, accepted: set[str], expired: bool = False, forgets: bool = False) -> None:
         self.token = "t0"
         self.accepted = accepted
         self.expired = expired
+        self.forgets = forgets  # never says "refused again" (as if its memory lost every entry)
+        self.fresh: set[str] = set()  # tokens obtained because of a refusal
         self.refresh_threads: list[str] = []
 
     def covers(self, request: httpx.Request) -> bool:
@@ -43,13 +45,14 @@ class FakeRotation:
         pass
 
     def refused_again(self, used: object) -> bool:
-        return False  # the "refused again" memory is the real Rotation's (test_socket_auth.py)
+        # The rule itself (its expiry exception included) is the real Rotation's: test_socket_auth.py.
+        return not self.forgets and used in self.fresh
 
     def refresh_after_rejection(self, used: str) -> bool:
         self.refresh_threads.append(threading.current_thread().name)
-        if used != self.token:
-            return True
-        self.token = f"t{int(self.token[1:]) + 1}"
+        if used == self.token:
+            self.token = f"t{int(self.token[1:]) + 1}"
+        self.fresh.add(self.token)
         return True
 
     def rejected_twice_message(self) -> str:
@@ -92,6 +95,16 @@ def test_a_second_401_raises_authentication_error_sync_and_async() -> None:
         assert seen2 == ["t0", "t1"]
 
     asyncio.run(go())
+
+
+def test_one_request_is_retried_a_bounded_number_of_times_whatever_the_rotation_says() -> None:
+    from prefect_nbauth.session._http_auth import MAX_RETRIES
+
+    rotation, seen = FakeRotation(set(), forgets=True), []
+    with httpx.Client(transport=transport(set(), seen), auth=NbAuth(lambda: rotation)) as client:
+        with pytest.raises(AuthenticationError, match="rejected twice"):
+            client.get(f"{API}/flows")
+    assert len(seen) == 1 + MAX_RETRIES
 
 
 def test_async_flow_refreshes_on_a_worker_thread_never_on_the_loop() -> None:

@@ -133,6 +133,7 @@ class FakeRotation:
 
     def __init__(self, token: RefreshingToken) -> None:
         self.token = token
+        self.fresh: set[int] = set()  # ids of tokens obtained because of a refusal
 
     def covers(self, request: httpx.Request) -> bool:
         return request.url.host == "prefect.test"
@@ -149,7 +150,9 @@ class FakeRotation:
         return {"t": current}
 
     def refresh_after_rejection(self, used: dict[str, Token]) -> bool:
-        return self.token.refresh(stale=used["t"]) is not used["t"]
+        new = self.token.refresh(stale=used["t"])
+        self.fresh.add(id(new))
+        return new is not used["t"]
 
     def rejected_twice_message(self) -> str:
         return "rejected twice"
@@ -157,8 +160,9 @@ class FakeRotation:
     def succeeded(self, used: object) -> None:
         pass
 
-    def refused_again(self, used: object) -> bool:
-        return False  # the "refused again" memory is the real Rotation's (test_socket_auth.py)
+    def refused_again(self, used: dict[str, Token]) -> bool:
+        # The rule itself (its expiry exception included) is the real Rotation's: test_socket_auth.py.
+        return id(used["t"]) in self.fresh
 
 
 def _server(accepted: set[str], seen: list[str]) -> httpx.MockTransport:

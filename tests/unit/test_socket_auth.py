@@ -11,13 +11,20 @@ import asyncio
 import inspect
 from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.frames import Close
 from websockets.http11 import Response
 
+from prefect_nbauth import AuthenticationError
 from prefect_nbauth import _prefect_seam as seam
+from prefect_nbauth._secrets import Secret
 from prefect_nbauth.session._socket_credential import auth_rejection
+from prefect_nbauth.session.providers import Token
+from prefect_nbauth.testing import wait_until
+
+API = "http://127.0.0.1:9/api"
 
 
 def _status(code: int) -> InvalidStatus:
@@ -127,17 +134,19 @@ def test_the_latest_socket_refresh_is_the_one_in_force(unwrapped_seam: None) -> 
 
 
 class _Counting:
-    """A provider issuing token-1, token-2, …: counts how often the login asked it."""
+    """A provider issuing gateway-token-1, gateway-token-2, …, each living ``lifetime`` seconds:
+    counts how often the login asked it."""
 
     def __new__(cls) -> Any:
         from prefect_nbauth import CredentialProvider
 
         class Counting(CredentialProvider):
             calls = 0
+            lifetime = 3600.0
 
             def fetch(self) -> Any:
                 type(self).calls += 1
-                return f"gateway-token-{type(self).calls}", 3600
+                return f"gateway-token-{type(self).calls}", type(self).lifetime
 
         return Counting()
 
@@ -208,3 +217,143 @@ def test_logout_puts_back_exactly_the_settings_in_force_before_the_login(monkeyp
     assert get_current_settings().api.url == url_before
     assert get_current_settings().api.auth_string is None or \
         get_current_settings().api.auth_string.get_secret_value() != "nbuser:logout-restore-CANARY"
+
+
+# ------------------------------- refused again: its age explains it, or it does not (one rule)
+
+
+def _gateway(token: Any, refuse: Any, starved: Any = lambda value: False) -> tuple[httpx.MockTransport, list[str]]:
+    """A gateway in front of the login's API URL: ``refuse(value)`` says which tokens it refuses.
+
+    ``starved(value)``: the request carrying this token reaches the gateway only once the
+    token has expired, as a request from a kernel starved of CPU between the refresh and
+    the send does (the gateway's introspection then says "inactive": refused).
+    """
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        value = request.headers.get("X-Gateway", "")
+        seen.append(value)
+        if starved(value):
+            presented = token.token
+            assert presented.value.reveal() == value
+            wait_until(presented.expired, timeout=30, what="the presented token to expire")
+            return httpx.Response(401)
+        return httpx.Response(401 if refuse(value) else 200)
+
+    return httpx.MockTransport(handle), seen
+
+
+def test_a_fresh_token_refused_once_it_expired_earns_another_refresh(gateway_login: Any) -> None:
+    """The starved kernel (issue: "401 twice" under load with 5 s tokens): token-1 is refused,
+    token-2 is fetched for it but reaches the gateway only after it expired. Refused for its
+    age, not because the provider hands out bad tokens: one more refresh, and the call works."""
+    from prefect_nbauth.session._rotation import NB_AUTH
+
+    provider, token = gateway_login
+    type(provider).lifetime = 0.5  # the tokens fetched from now on
+    transport, seen = _gateway(token, refuse=lambda v: v == "gateway-token-1",
+                               starved=lambda v: v == "gateway-token-2")
+    with httpx.Client(transport=transport, auth=NB_AUTH) as client:
+        assert client.get(f"{API}/flows").status_code == 200
+    assert seen == ["gateway-token-1", "gateway-token-2", "gateway-token-3"]
+    assert type(provider).calls == 3
+
+
+def test_a_provider_handing_out_rejected_unexpired_tokens_is_given_up_on_at_once(gateway_login: Any) -> None:
+    from prefect_nbauth.session._rotation import NB_AUTH
+
+    provider, token = gateway_login
+    transport, seen = _gateway(token, refuse=lambda v: True)
+    with httpx.Client(transport=transport, auth=NB_AUTH) as client:
+        with pytest.raises(AuthenticationError, match="401 twice"):
+            client.get(f"{API}/flows")
+        for _ in range(5):  # more requests: the refused fresh token is not refreshed again
+            with pytest.raises(AuthenticationError):
+                client.get(f"{API}/flows")
+    assert type(provider).calls == 2  # the login's fetch and one refresh: no storm
+    assert seen == ["gateway-token-1", "gateway-token-2"] + ["gateway-token-2"] * 5
+
+
+def test_tokens_that_always_expire_before_use_are_given_up_on_after_a_few(gateway_login: Any) -> None:
+    """Age explains a refusal only so many times in a row: a provider whose every token
+    expires before it can be used (or arrives expired) costs a handful of fetches, not a storm."""
+    from prefect_nbauth.session._rotation import NB_AUTH, RefusalMemory
+
+    provider, token = gateway_login
+    type(provider).lifetime = 0.2
+    transport, seen = _gateway(token, refuse=lambda v: True, starved=lambda v: v != "gateway-token-1")
+    with httpx.Client(transport=transport, auth=NB_AUTH) as client:
+        with pytest.raises(AuthenticationError, match="401 twice"):
+            client.get(f"{API}/flows")
+    assert type(provider).calls == 2 + RefusalMemory.MAX_AGED  # the login's, the first refresh, the aged ones
+    assert len(seen) == type(provider).calls
+
+
+def test_an_accepted_token_ends_the_chain_of_aged_refusals() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from prefect_nbauth.session._rotation import RefusalMemory
+
+    now = datetime.now(timezone.utc)
+    never = RefusalMemory()
+    never.refreshed_after_refusal("a")  # no token that expires: its age never explains a refusal
+    assert never.refused_again("a", now + timedelta(days=365))
+    memory = RefusalMemory()
+    aged = Token(Secret("x"), expires_at=now + timedelta(seconds=10), obtained_at=now)
+    previous: Any = None
+    for n in range(RefusalMemory.MAX_AGED + 1):
+        memory.refreshed_after_refusal(n, {"s": aged}, refused=previous)
+        assert memory.refused_again(n, now)  # refused long before it expires: give up
+        # Refused after it expired: one more refresh, MAX_AGED times in a row.
+        assert memory.refused_again(n, now + timedelta(seconds=11)) == (n == RefusalMemory.MAX_AGED)
+        previous = n
+    memory.accepted(previous)  # it worked: the chain starts again
+    memory.refreshed_after_refusal("again", {"s": aged}, refused=previous)
+    assert not memory.refused_again("again", now + timedelta(seconds=11))
+
+
+def test_a_socket_refused_after_its_fresh_token_expired_is_refreshed(gateway_login: Any) -> None:
+    """Prefect's sockets follow the same rule (the existing test above: unexpired, given up)."""
+    from prefect_nbauth.session._socket_credential import refresh_after_rejection
+
+    provider, token = gateway_login
+    type(provider).lifetime = 0.5
+    used = {"header X-Gateway": token.token}
+    assert asyncio.run(refresh_after_rejection(_status(401), used)) is True
+    fresh = {"header X-Gateway": token.token}
+    wait_until(fresh["header X-Gateway"].expired, timeout=30, what="the fresh token to expire")
+    assert asyncio.run(refresh_after_rejection(_status(401), fresh)) is True  # its age: one more
+    assert type(provider).calls == 3
+
+
+def test_a_stream_whose_fresh_credential_expired_before_it_was_refused_goes_on(gateway_login: Any) -> None:
+    """Our streams' keeper: "rejected … right after it was refreshed" only for an unexpired one."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from prefect_nbauth._exceptions import AuthenticationError as StreamAuthError
+    from prefect_nbauth._streaming._credential import CredentialKeeper
+
+    provider, token = gateway_login
+
+    async def scenario() -> list[str]:
+        keeper = CredentialKeeper(API, wait=0, on_wait=lambda text: None)
+        said = []
+        first = await keeper.get()
+        type(provider).lifetime = 0.5
+        fresh = await keeper.rejected(first, "HTTP 401")  # refused: refreshed once
+        wait_until(token.token.expired, timeout=30, what="the fresh token to expire")
+        type(provider).lifetime = 3600
+        again = await keeper.rejected(fresh, "HTTP 401 from /events/filter")  # its age: refreshed again
+        said.append(again.raw_headers()["X-Gateway"])
+        try:
+            await keeper.rejected(again, "HTTP 401")  # refused long before it ages: the stream ends
+        except StreamAuthError as exc:
+            said.append(str(exc))
+        return said
+
+    with temporary_settings(updates={PREFECT_API_URL: API}):
+        said = asyncio.run(scenario())
+    assert said[0] == "gateway-token-3"
+    assert "right after it was refreshed" in said[1]
+    assert type(provider).calls == 3

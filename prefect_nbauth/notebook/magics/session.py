@@ -109,8 +109,9 @@ class PrefectSessionMagics(Magics):
         """Log this kernel in to Prefect (every client, flow and event stream in it).
 
         Without a credential option it shows the login form (self-hosted auth string,
-        Prefect Cloud API key with a workspace chooser, or gateway headers); in a
-        terminal, or with --no-widget, it prompts with getpass. For scripts and CI:
+        Prefect Cloud API key with a workspace chooser, gateway headers, or Sign in with
+        SSO, filled in from PREFECT_NBAUTH_SSO_ISSUER and PREFECT_NBAUTH_SSO_CLIENT_ID);
+        in a terminal, or with --no-widget, it prompts with getpass. For scripts and CI:
 
             %prefect_login --url http://HOST:4200/api --auth-string-env PREFECT_AUTH
             %prefect_login --api-key-env PREFECT_KEY --workspace acme/prod

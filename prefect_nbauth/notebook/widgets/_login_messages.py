@@ -14,8 +14,13 @@ from ..._exceptions import (
     AuthenticationError,
     ConfigurationError,
     CredentialProviderError,
+    DeviceFlowUnsupportedError,
+    IssuerUnreachableError,
     NotPrefectServerError,
     ServerUnreachableError,
+    SignInDeniedError,
+    SignInError,
+    SignInExpiredError,
 )
 from ..._redaction import redact, scrub_text
 from ..._secrets import Secret
@@ -58,17 +63,18 @@ def has_userinfo(url: str) -> bool:
         return "@" in url
 
 
-def check_url_box(url: str) -> str | None:
-    """Why the URL box cannot be used, or None. Never quotes more than :func:`safe_url`."""
+def check_url_box(url: str, what: str = "The API URL", example: str = "http://127.0.0.1:4200/api") -> str | None:
+    """Why a URL box (``what``: its name in a sentence) cannot be used, or None. Never quotes more
+    than :func:`safe_url`."""
     if has_userinfo(url):
-        return ("The API URL held a user name or password, so it was cleared. Type the URL without "
-                "them (http://host:4200/api) and the credential in its own box.")
+        return (f"{what} held a user name or password, so it was cleared. Type the URL without "
+                f"them ({example}) and the credential in its own box.")
     shown = safe_url(url)
     if not shown:
-        return ("The API URL box did not hold a URL, so it was cleared (it is not shown here, in "
-                "case it was a secret). Type a URL such as http://127.0.0.1:4200/api.")
+        return (f"{what} box did not hold a URL, so it was cleared (it is not shown here, in "
+                f"case it was a secret). Type a URL such as {example}.")
     if not shown.startswith(("http://", "https://")):
-        return f"The API URL must start with http:// or https:// (not {shown})."
+        return f"{what} must start with http:// or https:// (not {shown})."
     return None
 
 
@@ -86,6 +92,16 @@ def scrub(text: str, secrets: list[Secret], url: str) -> str:
 
 def lead(exc: Exception) -> str:
     """One short sentence for a person; the exception's text goes in the details."""
+    if isinstance(exc, IssuerUnreachableError):
+        return "Could not reach your identity provider."
+    if isinstance(exc, DeviceFlowUnsupportedError):
+        return "Your identity provider does not offer the device sign-in to this client."
+    if isinstance(exc, SignInDeniedError):
+        return "The sign-in was declined."
+    if isinstance(exc, SignInExpiredError):
+        return "The code expired before it was approved."
+    if isinstance(exc, SignInError):
+        return "The sign-in did not complete."
     if isinstance(exc, AuthenticationError):
         return "The server refused this credential."
     if isinstance(exc, NotPrefectServerError):

@@ -6,14 +6,15 @@ server that JupyterHub started (``$JUPYTERHUB_USER``, ``$JUPYTERHUB_API_URL`` an
 the access token the Hub keeps for that person goes to the gateway at the API URL, and
 the Hub keeps it fresh (:class:`~prefect_nbauth.JupyterHubToken`,
 :func:`~prefect_nbauth.session.login_with_hub`). :func:`login_choices` is what the form
-offers: this entry, then :data:`~._login_choices.CHOICES`.
+offers: this entry, then :data:`~._login_choices.CHOICES` (those offered first, such as
+a configured SSO sign-in, ahead of the others).
 """
 
 from __future__ import annotations
 
 from ...session import hub_user, login_with_hub, under_jupyterhub
 from ._base import SafeHTML, esc
-from ._login_choices import CHOICES, Attempt, Choice, Form, Panel
+from ._login_choices import CHOICES, Attempt, Choice, Form, Panel, available_choices
 
 __all__ = ["HUB_SIGN_IN", "hub_panel", "login_choices"]
 
@@ -42,9 +43,10 @@ def hub_panel(form: Form) -> Panel:
 
 
 #: "Use my Hub sign-in (alice)": offered under JupyterHub, first, and the default there.
-HUB_SIGN_IN = Choice("hub", _label, hub_panel, available=under_jupyterhub, default_for=_under_hub)
+HUB_SIGN_IN = Choice("hub", _label, hub_panel, available=under_jupyterhub, default_for=_under_hub,
+                     first=under_jupyterhub)
 
 
 def login_choices() -> tuple[Choice, ...]:
     """The choices the form offers in this kernel, in order: the Hub sign-in first (under a Hub)."""
-    return tuple(c for c in (HUB_SIGN_IN, *CHOICES) if c.available())
+    return available_choices((HUB_SIGN_IN, *CHOICES))

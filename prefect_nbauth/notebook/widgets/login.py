@@ -5,7 +5,9 @@ choice. The choices are data: one :class:`~._login_choices.Choice` each in
 :data:`~._login_choices.CHOICES` (a label and a builder of its panel); adding a way
 to log in is adding one entry there (see :mod:`._login_choices`). Today: **Self-hosted
 server** (auth string), **Prefect Cloud** (API key, workspace chooser), **Gateway
-headers** (names and values).
+headers** (names and values), **Sign in with SSO** (the device sign-in at an identity
+provider, its link and code shown in the form; first where an administrator set
+``PREFECT_NBAUTH_SSO_ISSUER``), and under JupyterHub **Use my Hub sign-in** (:mod:`.hub`).
 
 Where a secret could leak from a notebook form, and what this one does:
 
@@ -73,12 +75,14 @@ REQUEST_TIMEOUT = 5.0
 
 class LoginWidget(TextForm, widgets.VBox):
     """A login form: one panel per way to log in (self-hosted auth string, Prefect Cloud
-    API key with a workspace chooser, gateway headers, and any added to ``CHOICES``).
+    API key with a workspace chooser, gateway headers, SSO device sign-in, and any added
+    to ``CHOICES``).
 
     Args:
         api_url: the API URL to fill in (default: the one in force).
         mode: the choice shown first, by key (``"auth-string"``, ``"api-key"``,
-            ``"headers"``; default: the first one meant for the URL, else the first).
+            ``"headers"``, ``"sso"``, ``"hub"``; default: the first one meant for the URL,
+            else the first).
         workspace: the Cloud workspace to use without asking (``"account/workspace"``).
         persist: tick "save to my Prefect profile" (``login(persist=True)``).
         timeout: seconds for each request to the server.
@@ -145,6 +149,7 @@ class LoginWidget(TextForm, widgets.VBox):
         ]
         self.add_class("prefect-nbauth-login")
         self.select(mode)
+        self._button.description = self._panel().action
         self._unsubscribe = subscribe(_weak_listener(self))
 
     # ------------------------------------------------------------------ public
@@ -185,6 +190,8 @@ class LoginWidget(TextForm, widgets.VBox):
                 self._unsubscribe()
             with self.lock:
                 self._cancel_pending()
+            for panel in self.__dict__.get("panels", {}).values():
+                panel.close()  # a sign-in still waiting for the person ends with its form
             stack: list[Any] = [*self.children, *(w for p in self.__dict__.get("panels", {}).values()
                                                   for w in p.children)]
             while stack:
@@ -233,6 +240,8 @@ class LoginWidget(TextForm, widgets.VBox):
 
     def _on_choice(self, change: dict[str, Any]) -> None:
         self._stack.selected_index = change["new"]  # the page's link did it already; without a page, here
+        if self._idle.is_set():
+            self._button.description = self._panel().action
 
     def _on_secret(self, field: SecretInput, enter: bool) -> None:
         """A secret box received a value from the page; Enter submits the form."""
@@ -309,7 +318,7 @@ class LoginWidget(TextForm, widgets.VBox):
 
     def _set_enabled(self, enabled: bool) -> None:
         self._button.disabled = not enabled
-        self._button.description = "Log in" if enabled else "Connecting…"
+        self._button.description = self._panel().action if enabled else "Connecting…"
 
     def _work(self, attempt: Attempt) -> None:
         try:

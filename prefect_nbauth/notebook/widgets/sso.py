@@ -7,19 +7,18 @@ the kernel stays free while the person approves, on this computer or on a phone.
 When they have, the login happens on that worker thread (``login(api_url,
 sso=provider)``), and the widget says who is signed in.
 
-A second sign-in cancels the one still waiting (one sign-in per kernel at a time).
+A second sign-in cancels the one still waiting (one sign-in per kernel at a time:
+:func:`take_turn`, shared with the login form's "Sign in with SSO" choice, which shows
+the same link and code, :func:`prompt_html`, inside the form).
 Nothing secret is ever in the widget's state: the link and the user code are what the
 person must read; the device code, the tokens and the person's password never reach
 the kernel's widgets (the password is typed at the provider, not here).
-
-:func:`sso_choice` is this widget as one entry of the login form's list of choices.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
@@ -28,10 +27,48 @@ from ..._exceptions import PrefectAuthError, SignInCancelledError
 from ...session import AuthStatus, DevicePrompt, DeviceSignIn, PendingSignIn, login
 from ._base import SafeHTML, TextForm, esc, theme_style
 
-__all__ = ["DeviceSignInWidget", "sso_choice"]
+__all__ = ["REPLACED", "SSO_CSS", "DeviceSignInWidget", "SignInTurn", "prompt_html", "take_turn"]
+
+#: Why a sign-in still waiting ended when another one started in the kernel.
+REPLACED = "A newer sign-in in this kernel replaced this one."
+
+
+class SignInTurn:
+    """One device sign-in waiting for the person, whatever shows it; cancellable before its code exists."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: PendingSignIn | None = None
+        self._why: str | None = None
+
+    def hold(self, pending: PendingSignIn) -> None:
+        """The sign-in's code exists now: cancelled at once if this turn already was."""
+        with self._lock:
+            self._pending, why = pending, self._why
+        if why is not None:
+            pending.cancel(why)
+
+    def cancel(self, why: str = "Cancelled: nothing changed.") -> None:
+        """Stop waiting for the person (a no-op once the sign-in ended)."""
+        with self._lock:
+            self._why = self._why or why
+            pending = self._pending
+        if pending is not None:
+            pending.cancel(why)
+
 
 _lock = threading.Lock()
-_waiting: weakref.ReferenceType[DeviceSignInWidget] | None = None  # the sign-in still waiting, if any
+_waiting: weakref.ReferenceType[SignInTurn] | None = None  # the sign-in still waiting, if any
+
+
+def take_turn(turn: SignInTurn) -> None:
+    """Make ``turn`` this kernel's one waiting sign-in; the one before it is cancelled (:data:`REPLACED`)."""
+    global _waiting
+    with _lock:
+        previous = _waiting() if _waiting is not None else None
+        _waiting = weakref.ref(turn)
+    if previous is not None and previous is not turn:
+        previous.cancel(REPLACED)
 
 
 class DeviceSignInWidget(TextForm, widgets.VBox):
@@ -60,6 +97,7 @@ class DeviceSignInWidget(TextForm, widgets.VBox):
         self.status: AuthStatus | None = None
         self.error: Exception | None = None
         self._pending: PendingSignIn | None = None
+        self._turn = SignInTurn()
         self._state = "starting"  # starting, waiting, signing-in, signed-in, failed, cancelled
         self._text = ""
         self._done = threading.Event()
@@ -71,7 +109,7 @@ class DeviceSignInWidget(TextForm, widgets.VBox):
         self._again.add_class("pnb-sso-again")
         self._cancel.on_click(lambda _: self.cancel())
         self._again.on_click(lambda _: self.start())
-        self.children = [theme_style(_SSO_CSS), self._prompt, self._message,
+        self.children = [theme_style(SSO_CSS), self._prompt, self._message,
                          widgets.HBox([self._cancel, self._again])]
         self.add_class("prefect-nbauth-sso")
         self.add_class("pnb-w")
@@ -94,30 +132,25 @@ class DeviceSignInWidget(TextForm, widgets.VBox):
 
     def start(self) -> None:
         """Ask for a new code (cancelling any sign-in still waiting in this kernel)."""
-        global _waiting
-        with _lock:
-            previous = _waiting() if _waiting is not None else None
-            _waiting = weakref.ref(self)
-        if previous is not None and previous is not self:
-            previous.cancel("A newer sign-in in this kernel replaced this one.")
+        self._turn = turn = SignInTurn()
+        self._pending = None
+        take_turn(turn)
         self._done.clear()
         self.error = None
         self._set("starting", "Asking the identity provider for a code…")
-        threading.Thread(target=self._begin, name="prefect-nbauth-sso-start", daemon=True).start()
+        threading.Thread(target=self._begin, args=(turn,), name="prefect-nbauth-sso-start", daemon=True).start()
 
     def cancel(self, why: str = "Cancelled: nothing changed.") -> None:
         """Stop waiting for the person (what the Cancel button does)."""
-        pending = self._pending
-        if self._state in ("signed-in", "cancelled", "failed") or pending is None:
-            return
-        pending.cancel(why)
+        if self._state not in ("signed-in", "cancelled", "failed"):
+            self._turn.cancel(why)
 
     def close(self) -> None:
         self.cancel()
         super().close()
 
     # --------------------------------------------------------------- internals
-    def _begin(self) -> None:
+    def _begin(self, turn: SignInTurn) -> None:
         try:
             pending = self.provider.start()
         except PrefectAuthError as exc:
@@ -125,6 +158,7 @@ class DeviceSignInWidget(TextForm, widgets.VBox):
             return
         self._pending = pending
         self._set("waiting", "Waiting for you to approve… (the kernel stays free: run other cells meanwhile)")
+        turn.hold(pending)  # cancelled while it asked for the code: ends now
         pending.add_done_callback(self._approved_or_not)
 
     def _approved_or_not(self, pending: PendingSignIn) -> None:
@@ -146,18 +180,20 @@ class DeviceSignInWidget(TextForm, widgets.VBox):
         self._done.set()
 
     def _set(self, state: str, text: str) -> None:
-        self._state, self._text = state, text
-        self._render()
+        self._text = text
+        self._render(state)
+        self._state = state  # after the views: whoever waits for a state finds it drawn
 
-    def _render(self) -> None:
+    def _render(self, state: str | None = None) -> None:
+        state = state or self._state
         pending = self._pending
-        waiting = self._state == "waiting" and pending is not None
-        self._prompt.value = _prompt_html(pending.prompt) if waiting and pending is not None else ""
-        kind = {"signed-in": "ok", "failed": "error"}.get(self._state, "info")
+        waiting = state == "waiting" and pending is not None
+        self._prompt.value = prompt_html(pending.prompt) if waiting and pending is not None else ""
+        kind = {"signed-in": "ok", "failed": "error"}.get(state, "info")
         self._message.value = (f'<div class="pnb-w"><div class="pnb-message pnb-{kind} pnb-sso-state" '
-                               f'data-state="{esc(self._state)}">{esc(self._text)}</div></div>')
-        self._cancel.disabled = self._state not in ("starting", "waiting")
-        self._again.layout.display = "" if self._state in ("failed", "cancelled") else "none"
+                               f'data-state="{esc(state)}">{esc(self._text)}</div></div>')
+        self._cancel.disabled = state not in ("starting", "waiting")
+        self._again.layout.display = "" if state in ("failed", "cancelled") else "none"
 
     def text_form(self) -> str:
         pending = self._pending
@@ -168,7 +204,8 @@ class DeviceSignInWidget(TextForm, widgets.VBox):
         return "\n".join(lines)
 
 
-def _prompt_html(prompt: DevicePrompt) -> str:
+def prompt_html(prompt: DevicePrompt) -> str:
+    """The link (clickable, a new tab) and the code to compare, as the widget and the form show them."""
     link = esc(prompt.link)
     return (
         '<div class="pnb-sso pnb-w">'
@@ -180,13 +217,10 @@ def _prompt_html(prompt: DevicePrompt) -> str:
     )
 
 
-def sso_choice(issuer: str, client_id: str, **options: Any) -> tuple[str, Callable[[str], widgets.Widget]]:
-    """The login form's "Sign in with SSO" entry: its title and what builds it for an API URL."""
-    return "Sign in with SSO", lambda api_url: DeviceSignInWidget(api_url, issuer, client_id, **options)
-
-
-_SSO_CSS = (
+SSO_CSS = (
     ".pnb-sso .pnb-sso-code{font-size:1.6em;letter-spacing:.12em;font-weight:600;padding:0 .3em}"
     ".pnb-sso .pnb-sso-link{overflow-wrap:anywhere}"
     ".pnb-sso div{margin:2px 0}"
+    # In the login form: ipywidgets gives an HTML widget an input row's height per line.
+    ".prefect-nbauth-login .pnb-sso-note .widget-html-content{line-height:1.4}"
 )

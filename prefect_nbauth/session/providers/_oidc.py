@@ -37,11 +37,18 @@ def check_issuer(issuer: str) -> str:
     if not isinstance(issuer, str) or not issuer.strip():
         raise ConfigurationError("The issuer must be the identity provider's URL, e.g. https://login.example.com.")
     value = issuer.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if (parts is None or parts.scheme not in ("http", "https") or not host or "@" in parts.netloc
+            or parts.query or parts.fragment or "?" in value or "#" in value):
+        # Not quoted: what was given may be a token pasted in the wrong place, or hold a password.
         raise ConfigurationError(
-            f"The issuer {value!r} is not an http(s) URL without query or fragment "
-            "(e.g. https://login.example.com/realms/team).")
+            "The issuer must be an http(s) URL without a user name, password, query or fragment "
+            "(e.g. https://login.example.com/realms/team); what was given is not shown, in case it "
+            "was a secret.")
     return value
 
 

@@ -197,8 +197,11 @@ class Process:
         assert proc is not None, f"{self.name} was not started"
         if not _exited_unreaped(proc, timeout):
             raise subprocess.TimeoutExpired(self.argv, timeout)
-        self._signal(signal.SIGKILL)
-        return proc.wait()
+        if proc.returncode is None:  # not reaped yet: the group id is still this group's
+            self._signal(signal.SIGKILL)
+        code = proc.wait()
+        forget_at_exit(self)  # nothing left to stop
+        return code
 
     def run(self, timeout: float) -> int:
         """Start, wait for the exit (killed on timeout) and return the exit status."""

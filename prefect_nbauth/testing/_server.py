@@ -5,7 +5,7 @@ SQLite database inside its own ``PREFECT_HOME``. Nothing is mocked: REST, the au
 middleware, websockets (``/api/events/in``, ``/api/events/out``, ``/api/logs/out``) and
 event persistence are Prefect's own code.
 
-Clean-up guarantees:
+Clean-up guarantees (the server is a :class:`~._process.Process`):
 
 * the server runs in its own session / process group; :meth:`PrefectServer.stop` sends
   SIGTERM to the group, then SIGKILL after a grace period;
@@ -13,7 +13,7 @@ Clean-up guarantees:
   that spawned it, even if that process is SIGKILLed (note: the signal fires when the
   *thread* that called ``start()`` exits, so call ``start()`` from a long-lived thread,
   normally the main thread);
-* an ``atexit`` hook stops every server still running.
+* a server still running when the interpreter exits is stopped then.
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ import atexit
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -34,7 +32,8 @@ from typing import Any, Iterator
 import httpx
 
 from .._headers import basic
-from ._process import die_with_parent
+from ._process import Process
+from ._wait import wait_until
 
 __all__ = [
     "PrefectServer",
@@ -81,10 +80,6 @@ FAST_SERVER_ENV: dict[str, str] = {
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
 }
 
-_LIVE: "set[PrefectServer]" = set()
-_LIVE_LOCK = threading.Lock()
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     """A currently free TCP port on ``host`` (bind to port 0 and release it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -103,29 +98,6 @@ def isolated_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PREFECT_")}
     env.update(overrides)
     return env
-
-
-def _wait_exit_no_reap(proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    """True once ``proc`` has exited (left as a zombie, not reaped), False on timeout."""
-    if proc.returncode is not None:
-        return True
-    if hasattr(os, "pidfd_open"):
-        import select
-
-        try:
-            fd = os.pidfd_open(proc.pid)
-        except ProcessLookupError:
-            return True
-        try:
-            # A pidfd becomes readable when the process terminates.
-            return bool(select.select([fd], [], [], timeout)[0])
-        finally:
-            os.close(fd)
-    try:  # pragma: no cover - non-Linux fallback (reaps)
-        proc.wait(timeout=timeout)
-        return True
-    except subprocess.TimeoutExpired:
-        return False
 
 
 def _prefect_command(python: str) -> list[str]:
@@ -200,19 +172,17 @@ class PrefectServer:
         self.log_path = self.home / "server.log"
         self.startup_seconds: float | None = None  # duration of the last start()
         self.use_template_db = True  # seed a NEW home with a pre-migrated database
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: Any = None
+        self._process: Process | None = None
 
     # -- public API ---------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        proc = self._proc
-        return proc is not None and not _wait_exit_no_reap(proc, 0)
+        return self._process is not None and self._process.running
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._process.pid if self._process is not None else None
 
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Basic`` for the current auth string (empty dict if open)."""
@@ -230,6 +200,7 @@ class PrefectServer:
         """Spawn the server and return once ``GET /api/health`` answers 200."""
         if self.running:
             raise RuntimeError(f"server on port {self.port} is already running")
+        self.stop()  # a run that ended by itself: reaped, its group swept
         self.home.mkdir(parents=True, exist_ok=True)
         cmd = _COMMAND_CACHE.get(self.python)
         if cmd is None:
@@ -244,20 +215,8 @@ class PrefectServer:
         if fresh_db and template is not None:
             shutil.copyfile(template, db_path)
             fresh_db = False
-        self._log_file = open(self.log_path, "ab", buffering=0)
-        self._log_file.write(f"\n===== start {time.strftime('%H:%M:%S')} {argv}\n".encode())
-        self._proc = subprocess.Popen(
-            argv,
-            env=self.env(),
-            cwd=str(self.home),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
-        with _LIVE_LOCK:
-            _LIVE.add(self)
+        self._process = Process(f"Prefect server on port {self.port}", argv, env=self.env(), cwd=self.home,
+                                log=self.log_path).start()
         try:
             self._wait_healthy(t0 + timeout)
         except BaseException:
@@ -283,11 +242,13 @@ class PrefectServer:
 
     def stop(self, grace: float = 10) -> None:
         """SIGTERM the process group, wait, SIGKILL after ``grace`` seconds. Idempotent."""
-        self._terminate(signal.SIGTERM, grace)
+        if self._process is not None:
+            self._process.stop(grace)
 
     def kill(self) -> None:
         """SIGKILL the process group immediately and wait for the process to die."""
-        self._terminate(signal.SIGKILL, 0)
+        if self._process is not None:
+            self._process.kill()
 
     def restart(self, *, auth_string: str | None = UNCHANGED, timeout: float = 120) -> None:
         """Stop (if running) and start again on the same port, home and database."""
@@ -317,74 +278,17 @@ class PrefectServer:
     # -- internals ----------------------------------------------------------
 
     def _wait_healthy(self, deadline: float) -> None:
-        assert self._proc is not None
         url = f"{self.api_url}/health"
-        delay = 0.05
         with httpx.Client(timeout=2.0, trust_env=False) as client:
-            while True:
-                if _wait_exit_no_reap(self._proc, 0):
-                    self._signal_group(self._proc, signal.SIGKILL)
-                    rc = self._proc.wait()
-                    raise RuntimeError(
-                        f"Prefect server on port {self.port} exited with {rc} during start-up; "
-                        f"log tail ({self.log_path}):\n{self.log_tail()}"
-                    )
+
+            def healthy() -> bool:
                 try:
-                    if client.get(url).status_code == 200:
-                        return
+                    return client.get(url).status_code == 200
                 except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"Prefect server on port {self.port} not healthy in time; "
-                        f"log tail ({self.log_path}):\n{self.log_tail()}"
-                    )
-                # Block on the process for a short while instead of sleeping blindly:
-                # returns early if it dies.
-                _wait_exit_no_reap(self._proc, delay)
-                delay = min(delay * 1.5, 0.5)
+                    return False
 
-    def _terminate(self, sig: int, grace: float) -> None:
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            # Wait for the leader to exit WITHOUT reaping it, so its pid (= the
-            # process-group id) cannot be recycled before the final group-wide SIGKILL.
-            self._signal_group(proc, sig)
-            if not _wait_exit_no_reap(proc, grace if sig != signal.SIGKILL else 30):
-                self._signal_group(proc, signal.SIGKILL)
-                _wait_exit_no_reap(proc, 30)
-            self._signal_group(proc, signal.SIGKILL)  # sweep any stray children
-            proc.wait(timeout=30)
-        self._proc = None
-        if self._log_file is not None:
-            try:
-                self._log_file.close()
-            finally:
-                self._log_file = None
-        with _LIVE_LOCK:
-            _LIVE.discard(self)
-
-    @staticmethod
-    def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-        # start_new_session=True: the child's pid is its process-group id.
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def stop_all_servers() -> None:
-    """Stop every :class:`PrefectServer` still running in this process."""
-    with _LIVE_LOCK:
-        servers = list(_LIVE)
-    for server in servers:
-        try:
-            server.stop(grace=5)
-        except Exception:  # pragma: no cover - best effort at exit
-            server.kill()
-
-
-atexit.register(stop_all_servers)
+            wait_until(healthy, deadline - time.monotonic(), f"{url} to answer 200", interval=0.5,
+                       process=self._process)
 
 
 def remove_home(home: Path) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from ._process import Process
 from ._server import isolated_env
 
 __all__ = ["FLOWS", "FlowProcess", "LOGS_ON", "create_run", "line_numbers", "persisted_logs", "post_logs",
@@ -68,7 +69,7 @@ def set_run_state(api_url: str, headers: dict[str, str], run_id: str, state: str
 
 
 class FlowProcess:
-    """A flow run executing in its own interpreter, as on a worker."""
+    """A flow run executing in its own interpreter, as on a worker (a :class:`~._process.Process`)."""
 
     def __init__(self, api_url: str, auth_string: str | None, run_id: str, *, lines: int,
                  tasks: int = 0, fail: bool = False, canary: str | None = None) -> None:
@@ -82,27 +83,29 @@ class FlowProcess:
             env["PREFECT_API_AUTH_STRING"] = auth_string
         if canary is not None:
             env["LOG_CANARY"] = canary
-        self._out = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "prefect.flow_engine", f"{FLOWS}:burst"], env=env,
-            stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
+        self._output: str | None = None  # its output's tail, kept when close() removes the home
+        self.process = Process("the flow run", [sys.executable, "-m", "prefect.flow_engine", f"{FLOWS}:burst"],
+                               env=env, log=Path(self._home.name) / "flow.log").start()
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The running interpreter (``None`` once closed)."""
+        return self.process.proc
 
     def wait(self, timeout: float = 240) -> int:
         try:
-            return self.proc.wait(timeout)
+            return self.process.wait(timeout)
         finally:
             self.close()
 
     def output(self) -> str:
-        self._out.seek(0)
-        return self._out.read().decode(errors="replace")[-4000:]
+        return self._output if self._output is not None else self.process.log_tail(4000)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
-        self._home.cleanup()
+        if self._output is None:
+            self.process.kill()
+            self._output = self.process.log_tail(4000)
+            self._home.cleanup()
 
     def __enter__(self) -> "FlowProcess":
         return self

@@ -13,19 +13,16 @@ every server the Hub started.
 
 from __future__ import annotations
 
-import atexit
 import secrets
-import shutil
-import subprocess
-import tempfile
-import time
+import signal
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from .._process import die_with_parent, kill_group
+from .._process import PrivateDirServer, Process
 from .._server import free_port
+from .._wait import wait_until
 from ._install import HubEnv
 
 __all__ = ["SHIPPED_CONFIG", "JupyterHub"]
@@ -54,7 +51,7 @@ c.JupyterHub.load_roles = c.JupyterHub.load_roles + [
 """
 
 
-class JupyterHub:
+class JupyterHub(PrivateDirServer):
     """JupyterHub + configurable-http-proxy on 127.0.0.1, signing people in at ``issuer``.
 
     ``port`` is where people reach the Hub (choose it first with :meth:`reserve_port`:
@@ -73,8 +70,6 @@ class JupyterHub:
         self.port = port or free_port()
         self.server_environment = dict(server_environment or {})
         self.admin_token = secrets.token_hex(24)
-        self._dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
         self.version = ""
 
     def __repr__(self) -> str:
@@ -102,8 +97,8 @@ class JupyterHub:
         return self._dir / "state"
 
     def start(self, timeout: float = 120.0) -> JupyterHub:
-        self._dir = Path(tempfile.mkdtemp(prefix="nbauth-hub-"))  # 0700: holds the secrets below
-        wrapper = self._dir / "jupyterhub_config.py"
+        directory = self._make_dir("nbauth-hub-")  # 0700: holds the secrets below
+        wrapper = directory / "jupyterhub_config.py"
         wrapper.write_text(_WRAPPER.format(
             shipped=str(SHIPPED_CONFIG), port=self.port, hub_port=free_port(), proxy_api_port=free_port(),
             chp=str(self.env.chp), singleuser=str(self.env.bin / "jupyterhub-singleuser"),
@@ -111,35 +106,29 @@ class JupyterHub:
         environ = {
             "PATH": f"{self.env.bin}:/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
-            "HOME": str(self._dir),
+            "HOME": str(directory),
             "OIDC_ISSUER": self.issuer,
             "OIDC_CLIENT_ID": self.client_id,
             "OIDC_CLIENT_SECRET": self._client_secret,
             "JUPYTERHUB_PUBLIC_URL": self.url,
             "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
-            "JUPYTERHUB_STATE_DIR": str(self._dir / "state"),
+            "JUPYTERHUB_STATE_DIR": str(directory / "state"),
             "PREFECT_API_URL": self.prefect_api_url,
         }
-        self._log = open(self._dir / "hub.log", "wb")  # noqa: SIM115 - closed by stop()
-        self._proc = subprocess.Popen(
-            [str(self.env.bin / "jupyterhub"), "-f", str(wrapper)], cwd=str(self._dir), env=environ,
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=die_with_parent())
-        atexit.register(self.stop)  # stopped at exit if nobody else did
+        # SIGTERM to the Hub alone: it stops every server it started (cleanup_servers) and its proxy.
+        self._process = Process("JupyterHub", [str(self.env.bin / "jupyterhub"), "-f", str(wrapper)],
+                                env=environ, cwd=directory, log=directory / "hub.log",
+                                stop_signal=signal.SIGTERM, stop_grace=60, stop_group=False).start()
         self.version = self.env.version("jupyterhub")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                break
+
+        def answers() -> bool:
             try:
-                if httpx.get(f"{self.api_url}/", timeout=2).status_code == 200:
-                    return self
+                return httpx.get(f"{self.api_url}/", timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        log = self.log()
-        self.stop()
-        raise RuntimeError(f"JupyterHub did not start: {log[-3000:]}")
+                return False
+
+        self._wait_ready(answers, timeout, "JupyterHub's API to answer", interval=0.2)
+        return self
 
     def log(self) -> str:
         path = self._dir / "hub.log" if self._dir else None
@@ -158,30 +147,5 @@ class JupyterHub:
 
     def stop_server(self, user: str, timeout: float = 60.0) -> None:
         self.api("DELETE", f"/users/{user}/server")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and (self.api("GET", f"/users/{user}").json().get("servers") or {}):
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            # SIGTERM: the Hub stops every server it started (cleanup_servers) and its proxy.
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                pass
-        kill_group(self._proc)
-        self._proc = None
-        atexit.unregister(self.stop)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-
-    def __enter__(self) -> JupyterHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
+        wait_until(lambda: not self.api("GET", f"/users/{user}").json().get("servers"), timeout,
+                   f"{user}'s server to stop", interval=0.2)

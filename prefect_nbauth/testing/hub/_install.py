@@ -31,6 +31,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from .._apt import apt_install
+
 __all__ = ["CHP_VERSION", "HubEnv", "JUPYTERHUB_VERSION", "OAUTHENTICATOR_VERSION", "ensure_hub_env"]
 
 JUPYTERHUB_VERSION = "6.1.1"
@@ -143,15 +145,8 @@ def _ensure_debian_venv() -> None:
     """Debian's python3 with its venv module (``apt-get install`` when missing and root)."""
     works = Path(BASE_PYTHON).exists() and subprocess.run(
         [BASE_PYTHON, "-c", "import ensurepip, venv"], capture_output=True, check=False).returncode == 0
-    if works:
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise RuntimeError(f"the Hub environment is built from Debian's {BASE_PYTHON} with its venv "
-                           "module: apt-get install python3 python3-venv")
-    environ = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=environ, stdin=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "python3", "python3-venv"], check=True, env=environ,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    if not works:
+        apt_install(["python3", "python3-venv"], f"the Hub environment (built from {BASE_PYTHON} with its venv module)")
 
 
 def _install_chp(env: HubEnv) -> None:

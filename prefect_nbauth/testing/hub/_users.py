@@ -9,14 +9,16 @@ run (the processes the Hub started for them, found by uid, each ended by its pid
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
+
+from .._wait import wait_until
 
 __all__ = ["UnixUsers", "processes_of"]
 
@@ -32,6 +34,18 @@ def processes_of(uid: int) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def _end_processes(name: str, uid: int) -> None:
+    """SIGTERM every process of ``uid``, then SIGKILL what is left after 10 s (and wait 10 s more)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in processes_of(uid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        with contextlib.suppress(TimeoutError):  # then SIGKILL; then userdel regardless
+            wait_until(lambda: not processes_of(uid), 10, f"{name}'s processes to end", interval=0.1)
 
 
 class UnixUsers:
@@ -62,15 +76,7 @@ class UnixUsers:
             except KeyError:
                 self._made.remove(name)
                 continue
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                for pid in processes_of(uid):
-                    try:
-                        os.kill(pid, sig)
-                    except ProcessLookupError:
-                        pass
-                deadline = time.monotonic() + 10
-                while processes_of(uid) and time.monotonic() < deadline:
-                    time.sleep(0.1)
+            _end_processes(name, uid)
             subprocess.run(["userdel", "--remove", name], check=False, stdin=subprocess.DEVNULL,
                            capture_output=True)
             self._made.remove(name)

@@ -7,7 +7,7 @@
   folder reclaims all of it (a few MB; it is installed again when next needed);
 * Debian's nginx, its njs module (``libnginx-mod-http-js``) and the stream modules the SSO
   gateway's websocket half runs on (``libnginx-mod-stream``, ``libnginx-mod-stream-js``)
-  with ``apt-get`` when missing and we are root.
+  with ``apt-get`` when missing and we are root (:func:`~.._apt.apt_install`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .._apt import apt_install, missing_packages
+
 __all__ = ["ASSETS", "NGINX", "NJS_MODULE", "OIDC_PROVIDER_VERSION", "STREAM_JS_MODULE", "STREAM_MODULE", "cache_dir",
            "ensure_nginx", "ensure_oidc_provider", "nginx_version", "node"]
 
@@ -29,8 +31,10 @@ NGINX = "/usr/sbin/nginx"
 NJS_MODULE = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 STREAM_JS_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_js_module.so")
-_NGINX_PACKAGES = {Path(NGINX): "nginx", NJS_MODULE: "libnginx-mod-http-js", STREAM_MODULE: "libnginx-mod-stream",
-                   STREAM_JS_MODULE: "libnginx-mod-stream-js"}
+# Each Debian package, and a file it installs.
+_NGINX_PACKAGES: dict[str, str | Path] = {"nginx": NGINX, "libnginx-mod-http-js": NJS_MODULE,
+                                          "libnginx-mod-stream": STREAM_MODULE,
+                                          "libnginx-mod-stream-js": STREAM_JS_MODULE}
 
 
 def cache_dir() -> Path:
@@ -69,15 +73,7 @@ def ensure_oidc_provider() -> Path:
 
 def ensure_nginx() -> None:
     """Debian's nginx, its njs module and the stream modules (``apt-get install`` when missing and root)."""
-    missing = [package for path, package in _NGINX_PACKAGES.items() if not path.exists()]
-    if not missing:
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise RuntimeError(f"nginx with njs is missing: apt-get install {' '.join(missing)}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdin=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *missing],
-                   check=True, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    apt_install(missing_packages(_NGINX_PACKAGES), "the gateway (nginx with njs)")
 
 
 def nginx_version() -> str:

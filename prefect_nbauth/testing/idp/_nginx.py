@@ -30,18 +30,17 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
 
 import httpx
 
-from .._process import die_with_parent, kill_group
+from .._process import PrivateDirServer, Process, ProcessExited
 from .._server import basic_auth_header, free_port
+from .._wait import wait_until
 from ._install import ASSETS, NGINX, NJS_MODULE, STREAM_JS_MODULE, STREAM_MODULE, ensure_nginx, nginx_version
-from ._provider import OidcProvider, track
+from ._provider import OidcProvider
 
 __all__ = ["GatewayRequest", "NginxGateway", "cut_connections"]
 
@@ -135,14 +134,10 @@ def cut_connections(master_pid: int, timeout: float = 30.0) -> None:
     """Close every open connection (websockets too): reload nginx, wait for its old worker to exit."""
     old = _workers(master_pid)
     os.kill(master_pid, signal.SIGHUP)
-    deadline = time.monotonic() + timeout
-    while _workers(master_pid) & old:
-        if time.monotonic() > deadline:
-            raise TimeoutError("nginx's old worker did not exit")
-        time.sleep(0.05)
+    wait_until(lambda: not _workers(master_pid) & old, timeout, "nginx's old worker to exit")
 
 
-class NginxGateway:
+class NginxGateway(PrivateDirServer):
     """nginx + njs validating the IdP's tokens in front of a Prefect server (header mode; see :meth:`sso`)."""
 
     def __init__(self, upstream_api_url: str, idp: OidcProvider, *, header: str = "X-Gateway-Token",
@@ -155,8 +150,6 @@ class NginxGateway:
         self._open = False
         self.port = 0
         self._http_port = 0
-        self._dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
         self.version = ""
 
     @classmethod
@@ -230,12 +223,12 @@ class NginxGateway:
     def start(self, timeout: float = 30.0) -> NginxGateway:
         ensure_nginx()
         self.version = nginx_version()
-        self._dir = Path(tempfile.mkdtemp(prefix="nbauth-nginx-"))
-        self._dir.chmod(0o711)  # workers (nobody) reach their temp folders, nothing else
+        directory = self._make_dir("nbauth-nginx-")
+        directory.chmod(0o711)  # workers (nobody) reach their temp folders, nothing else
         for script in ("gateway.js", "prefect_socket.js"):
-            shutil.copyfile(ASSETS / script, self._dir / script)
-            (self._dir / script).chmod(0o644)
-        (self._dir / "tmp").mkdir()
+            shutil.copyfile(ASSETS / script, directory / script)
+            (directory / script).chmod(0o644)
+        (directory / "tmp").mkdir()
         deadline = time.monotonic() + timeout
         while True:
             self.port = free_port()
@@ -244,30 +237,25 @@ class NginxGateway:
             if self._streams:
                 self._write("stream.conf", self._stream_conf())
             self._write("nginx.conf", self._conf())
-            self._proc = subprocess.Popen(
-                [NGINX, "-p", str(self._dir), "-c", str(self._dir / "nginx.conf"),
-                 "-e", str(self._dir / "error.log"), "-g", "daemon off;"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=die_with_parent())
-            track(self, True)
-            if self._wait_listening(deadline):
-                return self
-            if time.monotonic() > deadline or "Address already in use" not in self.error_log():
-                log = self.error_log()
-                self.stop()
-                raise RuntimeError(f"nginx did not start: {log[-2000:]}")
-            kill_group(self._proc)  # lost the port race: try another
-
-    def _wait_listening(self, deadline: float) -> bool:
-        while time.monotonic() < deadline:
-            if self._proc is None or self._proc.poll() is not None:
-                return False
+            self._process = Process("nginx", [NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf"),
+                                              "-e", str(directory / "error.log"), "-g", "daemon off;"],
+                                    log=directory / "nginx.out", stop_grace=5).start()
             try:
-                httpx.get(f"{self.base_url}/api/health", timeout=2)
-                return True
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        return False
+                wait_until(self._listening, deadline - time.monotonic(), "nginx to answer", process=self._process)
+                return self
+            except (ProcessExited, TimeoutError):
+                if time.monotonic() > deadline or "Address already in use" not in self.error_log():
+                    log = self.error_log()
+                    self.stop()
+                    raise RuntimeError(f"nginx did not start: {log[-2000:]}") from None
+            self._process.stop()  # lost the port race: try another
+
+    def _listening(self) -> bool:
+        try:
+            httpx.get(f"{self.base_url}/api/health", timeout=2)
+            return True
+        except httpx.HTTPError:
+            return False
 
     def error_log(self) -> str:
         path = self._dir / "error.log" if self._dir else None
@@ -288,26 +276,13 @@ class NginxGateway:
     @property
     def pid(self) -> int | None:
         """nginx's master process (what :func:`cut_connections` signals)."""
-        return self._proc.pid if self._proc is not None else None
+        return self._process.pid if self._process is not None else None
 
     def cut_connections(self, timeout: float = 30.0) -> None:
         """Close every open connection (websockets too); see :func:`cut_connections`."""
-        assert self._proc is not None, "the gateway is not running"
-        cut_connections(self._proc.pid, timeout)
+        assert self.pid is not None, "the gateway is not running"
+        cut_connections(self.pid, timeout)
 
-    def stop(self) -> None:
-        kill_group(self._proc)
-        self._proc = None
-        track(self, False)
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-
-    def __enter__(self) -> NginxGateway:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

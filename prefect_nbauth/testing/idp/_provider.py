@@ -27,49 +27,21 @@ group, stopped by :meth:`OidcProvider.stop`, the context manager or at exit.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
 import secrets
-import shutil
-import subprocess
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from .._process import die_with_parent, kill_group
+from .._process import PrivateDirServer, Process
 from ._install import ASSETS, OIDC_PROVIDER_VERSION, ensure_oidc_provider, node
 
 __all__ = ["OidcProvider", "WebClient"]
-
-_LIVE: set[Any] = set()
-_LIVE_LOCK = threading.Lock()
-
-
-def stop_all() -> None:
-    """Stop every provider and gateway of this process that is still running."""
-    with _LIVE_LOCK:
-        live = list(_LIVE)
-    for part in live:
-        part.stop()
-
-
-atexit.register(stop_all)
-
-
-def track(part: Any, alive: bool) -> None:
-    """Register (or forget) a running part, for :func:`stop_all` at exit."""
-    with _LIVE_LOCK:
-        if alive:
-            _LIVE.add(part)
-        else:
-            _LIVE.discard(part)
 
 
 @dataclass(frozen=True)
@@ -81,7 +53,7 @@ class WebClient:
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
 
-class OidcProvider:
+class OidcProvider(PrivateDirServer):
     """``oidc-provider`` on 127.0.0.1: ``ttl``-second access tokens for every client.
 
     ``users`` maps user names to passwords for the sign-in page; ``interval`` is the
@@ -108,8 +80,6 @@ class OidcProvider:
         self._admin_token = secrets.token_urlsafe(24)
         self.version = OIDC_PROVIDER_VERSION
         self.issuer = ""
-        self._dir: Path | None = None
-        self._proc: subprocess.Popen[str] | None = None
 
     def __repr__(self) -> str:  # never the passwords or secrets
         return f"OidcProvider(issuer={self.issuer!r}, ttl={self.ttl}, users={sorted(self._users)})"
@@ -125,8 +95,7 @@ class OidcProvider:
 
     def start(self, timeout: float = 60.0) -> OidcProvider:
         modules = ensure_oidc_provider()
-        self._dir = Path(tempfile.mkdtemp(prefix="nbauth-idp-"))  # 0700
-        config = self._dir / "config.json"
+        config = self._make_dir("nbauth-idp-") / "config.json"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # passwords and secrets
         with os.fdopen(fd, "w") as fh:
             json.dump({
@@ -150,30 +119,22 @@ class OidcProvider:
             partial = modules.parent / f".idp.mjs.{os.getpid()}.{threading.get_ident()}"
             partial.write_bytes(source)
             os.replace(partial, script)
-        self._log = open(self._dir / "idp.log", "w")  # noqa: SIM115 - closed by stop()
-        self._proc = subprocess.Popen(
-            [node(), str(script), str(config)], cwd=str(modules.parent), text=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log,
-            start_new_session=True, preexec_fn=die_with_parent())
-        track(self, True)
-        ready: dict[str, Any] = {}
-
-        def read() -> None:
-            assert self._proc is not None and self._proc.stdout is not None
-            for line in self._proc.stdout:
-                if line.startswith("{"):
-                    ready.update(json.loads(line))
-                    return
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if not ready:
-            self.stop()
-            raise RuntimeError(f"oidc-provider did not start: {(self._dir / 'idp.log').read_text()[-2000:]}")
+        self._process = Process("oidc-provider", [node(), str(script), str(config)], cwd=modules.parent,
+                                log=config.with_name("idp.log"), stop_grace=5).start()
+        ready = self._wait_ready(self._ready_line, timeout, "oidc-provider to listen", interval=0.2)
+        assert ready is not None  # wait_until returns a truthy result only
         self.issuer = ready["issuer"]
         self.version = ready["version"]
         return self
+
+    def _ready_line(self) -> dict[str, Any] | None:
+        """The line ``idp.mjs`` prints once it listens (``{"port", "issuer", "version"}``), if printed yet."""
+        assert self._process is not None
+        for line in self._process.log_tail(100_000).splitlines():
+            if line.startswith('{"port"'):
+                ready: dict[str, Any] = json.loads(line)
+                return ready
+        return None
 
     @property
     def token_url(self) -> str:
@@ -256,19 +217,3 @@ class OidcProvider:
 
     def _admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._admin_token}"}
-
-    def stop(self) -> None:
-        kill_group(self._proc)
-        self._proc = None
-        track(self, False)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-
-    def __enter__(self) -> OidcProvider:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -28,17 +28,18 @@ from typing import Any
 
 import httpx
 
+from .._wait import wait_until
 from ._nginx import cut_connections
 
 HEADER = "X-Gateway-Token"
 
 
 def _wait(condition: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
+    """Whether ``condition()`` came true within ``timeout`` s: a figure of the run, not a failure."""
+    try:
+        wait_until(condition, timeout, interval=0.1)
+    except TimeoutError:
+        return False
     return True
 
 

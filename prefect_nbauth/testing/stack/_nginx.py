@@ -15,7 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from .._process import Process, wait_for
+from .._process import Process
+from .._wait import wait_until
 from ._system import make_dir
 
 __all__ = ["NGINX_CONF", "start_nginx", "upstreams_since"]
@@ -88,9 +89,9 @@ def start_nginx(base: Path, port: int, upstreams: list[str], *, user: str | None
     process = Process("nginx", ["/usr/sbin/nginx", "-p", str(base), "-c", str(base / "nginx.conf"),
                                 "-e", str(base / "error.log")],
                       env={"PATH": os.environ.get("PATH", "")}, cwd=base, log=log,
-                      user=user, stop_signal=signal.SIGQUIT)  # SIGQUIT = graceful
+                      user=user, stop_signal=signal.SIGQUIT, stop_grace=15)  # SIGQUIT = graceful
     process.start()
-    wait_for(healthy, timeout, "NGINX", process)
+    wait_until(healthy, timeout, "NGINX to answer", interval=0.5, process=process)
     return process
 
 

@@ -9,7 +9,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from .._process import Process, wait_for
+from .._process import Process
+from .._wait import wait_until
 from ._system import make_dir
 
 __all__ = ["Postgres", "pg_bin"]
@@ -67,14 +68,14 @@ class Postgres:
              "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
              "-c", "shared_buffers=128MB"],
             env=env, cwd=sock, log=log, user=self.user,
-            stop_signal=signal.SIGINT)  # SIGINT = fast shutdown
+            stop_signal=signal.SIGINT, stop_grace=30)  # SIGINT = fast shutdown
         self.process.start()
 
         def ready() -> bool:
             return subprocess.run([str(pg / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
                                   env=self._env, timeout=10).returncode == 0
 
-        wait_for(ready, 60, "PostgreSQL", self.process)
+        wait_until(ready, 60, "PostgreSQL to accept connections", interval=0.5, process=self.process)
         self.psql("CREATE DATABASE prefect", database="postgres")
         self.version = self.psql("SHOW server_version", database="postgres")
         return self.process

@@ -10,7 +10,8 @@ import os
 import socket
 from pathlib import Path
 
-from .._process import Process, wait_for
+from .._process import Process
+from .._wait import wait_until
 
 __all__ = ["start_redis"]
 
@@ -22,7 +23,7 @@ def start_redis(data_dir: Path, port: int, log: Path, timeout: float = 60) -> Pr
         ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
          "--save", "", "--appendonly", "yes", "--daemonize", "no", "--protected-mode", "yes",
          "--logfile", ""],
-        env={"PATH": os.environ.get("PATH", "")}, cwd=data_dir, log=log)
+        env={"PATH": os.environ.get("PATH", "")}, cwd=data_dir, log=log, stop_grace=15)
     process.start()
 
     def ready() -> bool:
@@ -33,5 +34,5 @@ def start_redis(data_dir: Path, port: int, log: Path, timeout: float = 60) -> Pr
         except OSError:
             return False
 
-    wait_for(ready, timeout, "Redis", process)
+    wait_until(ready, timeout, "Redis to answer PING", interval=0.5, process=process)
     return process

@@ -97,10 +97,11 @@ def replica(index: int, python: str, home: Path, env: dict[str, str], *, with_se
     # race on the unique slug and one dies. Only the first replica registers them.
     env = dict(env, PREFECT_HOME=str(home),
                PREFECT_SERVER_REGISTER_BLOCKS_ON_START="true" if index == 0 else "false")
-    return Replica(index, port, Process(f"replica-{index}", argv, env=env, cwd=home, log=home / "server.log"))
+    return Replica(index, port, Process(f"replica-{index}", argv, env=env, cwd=home, log=home / "server.log",
+                                        stop_grace=15))
 
 
 def services(python: str, home: Path, env: dict[str, str]) -> Process:
     """``prefect server services start`` (event persister, task-run recorder, ...), not started yet."""
     return Process("services", _prefect(python, "server", "services", "start"),
-                   env=dict(env, PREFECT_HOME=str(home)), cwd=home, log=home / "services.log")
+                   env=dict(env, PREFECT_HOME=str(home)), cwd=home, log=home / "services.log", stop_grace=15)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import secrets
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -22,8 +20,9 @@ import httpx
 
 from ..._urls import ws_url
 from .._extras import require
-from .._process import Process, wait_for
+from .._process import Process, forget_at_exit, stop_at_exit
 from .._server import basic_auth_header, free_port
+from .._wait import wait_until
 from . import _replicas
 from ._nginx import start_nginx, upstreams_since
 from ._postgres import Postgres
@@ -32,9 +31,6 @@ from ._replicas import Replica
 from ._system import ROOT_PREFIX, ensure_system_packages, make_dir, service_user, sweep_stale_roots
 
 __all__ = ["RunningStack", "ScaledStack"]
-
-_LIVE: set[ScaledStack] = set()
-_LIVE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -141,13 +137,12 @@ class ScaledStack:
         sweep_stale_roots(self.tmp)
         self.root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=self.tmp))
         (self.root / "owner.pid").write_text(str(os.getpid()))
-        with _LIVE_LOCK:
-            _LIVE.add(self)
+        stop_at_exit(self)  # its processes are stopped at exit by themselves; this removes the directory
         try:
             self._start_backends()
             deadline = time.monotonic() + self.start_timeout
             for replica in self.replicas:
-                wait_for(replica.healthy, deadline - time.monotonic(), f"replica {replica.index}", replica.process)
+                self._wait_healthy(replica, deadline - time.monotonic())
             self.nginx = start_nginx(self.root / "nginx", self.nginx_port, [r.address for r in self.replicas],
                                      user=service_user(), log=self.root / "nginx.log", healthy=self._healthy)
             self._wait_pipeline(deadline)
@@ -159,15 +154,12 @@ class ScaledStack:
 
     def stop(self) -> None:
         """Stop every process (front to back) and delete the directory. Idempotent."""
-        for process in [self.nginx, *(r.process for r in self.replicas), self.services, self.redis]:
+        for process in [self.nginx, *(r.process for r in self.replicas), self.services, self.redis, self.postgres]:
             if process is not None:
-                process.stop(grace=15)
-        if self.postgres is not None:
-            self.postgres.stop(grace=30)
+                process.stop()
         if getattr(self, "root", None) is not None:
             shutil.rmtree(self.root, ignore_errors=True)
-        with _LIVE_LOCK:
-            _LIVE.discard(self)
+        forget_at_exit(self)
 
     def __enter__(self) -> ScaledStack:
         return self.start()
@@ -182,15 +174,20 @@ class ScaledStack:
 
     def start_replica(self, replica: Replica, timeout: float = 180) -> None:
         replica.process.start()
-        wait_for(replica.healthy, timeout, f"replica {replica.index}", replica.process)
+        self._wait_healthy(replica, timeout)
 
     def restart_redis(self, timeout: float = 60) -> None:
         """Stop Redis (SHUTDOWN: the append-only file is kept) and start it on the same port."""
         assert self.redis is not None, "the in-memory variant has no Redis"
-        self.redis.stop(grace=15)
+        self.redis.stop()
         self.redis = start_redis(self.root / "redis", self.redis_port, self.root / "redis.log", timeout)
 
     # ------------------------------------------------------------ internals
+    @staticmethod
+    def _wait_healthy(replica: Replica, timeout: float) -> None:
+        wait_until(replica.healthy, timeout, f"replica {replica.index} to answer /api/health", interval=0.5,
+                   process=replica.process)
+
     def _env(self) -> dict[str, str]:
         return _replicas.prefect_env(database_url=self.database_url, auth_string=self.auth_string,
                                      messaging=self.messaging, redis_port=self.redis_port)
@@ -248,16 +245,18 @@ class ScaledStack:
             finally:
                 ws.close()
         with httpx.Client(headers=self.auth_headers(), timeout=10, trust_env=False) as client:
-            while True:
+
+            def persisted() -> bool:
                 response = client.post(f"{self.api_url}/events/filter", json=body)
                 if response.status_code == 200 and len(response.json()["events"]) == len(ids):
-                    return
+                    return True
                 for process in self.processes():
-                    process.check_alive()
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the stack did not persist a probe event in time; services log:\n"
-                                       + (self.services.log_tail() if self.services else ""))
-                time.sleep(0.25)
+                    process.check_alive("waiting for the stack to persist a probe event")
+                return False
+
+            # The services process persists events with Redis: its log is the one to show.
+            wait_until(persisted, deadline - time.monotonic(), "the stack to persist a probe event",
+                       interval=0.25, process=self.services)
 
 
 @dataclass
@@ -279,16 +278,3 @@ class RunningStack:
 
     def auth_headers(self) -> dict[str, str]:
         return basic_auth_header(self.auth_string)
-
-
-def _stop_all() -> None:
-    with _LIVE_LOCK:
-        stacks = list(_LIVE)
-    for stack in stacks:
-        try:
-            stack.stop()
-        except Exception:  # pragma: no cover - best effort at exit
-            pass
-
-
-atexit.register(_stop_all)

@@ -6,10 +6,10 @@ import glob
 import os
 import pwd
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
+from .._apt import apt_install, missing_packages
 from .._process import pid_alive
 
 __all__ = ["APT_PACKAGES", "ROOT_PREFIX", "ensure_system_packages", "make_dir", "service_user",
@@ -22,17 +22,7 @@ APT_PACKAGES = {"postgresql": "/usr/lib/postgresql", "redis-server": "/usr/bin/r
 
 def ensure_system_packages() -> None:
     """Install Debian's postgresql, redis-server and nginx if missing (as root, with apt)."""
-    missing = [pkg for pkg, path in APT_PACKAGES.items() if not os.path.exists(path)]
-    if not missing:
-        return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise RuntimeError(f"the scaled stack needs Debian's {' '.join(missing)}: "
-                           f"apt-get install {' '.join(missing)} (as root)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    # Debian starts the packaged daemons on install; the stack runs its own on other ports.
+    apt_install(missing_packages(APT_PACKAGES), "the scaled stack")
 
 
 def sweep_stale_roots(tmp: str | None = None) -> list[str]:

@@ -192,3 +192,20 @@ def _secrets_seen_stay_with_their_test() -> Iterator[None]:
         _redaction._seen.clear()
         _redaction._seen.update(seen)
         _redaction._pattern = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """No test leaves the main thread marked as running an event loop. Something that does
+    (Playwright's sync API held open in a fixture that outlives its test marks it between its
+    calls) breaks every later ``asyncio.run`` and Playwright of the worker, far from the cause:
+    the test that left it fails here instead, and the mark is cleared for the tests after it."""
+    import asyncio
+
+    result = yield
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        asyncio._set_running_loop(None)
+        raise AssertionError(f"{item.nodeid} left the main thread marked as running {loop!r}: "
+                             "close whatever runs it (a browser, a loop) before the test ends")
+    return result

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from constants import USER_CACHE
 from lab_support import ARTIFACTS, BROWSER_MARKS, chromium, new_page, screenshot_on_failure
 from repo_copy import copy_tracked
 
@@ -60,7 +61,7 @@ def test_a_tutorial_opened_and_closed_in_the_demo_leaves_git_status_clean(tmp_pa
     home.mkdir()
     demo.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "JUPYTER"))}
-    env.update(HOME=str(home), PREFECT_NBAUTH_DEMO_DIR=str(demo), IPYTHONDIR=str(tmp_path / "ipython"),
+    env.update(HOME=str(home), XDG_CACHE_HOME=USER_CACHE, PREFECT_NBAUTH_DEMO_DIR=str(demo), IPYTHONDIR=str(tmp_path / "ipython"),
                JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "user-settings"),  # nobody's own settings: the demo's only
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"))

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from constants import USER_CACHE
 from test_notebooks import BINDER, REPO, free_port, secret_forms
 
 pytestmark = pytest.mark.server
@@ -71,7 +72,7 @@ def lab_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabDemo]:
     home.mkdir()
     lab_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "JUPYTER"))}
-    env.update(HOME=str(home), PREFECT_NBAUTH_DEMO_DIR=str(root / "demo"), PREFECT_NBAUTH_DEMO_PORT=str(free_port()),
+    env.update(HOME=str(home), XDG_CACHE_HOME=USER_CACHE, PREFECT_NBAUTH_DEMO_DIR=str(root / "demo"), PREFECT_NBAUTH_DEMO_PORT=str(free_port()),
                PREFECT_NBAUTH_DEMO_PYTHON=sys.executable, PREFECT_NBAUTH_DEMO_UI="1",
                PREFECT_NBAUTH_DEMO_JUPYTER_BASE_URL="/",  # what scripts/demo sets with the proxy
                PREFECT_NBAUTH_DEMO_SUMMARY="0",  # ... and always

@@ -82,7 +82,7 @@ def test_bad_input_gives_one_clear_usage_error_line(run_scenario):
         "%prefect_login --url http://127.0.0.1:1/api --sso http://127.0.0.1:1 --client-id prefect "
         "--auth-string-env SET_VAR": "do not combine it with --auth-string-env",
         "%prefect_login --url http://127.0.0.1:1/api --sso login.example.com --client-id prefect":
-            "is not an http(s) URL",
+            "The issuer must be an http(s) URL",
         "%prefect_login --url http://127.0.0.1:1/api --sso http://127.0.0.1:1 --client-id prefect --persist":
             "secret store",
         "%prefect_login --url http://127.0.0.1:1/api --sso http://127.0.0.1:1 --client-id prefect":

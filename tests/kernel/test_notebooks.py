@@ -31,6 +31,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from constants import USER_CACHE
 
 from prefect_nbauth.testing import free_port
 from prefect_nbauth.testing.notebooks import execute_notebook, format_cell
@@ -90,7 +91,7 @@ def start_demo(root: Path, *, ui: bool = False, extra_env: dict[str, str] | None
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     caller = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    caller.update(HOME=str(home), PREFECT_NBAUTH_DEMO_DIR=str(demo_dir), PREFECT_NBAUTH_DEMO_PORT=str(port),
+    caller.update(HOME=str(home), XDG_CACHE_HOME=USER_CACHE, PREFECT_NBAUTH_DEMO_DIR=str(demo_dir), PREFECT_NBAUTH_DEMO_PORT=str(port),
                   PREFECT_NBAUTH_DEMO_PYTHON=sys.executable, PREFECT_NBAUTH_DEMO_UI="1" if ui else "0")
     caller.update(extra_env or {})
     done = subprocess.run(["bash", str(BINDER / "start"), sys.executable, "-c", _PRINT_ENV],

@@ -39,8 +39,11 @@ class HubTeam:
         self._home = home
         self._stack = contextlib.ExitStack()
         self.sign_in_seconds: dict[str, float] = {}
-        self._browser: Any = None
-        self._contexts: dict[str, Any] = {}
+        # Each person's cookies (the Hub's and the provider's) between sign-ins. The browser
+        # itself lives only while one signs in: Playwright's sync API marks the calling
+        # thread's event loop as running while it is open, which would break every
+        # ``asyncio.run`` (and every other Playwright) of the tests that share this team.
+        self._cookies: dict[str, Any] = {}
         self.kernels: dict[str, RemoteKernel] = {}
         self._lock = threading.Lock()  # kernel() may be called from several threads at once
 
@@ -82,26 +85,27 @@ class HubTeam:
                               port=hub_port)
         self.hub.start()
         stack.callback(self.hub.stop)
-        self._browser = stack.enter_context(chromium())
 
     # ------------------------------------------------------------------ people
     def sign_in(self, person: str, timeout: float = 180.0) -> float:
         """``person`` signs in to the Hub through the provider's page; their server runs. Seconds taken."""
         name = self.name(person)
-        context = self._contexts.get(person)
-        if context is None:
-            context = self._contexts[person] = self._browser.new_context()
-        page = context.new_page()
         began = time.monotonic()
-        # The Hub's "Sign in with ..." button leads here; straight to the provider's page.
-        page.goto(f"{self.hub.url}/hub/oauth_login?next=/hub/spawn", timeout=timeout * 1000)
-        if page.url.startswith(self.idp.issuer):
-            sign_in(page, name, self.idp.password(name))
-        page.wait_for_url(f"{self.hub.url}/user/{name}/**", timeout=timeout * 1000)
+        with chromium() as browser:
+            context = browser.new_context(storage_state=self._cookies.get(person))
+            try:
+                page = context.new_page()
+                # The Hub's "Sign in with ..." button leads here; straight to the provider's page.
+                page.goto(f"{self.hub.url}/hub/oauth_login?next=/hub/spawn", timeout=timeout * 1000)
+                if page.url.startswith(self.idp.issuer):
+                    sign_in(page, name, self.idp.password(name))
+                page.wait_for_url(f"{self.hub.url}/user/{name}/**", timeout=timeout * 1000)
+                self._cookies[person] = context.storage_state()
+            finally:
+                context.close()
         wait_until(lambda: self.hub.server_ready(name), timeout, f"{name}'s server")
         took = time.monotonic() - began
         self.sign_in_seconds[person] = round(took, 2)
-        page.close()
         return took
 
     def kernel(self, person: str) -> RemoteKernel:
@@ -119,10 +123,7 @@ class HubTeam:
         for kernel in self.kernels.values():
             kernel.shutdown()
         self.kernels.clear()
-        for context in self._contexts.values():
-            with contextlib.suppress(Exception):
-                context.close()
-        self._contexts.clear()
+        self._cookies.clear()
         self._stack.close()
 
     def __enter__(self) -> HubTeam:

@@ -196,16 +196,48 @@ def _secrets_seen_stay_with_their_test() -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """No test leaves the main thread marked as running an event loop. Something that does
-    (Playwright's sync API held open in a fixture that outlives its test marks it between its
-    calls) breaks every later ``asyncio.run`` and Playwright of the worker, far from the cause:
-    the test that left it fails here instead, and the mark is cleared for the tests after it."""
+    """No test file leaves the main thread marked as running an event loop. Something that does
+    (Playwright's sync API held open in a session fixture marks it between its calls) breaks
+    every later ``asyncio.run`` and Playwright of the worker, far from the cause: the file's
+    last test fails here instead, and the mark is cleared for the files after it. Checked
+    when the file's own fixtures are gone (a module's browser may serve all its tests)."""
     import asyncio
 
     result = yield
+    if nextitem is not None and nextitem.path == item.path:
+        return result
     loop = asyncio._get_running_loop()
     if loop is not None:
         asyncio._set_running_loop(None)
-        raise AssertionError(f"{item.nodeid} left the main thread marked as running {loop!r}: "
+        raise AssertionError(f"{item.path.name} left the main thread marked as running {loop!r}: "
                              "close whatever runs it (a browser, a loop) before the test ends")
     return result
+
+
+# What each suite costs: the seconds of every phase (setup, call, teardown) of every test,
+# summed per file and per folder, printed after the run and kept in
+# test-artifacts/suite-costs.json. With xdist the workers' reports reach this process.
+_COSTS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::", 1)[0]
+    _COSTS[path] = _COSTS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not _COSTS or hasattr(config, "workerinput"):
+        return
+    folders: dict[str, float] = {}
+    for path, seconds in _COSTS.items():
+        folder = "/".join(path.split("/")[:2])
+        folders[folder] = folders.get(folder, 0.0) + seconds
+    files = sorted(_COSTS.items(), key=lambda kv: -kv[1])
+    terminalreporter.write_sep("=", "what each suite costs (seconds of test phases, all workers)")
+    terminalreporter.write_line("  ".join(f"{k}: {v:.0f}" for k, v in sorted(folders.items(), key=lambda kv: -kv[1]))
+                                + f"  all: {sum(folders.values()):.0f}")
+    for path, seconds in files[:15]:
+        terminalreporter.write_line(f"{seconds:8.1f}  {path}")
+    out = REPO_ROOT / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    (out / "suite-costs.json").write_text(json.dumps({"folders": folders, "files": dict(files)}, indent=1))

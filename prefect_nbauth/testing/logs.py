@@ -132,10 +132,15 @@ def line_numbers(messages: list[str]) -> list[int]:
 
 
 def post_logs(api_url: str, headers: dict[str, str], run_id: str, messages: list[str]) -> None:
-    """Write logs of a run straight into ``POST /logs/`` (what Prefect's log handler does)."""
-    from datetime import datetime, timezone
+    """Write logs of a run straight into ``POST /logs/`` (what Prefect's log handler does).
 
+    Their timestamps rise by a microsecond each, so their order is theirs: logs are
+    ordered by timestamp, and ``datetime.now()`` in a loop gives some of them the same one.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
     body = [{"name": "nbauth.test", "level": 20, "message": message, "flow_run_id": run_id,
-             "timestamp": datetime.now(timezone.utc).isoformat()} for message in messages]
+             "timestamp": (now + timedelta(microseconds=i)).isoformat()} for i, message in enumerate(messages)]
     with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
         client.post("/logs/", json=body).raise_for_status()

@@ -84,7 +84,7 @@ def test_a_tutorial_opened_and_closed_in_the_demo_leaves_git_status_clean(tmp_pa
             page = new_page(browser, width=1280, height=900, timeout_ms=120_000)
             with screenshot_on_failure(page, ARTIFACTS / "demo-notebooks-failure.png"):
                 page.goto(url)
-                page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+                page.wait_for_selector(".jp-Notebook .jp-CodeCell .jp-InputArea-editor")
                 # The kernel answered (its language_info is in): the moment a difference would show.
                 expect(page.locator(".jp-StatusBar-TextItem", has_text="| Idle")).to_be_visible()
                 tab = page.locator(".lm-TabBar-tab.jp-mod-current", has_text="01_login.ipynb")

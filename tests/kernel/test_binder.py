@@ -269,12 +269,16 @@ def test_restart_keeps_auth_string_port_and_data(hub_demo: DemoRun) -> None:
     with httpx.Client(timeout=10, trust_env=False) as client:
         assert client.post(f"{api}/variables/", json={"name": name, "value": "kept"}, headers=auth).status_code == 201
     old_pid = json.loads((hub_demo.demo_dir / "demo.json").read_text())["pid"]
+    sso_pid = json.loads((hub_demo.demo_dir / "sso.json").read_text())["pid"]  # notebook 06's provider
     done = subprocess.run(["bash", str(BINDER / "start"), "--restart"], env=hub_demo.env, cwd="/",
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert hub_demo.auth_string not in done.stderr
     new_pid = json.loads((hub_demo.demo_dir / "demo.json").read_text())["pid"]
     assert new_pid != old_pid
+    # The server only: notebook 04 restarts it, and notebook 06 still needs its provider.
+    assert json.loads((hub_demo.demo_dir / "sso.json").read_text())["pid"] == sso_pid
+    assert Path(f"/proc/{sso_pid}").exists()
     with httpx.Client(timeout=10, trust_env=False) as client:
         got = client.get(f"{api}/variables/name/{name}", headers=auth)
     assert got.status_code == 200 and got.json()["value"] == "kept"

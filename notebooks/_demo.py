@@ -258,9 +258,10 @@ def _run_binder(script: str, *args: str, timeout: float) -> float:
 
 
 def stop_demo_server(timeout: float = 60) -> float:
-    """Stop the demo server (``binder/stop``); returns the seconds it took."""
+    """Stop the demo server (``binder/stop --server-only``: notebook 06's identity provider
+    keeps running); returns the seconds it took."""
     find_demo()
-    return _run_binder("stop", timeout=timeout)
+    return _run_binder("stop", "--server-only", timeout=timeout)
 
 
 def start_demo_server_again(timeout: float = 300) -> float:

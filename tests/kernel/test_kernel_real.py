@@ -127,3 +127,28 @@ def test_no_secret_in_the_saved_notebook_or_the_kernel_history(executed: dict[st
     for form in forms:
         assert form not in history_text, "the secret is in the history"
     assert_no_trace(forms, saved=text, history=history)
+
+
+@pytest.mark.parametrize("xmode", ["Context", "Verbose"])
+def test_an_uncaught_error_shows_the_persons_call_and_one_frame_of_ours(tmp_path: Path, xmode: str) -> None:
+    """Issue 25 item 10: an uncaught error in a real kernel reads as what failed and the
+    person's own call: no frame below the boundary (httpx, httpcore, our internals), no note
+    with frame names, also with ``%xmode Verbose`` (secrets in tracebacks:
+    ``test_containment_kernel.py``). The boundary's own frame is
+    still shown: IPython skips ``__tracebackhide__`` frames except the innermost, and the
+    boundary is where the contained error is raised (a known gap, see the closing note)."""
+    import re
+
+    raising = {"tags": ["raises-exception"]}
+    nb, _, _ = run_notebook([
+        f"%xmode {xmode}\nimport prefect_nbauth as nb",
+        ("nb.login('http://127.0.0.1:1/api', auth_string='nbuser:pw')  # the person's call", raising),
+    ], tmp_path, timeout=120)
+    error = next(out for out in nb.cells[1].outputs if out.get("output_type") == "error")
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error["traceback"]))
+    assert error["ename"] == "ServerUnreachableError"
+    assert "# the person's call" in shown
+    ours = re.findall(r"File \S*prefect_nbauth/(\S+?):\d+", shown)
+    assert ours == ["_boundary.py"], shown
+    assert "httpx" not in shown and "httpcore" not in shown, shown
+    assert "traceback cut" not in shown

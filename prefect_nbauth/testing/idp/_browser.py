@@ -98,7 +98,8 @@ class DeviceApprover:
     (:meth:`~prefect_nbauth.testing.idp.OidcProvider.new_device_codes`, what the person would
     read off the screen), and each is approved on the real pages in a fresh browser
     context (a new device: the password is asked every time). ``approved`` lists
-    ``(user_code, seconds from its discovery to approval)``; ``errors`` what went wrong.
+    ``(user_code, seconds from its discovery to approval)``; ``errors`` what went wrong. Only
+    sign-ins started after :meth:`start` are approved.
 
         with DeviceApprover(idp, "alice", idp.password("alice")):
             run_the_notebook()
@@ -133,6 +134,10 @@ class DeviceApprover:
     def _run(self) -> None:
         try:
             with chromium() as browser:
+                # Sign-ins started before this person arrived are not theirs to approve: on a
+                # provider shared by several tests they may have ended long ago (cancelled,
+                # expired), and "That code is not valid" would be reported as this one's error.
+                self.idp.new_device_codes()
                 self._ready.set()
                 while not self._stop.wait(self.poll):
                     for code in self.idp.new_device_codes():

@@ -25,6 +25,9 @@ so a secret that becomes known after the error was raised is masked too.
 
 from __future__ import annotations
 
+import sys
+import traceback
+import types
 from typing import Any
 
 from ._redaction import scrub_text
@@ -57,6 +60,37 @@ class PrefectAuthError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
+
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows this error uncaught: the person's own call last, not our boundary.
+
+        IPython skips frames marked ``__tracebackhide__`` except the innermost, and the
+        innermost is always ours: the boundary raises the contained error. This is IPython's
+        hook for an exception to render itself; it renders with the running shell's own
+        formatter (colours, ``%xmode``) a traceback without that hidden tail. The shell is
+        looked up, never imported: the core does not depend on IPython.
+        """
+        tb = _without_hidden_tail(self.__traceback__)
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+        if shell is not None:
+            return list(shell.InteractiveTB.structured_traceback(type(self), self, tb))
+        return traceback.format_exception(type(self), self, tb)
+
+
+def _without_hidden_tail(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """A copy of ``tb`` without its innermost frames marked ``__tracebackhide__`` (one kept)."""
+    entries = []
+    while tb is not None:
+        entries.append(tb)
+        tb = tb.tb_next
+    keep = len(entries)
+    while keep > 1 and entries[keep - 1].tb_frame.f_locals.get("__tracebackhide__"):
+        keep -= 1
+    trimmed = None
+    for entry in reversed(entries[:keep]):
+        trimmed = types.TracebackType(trimmed, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return trimmed
 
 
 class ConfigurationError(PrefectAuthError, ValueError):

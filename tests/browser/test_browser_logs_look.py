@@ -97,20 +97,27 @@ def _open(page: Any, url: str, expect: Any) -> None:
     idle = """() => document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
         || Array.from(document.querySelectorAll('.jp-StatusBar-TextItem')).some((e) => /\\| Idle/.test(e.textContent))"""
     page.wait_for_function(f"() => document.querySelector('.jp-Dialog .jp-mod-accept') || ({idle})()")
-    if page.locator(".jp-Dialog .jp-mod-accept").count():  # a "Select Kernel" dialog swallows clicks
-        page.locator(".jp-Dialog .jp-mod-accept").first.click()
-        expect(page.locator(".jp-Dialog")).to_have_count(0)
+    _accept_dialog(page, expect)
     page.wait_for_function(idle)
 
 
-def _run_until(page: Any, index: int, shown: str) -> None:
+def _accept_dialog(page: Any, expect: Any) -> None:
+    """A "Select Kernel" dialog swallows clicks; it may also come after the status says Idle."""
+    if page.locator(".jp-Dialog .jp-mod-accept").count():
+        page.locator(".jp-Dialog .jp-mod-accept").first.click()
+        expect(page.locator(".jp-Dialog")).to_have_count(0)
+
+
+def _run_until(page: Any, index: int, shown: str, expect: Any) -> None:
     """Run cell ``index`` until its output shows ``shown``: a run the kernel dropped (the
-    page was not connected to it yet) is run again; running a cell again replaces its output."""
+    page was not connected to it yet), or a click a late dialog took, is tried again;
+    running a cell again replaces its output."""
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
     for attempt in range(4):
-        cell.locator(".jp-InputArea-editor").click(timeout=20_000)
-        page.keyboard.press("Shift+Enter")
         try:
+            _accept_dialog(page, expect)
+            cell.locator(".jp-InputArea-editor").click(timeout=20_000)
+            page.keyboard.press("Shift+Enter")
             cell.locator(shown).first.wait_for(timeout=30_000 * (attempt + 1))
             return
         except Exception:  # noqa: BLE001 - Playwright's TimeoutError: a dropped run, again
@@ -156,9 +163,9 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                         with screenshot_on_failure(page, ARTIFACTS / f"logs-look-{name}-failure.png"):
                             url = f"{lab.url}/{prefix}/logs-look.ipynb" + ("?reset" if prefix.startswith("lab") else "")
                             _open(page, url, expect)
-                            _run_until(page, 0, ".jp-OutputArea-output")
-                            _run_until(page, 1, ".prefect-nbauth-run")
-                            _run_until(page, 2, ".prefect-nbauth-logs")
+                            _run_until(page, 0, ".jp-OutputArea-output", expect)
+                            _run_until(page, 1, ".prefect-nbauth-run", expect)
+                            _run_until(page, 2, ".prefect-nbauth-logs", expect)
                             watch = page.locator(".prefect-nbauth-run").first
                             expect(watch.locator(".pnb-following")).to_have_text("final")
                             expect(watch.locator(".pnb-run-error")).to_contain_text("RuntimeError")

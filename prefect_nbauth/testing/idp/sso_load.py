@@ -52,50 +52,6 @@ def sign_in(cfg: dict[str, Any]) -> float:
     return round(time.monotonic() - started, 3)
 
 
-class _Paused(_Load):
-    """The load, able to pause (while the person is signed out) without counting failures."""
-
-    def __init__(self, prefix: str, emit_every: float) -> None:
-        super().__init__(prefix, emit_every)
-        self.running = threading.Event()
-        self.running.set()
-
-    def call_until_stopped(self, label: str, pause: float = 0.0) -> int:
-        from prefect import get_client
-
-        n = 0
-        with get_client(sync_client=True) as client:
-            while not self.stop.is_set():
-                if not self.running.is_set():
-                    self.stop.wait(0.05)
-                    continue
-                try:
-                    client.read_flows(limit=1)
-                    self.record(True)
-                except Exception as exc:  # noqa: BLE001 - counted
-                    self.record(False, f"{label}{type(exc).__name__}: {str(exc)[:200]}")
-                n += 1
-                if pause:
-                    self.stop.wait(pause)
-        return n
-
-    def emit(self) -> None:
-        from prefect.events import emit_event
-
-        i = 0
-        next_at = time.monotonic()
-        while not self.stop.is_set():
-            if self.running.is_set():
-                event = emit_event(event=f"{self.prefix}.tick", resource={"prefect.resource.id": f"{self.prefix}.r"},
-                                   payload={"i": i})
-                if event is not None:
-                    with self.lock:
-                        self.emitted[str(event.id)] = time.time()
-                i += 1
-            next_at += self.emit_every
-            self.stop.wait(max(0.0, next_at - time.monotonic()))
-
-
 def _elsewhere(cfg: dict[str, Any], prefix: str, n: int) -> list[str]:
     """``n`` events that happen while the person is signed out, posted to Prefect directly."""
     import base64
@@ -110,7 +66,7 @@ def _elsewhere(cfg: dict[str, Any], prefix: str, n: int) -> list[str]:
     return [str(e["id"]) for e in events]
 
 
-def _revoke_and_return(cfg: dict[str, Any], load: _Paused, stream: Any, out: dict[str, Any]) -> None:
+def _revoke_and_return(cfg: dict[str, Any], load: _Load, stream: Any, out: dict[str, Any]) -> None:
     """The administrator signs the person out; what everyone sees; the person signs in again."""
     from ...session import status
 
@@ -147,7 +103,7 @@ def work(cfg: dict[str, Any], *, duration: float, rest_threads: int = 4, with_fl
     refreshes0, reasons0, rotations0 = token.refreshes, dict(token.reasons), provider.rotations
     failures = _EmitFailures()
     logging.getLogger("prefect._internal.concurrency").addHandler(failures)
-    load = _Paused(f"nbauth.sso.{uuid.uuid4().hex[:8]}", emit_every)
+    load = _Load(f"nbauth.sso.{uuid.uuid4().hex[:8]}", emit_every)
     t0 = datetime.now(timezone.utc) - timedelta(seconds=5)
     stream = stream_events(prefix=load.prefix, since=t0).run_in_background(load.on_event)
     threads = [threading.Thread(target=load.call_until_stopped, args=("",), daemon=True) for _ in range(rest_threads)]
